@@ -1,0 +1,884 @@
+//! Segments: create, open, lifetime and the registry of attached processes.
+//!
+//! # Creation is published last
+//! The creator builds the segment under a hidden temporary name
+//! (`.mapshare-init.*`), holding a byte lock that says "initialising",
+//! reserves its memory (`fallocate`: a full `/dev/shm` is an error now, not a
+//! `SIGBUS` later), writes the header and payload, stores `STATE_READY` with
+//! Release, and only then renames it to its final name with
+//! `RENAME_NOREPLACE`. So a name is either absent or fully initialised; of
+//! several racing creators exactly one wins, the others get
+//! [`SegmentError::AlreadyExists`]; a creator killed half-way leaves only a
+//! hidden file that [`gc`] removes. Openers still check the state word.
+//!
+//! # Registry and lifetime
+//! Each open handle claims a registry slot by taking an open-file-description
+//! byte lock (`F_OFD_SETLK`) at `SLOT_LOCK_BASE + slot`. The kernel drops it
+//! when the process dies, however it dies, so "slot locked" means "a live
+//! process holds it", whatever PIDs were reused since. The slot's bytes in
+//! the header (generation, pid, time) are informational, except the
+//! generation, which makes mutex owner tokens unique over time.
+//!
+//! Attach and detach take `flock` on the segment file, so "I am the last one
+//! out, unlink" cannot race "I am attaching". The last handle of a
+//! non-persistent segment unlinks its name (the Win32 rule); a segment whose
+//! last process was killed is removed by [`gc`], or replaced by the next
+//! `open_or_create`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::error::SegmentError;
+use crate::layout::header::{
+    self, Header, FLAG_PERSISTENT, FLAG_UNLINKED, HEADER_LEN, REGISTRY_OFFSET, REGISTRY_SLOTS,
+    SLOT_LEN, STATE_READY,
+};
+use crate::layout::{Fingerprint, Kind};
+use crate::name::{Name, FILE_PREFIX, INIT_PREFIX};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use crate::region::Region;
+use crate::sync::mutex::TOKEN_MASK;
+use crate::sync::Liveness;
+use crate::sys::{self, Dir, Mapping, OwnedFd};
+
+/// Byte-lock offset of registry slot 0; slot `i` is `SLOT_LOCK_BASE + i`.
+/// Far past the end of any segment: byte locks need no data there.
+const SLOT_LOCK_BASE: u64 = 1 << 40;
+/// Byte-lock offset held by a creator while it initialises.
+const INIT_LOCK: u64 = SLOT_LOCK_BASE - 1;
+/// Generations are 20 bits (slot 8 bits + generation 20 bits = a 28-bit token).
+const GEN_MASK: u32 = (1 << 20) - 1;
+
+/// Default time to wait for another process's attach lock.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One registry slot in the header.
+///
+/// | word | writer | meaning |
+/// |---|---|---|
+/// | `gen` | the claimer, under `flock` | bumped on every claim (1..=2^20-1) |
+/// | `pid` | the claimer; 0 on clean detach | informational |
+/// | `since_ms` | the claimer | attach time, ms since the epoch |
+///
+/// Liveness is never read from these words: only from the slot's byte lock.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct Slot {
+    gen: AtomicU32,
+    pid: AtomicU32,
+    since_ms: AtomicU64,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_LEN);
+
+/// Where a segment lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// RAM-backed: the POSIX shared-memory object `/mapshare.NAME`.
+    Shm(Name),
+    /// Backed by a file at this path.
+    File(PathBuf),
+}
+
+impl Location {
+    fn open_dir(&self) -> Result<(Dir, String), SegmentError> {
+        match self {
+            Location::Shm(name) => {
+                let dir = Dir::shm().map_err(|e| {
+                    SegmentError::io(format!("{}: opening {}", name, sys::SHM_DIR), e)
+                })?;
+                Ok((dir, name.file_name()))
+            }
+            Location::File(path) => {
+                let file = path
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .ok_or_else(|| SegmentError::InvalidName(path.display().to_string()))?
+                    .to_owned();
+                let parent = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                let dir = Dir::open(parent).map_err(|e| {
+                    SegmentError::io(format!("{}: opening directory", path.display()), e)
+                })?;
+                Ok((dir, file))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Shm(n) => write!(f, "{n}"),
+            Location::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// How to create or open a segment: where, lifetime, permissions, patience.
+///
+/// # Examples
+/// ```
+/// use mapshare::{SegmentOptions, Shared};
+/// # let name = format!("doc-opts-{}", std::process::id());
+/// let opts = SegmentOptions::new(&name).persistent(false).mode(0o600);
+/// let v = Shared::<u64>::create_with(&opts)?;
+/// # Ok::<(), mapshare::SegmentError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SegmentOptions {
+    name: String,
+    file: Option<PathBuf>,
+    persistent: bool,
+    mode: u32,
+    allow_foreign_owner: bool,
+    timeout: Duration,
+}
+
+impl SegmentOptions {
+    /// A RAM-backed segment named `name` (checked when used): non-persistent,
+    /// mode 0600, own objects only, 5 s attach timeout.
+    pub fn new(name: &str) -> SegmentOptions {
+        SegmentOptions {
+            name: name.to_owned(),
+            file: None,
+            persistent: false,
+            mode: 0o600,
+            allow_foreign_owner: false,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// A segment backed by the file at `path` instead of RAM.
+    pub fn file(path: impl Into<PathBuf>) -> SegmentOptions {
+        let path = path.into();
+        let mut o = SegmentOptions::new(&path.display().to_string());
+        o.file = Some(path);
+        o
+    }
+
+    /// Keep the segment after its last process detaches, until
+    /// [`unlink`] (default `false`: gone with the last process).
+    pub fn persistent(mut self, yes: bool) -> Self {
+        self.persistent = yes;
+        self
+    }
+
+    /// Permission bits for a created segment, applied whatever the umask
+    /// (default `0o600`: this user only).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// Accept a segment owned by another user (default `false`: such an
+    /// object is refused, since anyone can pre-create a name).
+    pub fn allow_foreign_owner(mut self, yes: bool) -> Self {
+        self.allow_foreign_owner = yes;
+        self
+    }
+
+    /// How long to wait for a peer holding the attach lock (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Where the segment lives, after checking the name.
+    ///
+    /// # Errors
+    /// [`SegmentError::InvalidName`].
+    pub fn location(&self) -> Result<Location, SegmentError> {
+        match &self.file {
+            Some(p) => Ok(Location::File(p.clone())),
+            None => Name::new(&self.name).map(Location::Shm),
+        }
+    }
+}
+
+/// What a typed handle asks of the segment it opens.
+pub(crate) struct Spec {
+    pub(crate) kind: Kind,
+    /// The payload layout written at creation.
+    pub(crate) layout: Fingerprint,
+    /// Whether `open` insists on the same layout (`false`: sizes chosen at
+    /// creation, such as a mailbox's capacity, are accepted as found).
+    pub(crate) check_layout: bool,
+    /// Smallest payload an opener can work with.
+    pub(crate) min_payload: u64,
+}
+
+/// An attached segment: mapping, descriptor and registry slot. Dropping it
+/// detaches (and unlinks the name if it was the last, non-persistent one).
+#[derive(Debug)]
+pub(crate) struct Segment {
+    location: Location,
+    dir: Dir,
+    file: String,
+    fd: OwnedFd,
+    map: Mapping,
+    header: Header,
+    slot: u32,
+    gen: u32,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn round_up(v: u64, to: u64) -> Option<u64> {
+    v.checked_add(to - 1).map(|x| x / to * to)
+}
+
+/// Removes a file on drop unless disarmed: a half-built segment never stays.
+struct TmpGuard<'a> {
+    dir: &'a Dir,
+    name: String,
+    armed: bool,
+}
+
+impl Drop for TmpGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = sys::unlink(self.dir, &self.name);
+        }
+    }
+}
+
+/// Takes `flock` on `fd`, retrying until `timeout`.
+fn flock_timeout(fd: &OwnedFd, timeout: Duration, what: &str) -> Result<(), SegmentError> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(50);
+    loop {
+        match sys::try_flock(fd) {
+            Ok(true) => return Ok(()),
+            Ok(false) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
+            }
+            Ok(false) => return Err(SegmentError::Busy(what.to_owned())),
+            Err(e) => return Err(SegmentError::io(format!("{what}: flock"), e)),
+        }
+    }
+}
+
+/// Reads and validates the header through `fd`'s mapping.
+fn read_header(map: &Mapping, file_size: u64, what: &str) -> Result<Header, SegmentError> {
+    let mut fixed = [0u8; header::FIXED_LEN];
+    if !Region::of(map).read(0, &mut fixed) {
+        return Err(SegmentError::Header {
+            name: what.to_owned(),
+            error: crate::error::HeaderError::TooShort { len: file_size },
+        });
+    }
+    let h = header::decode(&fixed).map_err(|error| SegmentError::Header {
+        name: what.to_owned(),
+        error,
+    })?;
+    if h.total_len != file_size {
+        return Err(SegmentError::Header {
+            name: what.to_owned(),
+            error: crate::error::HeaderError::BadSize {
+                what: "header length differs from the object's size",
+            },
+        });
+    }
+    Ok(h)
+}
+
+fn slots(region: Region<'_>) -> impl Iterator<Item = (u32, &Slot)> + '_ {
+    (0..REGISTRY_SLOTS).filter_map(move |i| {
+        region
+            .get::<Slot>(REGISTRY_OFFSET + i * SLOT_LEN)
+            .map(|s| (i as u32, s))
+    })
+}
+
+fn any_slot_live(fd: &OwnedFd) -> io::Result<bool> {
+    sys::byte_range_locked(fd, SLOT_LOCK_BASE, REGISTRY_SLOTS as u64)
+}
+
+/// Opens an existing object's file and checks ownership and size; maps it.
+fn open_file(
+    dir: &Dir,
+    file: &str,
+    what: &str,
+    allow_foreign_owner: bool,
+    writable: bool,
+) -> Result<(OwnedFd, Mapping, sys::FileInfo), SegmentError> {
+    let fd = sys::open_existing(dir, file, writable).map_err(|e| match e.raw_os_error() {
+        Some(40) => {
+            SegmentError::PermissionDenied(format!("{what} (a symbolic link; not followed)"))
+        }
+        _ => SegmentError::io(what, e),
+    })?;
+    let info = sys::fstat(&fd).map_err(|e| SegmentError::io(what, e))?;
+    let our_uid = sys::euid();
+    if info.uid != our_uid && !allow_foreign_owner {
+        return Err(SegmentError::ForeignOwner {
+            name: what.to_owned(),
+            owner_uid: info.uid,
+            our_uid,
+        });
+    }
+    if info.size < HEADER_LEN as u64 {
+        return Err(SegmentError::Header {
+            name: what.to_owned(),
+            error: crate::error::HeaderError::TooShort { len: info.size },
+        });
+    }
+    if info.size > header::MAX_SEGMENT_LEN {
+        return Err(SegmentError::Header {
+            name: what.to_owned(),
+            error: crate::error::HeaderError::BadSize {
+                what: "object too large",
+            },
+        });
+    }
+    let len = usize::try_from(info.size).map_err(|_| SegmentError::InvalidSize(what.to_owned()))?;
+    let map =
+        sys::map(&fd, len, writable).map_err(|e| SegmentError::io(format!("{what}: mmap"), e))?;
+    Ok((fd, map, info))
+}
+
+impl Segment {
+    /// Creates a new segment; `init` fills the payload before it is published.
+    pub(crate) fn create(
+        opts: &SegmentOptions,
+        spec: &Spec,
+        payload_len: u64,
+        init: impl FnOnce(Region<'_>),
+    ) -> Result<Segment, SegmentError> {
+        let location = opts.location()?;
+        let what = location.to_string();
+        let (dir, file) = location.open_dir()?;
+        let payload_offset = HEADER_LEN as u64;
+        let page = sys::page_size() as u64;
+        let total_len = payload_offset
+            .checked_add(payload_len)
+            .and_then(|v| round_up(v, page))
+            .filter(|&v| v <= header::MAX_SEGMENT_LEN)
+            .ok_or_else(|| SegmentError::InvalidSize(what.clone()))?;
+        let layout = &spec.layout;
+        let map_len =
+            usize::try_from(total_len).map_err(|_| SegmentError::InvalidSize(what.clone()))?;
+
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let tmp = format!(
+            "{INIT_PREFIX}{}.{}.{}",
+            sys::pid(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            now_ms()
+        );
+        let fd =
+            sys::create_exclusive(&dir, &tmp, opts.mode).map_err(|e| SegmentError::io(&what, e))?;
+        let mut guard = TmpGuard {
+            dir: &dir,
+            name: tmp.clone(),
+            armed: true,
+        };
+        // "Initialising": held until the name is published, so gc can tell a
+        // dead creator's leftovers from work in progress.
+        sys::lock_byte(&fd, INIT_LOCK).map_err(|e| SegmentError::io(format!("{what}: lock"), e))?;
+        sys::reserve(&fd, total_len).map_err(|e| match e.raw_os_error() {
+            Some(28) | Some(27) => SegmentError::NoSpace {
+                name: what.clone(),
+                requested: total_len,
+            },
+            _ => SegmentError::io(format!("{what}: reserving {total_len} bytes"), e),
+        })?;
+        let map = sys::map(&fd, map_len, true)
+            .map_err(|e| SegmentError::io(format!("{what}: mmap"), e))?;
+
+        let pid = sys::pid();
+        let header = Header {
+            kind: spec.kind,
+            state: header::STATE_INIT,
+            flags: if opts.persistent { FLAG_PERSISTENT } else { 0 },
+            total_len,
+            payload_offset,
+            payload_len,
+            layout: layout.clone(),
+            creator_pid: pid,
+            created_unix_ms: now_ms(),
+        };
+        let region = Region::of(&map);
+        region.write(0, &header::encode(&header));
+        if let Some(payload) = region.sub(payload_offset as usize, payload_len as usize) {
+            init(payload);
+        }
+        // Claim slot 0 for ourselves before anyone can see the segment.
+        if !sys::lock_byte(&fd, SLOT_LOCK_BASE)
+            .map_err(|e| SegmentError::io(format!("{what}: lock"), e))?
+        {
+            return Err(SegmentError::Busy(what));
+        }
+        let slot0 = region
+            .get::<Slot>(REGISTRY_OFFSET)
+            .ok_or_else(|| SegmentError::InvalidSize(what.clone()))?;
+        slot0.gen.store(1, Ordering::Relaxed);
+        slot0.pid.store(pid, Ordering::Relaxed);
+        slot0
+            .since_ms
+            .store(header.created_unix_ms, Ordering::Relaxed);
+        // SYNC(ready): Release publishes the header, registry and payload to
+        // openers, which load the state with Acquire.
+        state_word(region).store(STATE_READY, Ordering::Release);
+
+        match sys::rename_noreplace(&dir, &tmp, &file) {
+            Ok(()) => guard.armed = false,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(SegmentError::AlreadyExists(what))
+            }
+            Err(e) => return Err(SegmentError::io(format!("{what}: publishing"), e)),
+        }
+        drop(guard);
+        let _ = sys::unlock_byte(&fd, INIT_LOCK);
+        let mut header = header;
+        header.state = STATE_READY;
+        Ok(Segment {
+            location,
+            dir,
+            file,
+            fd,
+            map,
+            header,
+            slot: 0,
+            gen: 1,
+        })
+    }
+
+    /// Opens an existing segment and attaches to it.
+    pub(crate) fn open(opts: &SegmentOptions, spec: &Spec) -> Result<Segment, SegmentError> {
+        let location = opts.location()?;
+        let what = location.to_string();
+        let (dir, file) = location.open_dir()?;
+        // A few retries: the name can be unlinked or replaced between our
+        // open and our attach lock.
+        for _ in 0..8 {
+            let (fd, map, info) = open_file(&dir, &file, &what, opts.allow_foreign_owner, true)?;
+            let header = read_header(&map, info.size, &what)?;
+            if !header.is_ready() {
+                return Err(SegmentError::Header {
+                    name: what,
+                    error: crate::error::HeaderError::NotInitialized,
+                });
+            }
+            // SYNC(ready): Acquire pairs with the creator's Release store.
+            if state_word(Region::of(&map)).load(Ordering::Acquire) != STATE_READY {
+                return Err(SegmentError::Header {
+                    name: what,
+                    error: crate::error::HeaderError::NotInitialized,
+                });
+            }
+            if header.kind != spec.kind {
+                return Err(SegmentError::KindMismatch {
+                    name: what,
+                    expected: spec.kind.as_str(),
+                    found: header.kind.to_string(),
+                });
+            }
+            if spec.check_layout && spec.layout != header.layout {
+                return Err(SegmentError::LayoutMismatch {
+                    name: what,
+                    expected: spec.layout.clone(),
+                    found: header.layout,
+                });
+            }
+            if header.payload_len < spec.min_payload {
+                return Err(SegmentError::Header {
+                    name: what,
+                    error: crate::error::HeaderError::BadSize {
+                        what: "payload too small for its kind",
+                    },
+                });
+            }
+            flock_timeout(&fd, opts.timeout, &what)?;
+            let attached = Self::attach_locked(&dir, &file, &fd, &map, &what);
+            let _ = sys::unflock(&fd);
+            match attached? {
+                Some((slot, gen)) => {
+                    return Ok(Segment {
+                        location,
+                        dir,
+                        file,
+                        fd,
+                        map,
+                        header,
+                        slot,
+                        gen,
+                    })
+                }
+                None => continue,
+            }
+        }
+        Err(SegmentError::NotFound(what))
+    }
+
+    /// Under `flock`: checks the name still means this file, removes a stale
+    /// segment, claims a slot. `Ok(None)`: look the name up again.
+    fn attach_locked(
+        dir: &Dir,
+        file: &str,
+        fd: &OwnedFd,
+        map: &Mapping,
+        what: &str,
+    ) -> Result<Option<(u32, u32)>, SegmentError> {
+        let region = Region::of(map);
+        let flags = flags_word(region).load(Ordering::Acquire);
+        if flags & FLAG_UNLINKED != 0
+            || !sys::same_file(dir, file, fd).map_err(|e| SegmentError::io(what, e))?
+        {
+            return Ok(None);
+        }
+        let live = any_slot_live(fd).map_err(|e| SegmentError::io(what, e))?;
+        if !live && flags & FLAG_PERSISTENT == 0 {
+            // Its last process died without detaching: by the lifetime rule
+            // the segment is gone. Finish the job, and report it absent.
+            flags_word(region).fetch_or(FLAG_UNLINKED, Ordering::AcqRel);
+            let _ = sys::unlink(dir, file);
+            return Err(SegmentError::NotFound(what.to_owned()));
+        }
+        for (i, slot) in slots(region) {
+            if sys::lock_byte(fd, SLOT_LOCK_BASE + u64::from(i))
+                .map_err(|e| SegmentError::io(what, e))?
+            {
+                let gen = (slot.gen.load(Ordering::Relaxed) & GEN_MASK) % GEN_MASK + 1;
+                slot.gen.store(gen, Ordering::Relaxed);
+                slot.pid.store(sys::pid(), Ordering::Relaxed);
+                slot.since_ms.store(now_ms(), Ordering::Relaxed);
+                return Ok(Some((i, gen)));
+            }
+        }
+        Err(SegmentError::TooManyAttached(what.to_owned()))
+    }
+
+    /// Creates the segment, or opens it if it exists.
+    pub(crate) fn open_or_create(
+        opts: &SegmentOptions,
+        spec: &Spec,
+        payload_len: u64,
+        init: impl Fn(Region<'_>),
+    ) -> Result<Segment, SegmentError> {
+        for _ in 0..16 {
+            match Segment::open(opts, spec) {
+                Err(SegmentError::NotFound(_)) => {}
+                other => return other,
+            }
+            match Segment::create(opts, spec, payload_len, &init) {
+                Err(SegmentError::AlreadyExists(_)) => {}
+                other => return other,
+            }
+        }
+        Err(SegmentError::Busy(opts.location()?.to_string()))
+    }
+
+    /// The payload bytes.
+    pub(crate) fn payload(&self) -> Region<'_> {
+        Region::of(&self.map)
+            .sub(
+                self.header.payload_offset as usize,
+                self.header.payload_len as usize,
+            )
+            .expect("payload bounds were validated against the mapping at open")
+        // our own invariant
+    }
+
+    /// The decoded header as of open.
+    pub(crate) fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Where it lives.
+    pub(crate) fn location(&self) -> &Location {
+        &self.location
+    }
+}
+
+fn state_word(region: Region<'_>) -> &AtomicU32 {
+    region
+        .get::<HeaderWords>(0)
+        .map(|h| &h.state)
+        .expect("header is inside every mapping") // checked size >= HEADER_LEN
+}
+
+fn flags_word(region: Region<'_>) -> &AtomicU32 {
+    region
+        .get::<HeaderWords>(0)
+        .map(|h| &h.flags)
+        .expect("header is inside every mapping") // checked size >= HEADER_LEN
+}
+
+/// The atomic words of the header's first line (the rest is plain bytes,
+/// read through `header::decode`).
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct HeaderWords {
+    _magic: [AtomicU32; 2],
+    _version: AtomicU32,
+    _kind: AtomicU32,
+    state: AtomicU32,
+    flags: AtomicU32,
+}
+
+const _: () = assert!(std::mem::offset_of!(HeaderWords, state) == header::OFF_STATE);
+const _: () = assert!(std::mem::offset_of!(HeaderWords, flags) == header::OFF_FLAGS);
+
+impl Liveness for Segment {
+    fn token(&self) -> u32 {
+        ((self.gen & GEN_MASK) << 8) | self.slot
+    }
+
+    fn is_alive(&self, token: u32) -> bool {
+        let token = token & TOKEN_MASK;
+        let (slot, gen) = (token & 0xff, token >> 8);
+        if slot == self.slot {
+            return gen == self.gen;
+        }
+        if slot as usize >= REGISTRY_SLOTS || gen == 0 {
+            return false;
+        }
+        let Some(s) = Region::of(&self.map).get::<Slot>(REGISTRY_OFFSET + slot as usize * SLOT_LEN)
+        else {
+            return false;
+        };
+        if s.gen.load(Ordering::Relaxed) & GEN_MASK != gen {
+            return false;
+        }
+        // On an error we cannot tell; say alive, and look again next poll.
+        sys::byte_range_locked(&self.fd, SLOT_LOCK_BASE + u64::from(slot), 1).unwrap_or(true)
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        let region = Region::of(&self.map);
+        let locked = flock_timeout(&self.fd, Duration::from_secs(1), "").is_ok();
+        if let Some(s) = region.get::<Slot>(REGISTRY_OFFSET + self.slot as usize * SLOT_LEN) {
+            s.pid.store(0, Ordering::Relaxed);
+        }
+        let _ = sys::unlock_byte(&self.fd, SLOT_LOCK_BASE + u64::from(self.slot));
+        if locked {
+            let flags = flags_word(region).load(Ordering::Acquire);
+            if flags & FLAG_PERSISTENT == 0
+                && flags & FLAG_UNLINKED == 0
+                && matches!(any_slot_live(&self.fd), Ok(false))
+            {
+                flags_word(region).fetch_or(FLAG_UNLINKED, Ordering::AcqRel);
+                if matches!(sys::same_file(&self.dir, &self.file, &self.fd), Ok(true)) {
+                    let _ = sys::unlink(&self.dir, &self.file);
+                }
+            }
+            let _ = sys::unflock(&self.fd);
+        }
+    }
+}
+
+/// One process attached to a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attached {
+    /// Registry slot.
+    pub slot: u32,
+    /// Its PID, as it recorded it (0 if it did not).
+    pub pid: u32,
+    /// When it attached, ms since the Unix epoch.
+    pub since_unix_ms: u64,
+}
+
+/// What [`inspect`] reads from a segment, without attaching to it.
+#[derive(Debug, Clone)]
+pub struct SegmentInfo {
+    /// Where it lives.
+    pub location: Location,
+    /// Object size in bytes (from `fstat`).
+    pub size: u64,
+    /// Owner uid.
+    pub owner_uid: u32,
+    /// Permission bits.
+    pub mode: u32,
+    /// The validated header, or why it is not valid.
+    pub header: Result<Header, crate::error::HeaderError>,
+    /// Live attached processes (empty for an invalid header).
+    pub attached: Vec<Attached>,
+}
+
+/// Reads a segment's header and registry without attaching (read-only; the
+/// same pure validator as `open`, so a corrupt segment gives an error value,
+/// never a crash).
+///
+/// # Errors
+/// [`SegmentError`] when the object cannot be opened at all.
+pub fn inspect(opts: &SegmentOptions) -> Result<SegmentInfo, SegmentError> {
+    let location = opts.location()?;
+    let what = location.to_string();
+    let (dir, file) = location.open_dir()?;
+    let fd = sys::open_existing(&dir, &file, false).map_err(|e| SegmentError::io(&what, e))?;
+    let info = sys::fstat(&fd).map_err(|e| SegmentError::io(&what, e))?;
+    let mut out = SegmentInfo {
+        location,
+        size: info.size,
+        owner_uid: info.uid,
+        mode: info.mode,
+        header: Err(crate::error::HeaderError::TooShort { len: info.size }),
+        attached: Vec::new(),
+    };
+    if info.size < HEADER_LEN as u64 || info.size > header::MAX_SEGMENT_LEN {
+        if info.size > header::MAX_SEGMENT_LEN {
+            out.header = Err(crate::error::HeaderError::BadSize {
+                what: "object too large",
+            });
+        }
+        return Ok(out);
+    }
+    // Map only the header page: inspection never touches the payload.
+    let map = sys::map(&fd, HEADER_LEN, false)
+        .map_err(|e| SegmentError::io(format!("{what}: mmap"), e))?;
+    let mut fixed = [0u8; header::FIXED_LEN];
+    Region::of(&map).read(0, &mut fixed);
+    out.header = header::decode(&fixed).and_then(|h| {
+        if h.total_len == info.size {
+            Ok(h)
+        } else {
+            Err(crate::error::HeaderError::BadSize {
+                what: "header length differs from the object's size",
+            })
+        }
+    });
+    if out.header.is_ok() {
+        for (i, slot) in slots(Region::of(&map)) {
+            if matches!(
+                sys::byte_range_locked(&fd, SLOT_LOCK_BASE + u64::from(i), 1),
+                Ok(true)
+            ) {
+                out.attached.push(Attached {
+                    slot: i,
+                    pid: slot.pid.load(Ordering::Relaxed),
+                    since_unix_ms: slot.since_ms.load(Ordering::Relaxed),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Names of the RAM-backed segments in `/dev/shm` (valid names only).
+///
+/// # Errors
+/// When the shared-memory directory cannot be read.
+pub fn list() -> Result<Vec<Name>, SegmentError> {
+    let names =
+        sys::list(Path::new(sys::SHM_DIR)).map_err(|e| SegmentError::io(sys::SHM_DIR, e))?;
+    let mut out: Vec<Name> = names
+        .iter()
+        .filter_map(|n| n.to_str())
+        .filter_map(Name::from_file_name)
+        .collect();
+    out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    Ok(out)
+}
+
+/// Removes a segment's name (`shm_unlink`). Processes attached keep their
+/// mapping; new opens fail with `NotFound`.
+///
+/// # Errors
+/// [`SegmentError::NotFound`], [`SegmentError::PermissionDenied`], ...
+pub fn unlink(opts: &SegmentOptions) -> Result<(), SegmentError> {
+    let location = opts.location()?;
+    let what = location.to_string();
+    let (dir, file) = location.open_dir()?;
+    // Mark it unlinked first, so that a racing attacher retries.
+    if let Ok((fd, map, _)) = open_file(&dir, &file, &what, true, true) {
+        if read_header(&map, map.len() as u64, &what).is_ok() {
+            flags_word(Region::of(&map)).fetch_or(FLAG_UNLINKED, Ordering::AcqRel);
+        }
+        drop(fd);
+    }
+    sys::unlink(&dir, &file).map_err(|e| SegmentError::io(what, e))
+}
+
+/// What [`gc`] did.
+#[derive(Debug, Clone, Default)]
+pub struct GcReport {
+    /// Segments removed: nobody alive held them.
+    pub removed: Vec<String>,
+    /// Leftovers of creators that died while initialising, removed.
+    pub removed_partial: Vec<String>,
+    /// Segments kept, with why.
+    pub kept: Vec<(String, String)>,
+}
+
+/// Removes RAM-backed segments that no live process holds: non-persistent
+/// ones always, persistent ones too when `all` is set. Also removes what
+/// creators killed during initialisation left behind.
+///
+/// # Errors
+/// When the shared-memory directory cannot be read.
+pub fn gc(all: bool) -> Result<GcReport, SegmentError> {
+    let mut report = GcReport::default();
+    let dir = Dir::shm().map_err(|e| SegmentError::io(sys::SHM_DIR, e))?;
+    let names =
+        sys::list(Path::new(sys::SHM_DIR)).map_err(|e| SegmentError::io(sys::SHM_DIR, e))?;
+    for raw in names {
+        let Some(file) = raw.to_str() else { continue };
+        if file.starts_with(INIT_PREFIX) {
+            let Ok(fd) = sys::open_existing(&dir, file, true) else {
+                continue;
+            };
+            if sys::fstat(&fd)
+                .map(|i| i.uid == sys::euid())
+                .unwrap_or(false)
+                && matches!(sys::byte_range_locked(&fd, INIT_LOCK, 1), Ok(false))
+                && sys::unlink(&dir, file).is_ok()
+            {
+                report.removed_partial.push(file.to_owned());
+            }
+            continue;
+        }
+        let Some(name) = file
+            .strip_prefix(FILE_PREFIX)
+            .filter(|n| crate::name::is_valid(n))
+        else {
+            continue;
+        };
+        let (fd, map, info) = match open_file(&dir, file, name, false, true) {
+            Ok(x) => x,
+            Err(e) => {
+                report.kept.push((name.to_owned(), e.to_string()));
+                continue;
+            }
+        };
+        let header = match read_header(&map, info.size, name) {
+            Ok(h) => h,
+            Err(e) => {
+                report
+                    .kept
+                    .push((name.to_owned(), format!("not removed: {e}")));
+                continue;
+            }
+        };
+        if flock_timeout(&fd, Duration::from_millis(200), name).is_err() {
+            report.kept.push((name.to_owned(), "busy".into()));
+            continue;
+        }
+        let live = any_slot_live(&fd).unwrap_or(true);
+        if live {
+            report.kept.push((name.to_owned(), "in use".into()));
+        } else if header.is_persistent() && !all {
+            report
+                .kept
+                .push((name.to_owned(), "persistent (gc --all removes it)".into()));
+        } else if matches!(sys::same_file(&dir, file, &fd), Ok(true)) {
+            flags_word(Region::of(&map)).fetch_or(FLAG_UNLINKED, Ordering::AcqRel);
+            if sys::unlink(&dir, file).is_ok() {
+                report.removed.push(name.to_owned());
+            }
+        }
+        let _ = sys::unflock(&fd);
+    }
+    Ok(report)
+}

@@ -1,0 +1,387 @@
+//! Linux backend, on rustix (and `libc` for the one call rustix lacks:
+//! byte-range open-file-description locks).
+//!
+//! Segments are files: RAM-backed ones in `/dev/shm` (exactly where glibc's
+//! `shm_open` puts them, so any POSIX client can attach by name), file-backed
+//! ones anywhere. Opening goes through `openat` with `O_NOFOLLOW` so a name
+//! that is a symlink is never followed.
+
+// Reason: this module is the designated home of the OS calls that clippy.toml bans elsewhere.
+#![allow(clippy::disallowed_methods)]
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::AsFd;
+pub(crate) use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use rustix::fs::{self as rfs, Mode, OFlags};
+use rustix::io::Errno;
+
+/// The directory holding POSIX shared-memory objects on Linux.
+pub(crate) const SHM_DIR: &str = "/dev/shm";
+
+/// An open directory: every name operation is relative to it, so a
+/// directory swapped under us between calls changes nothing.
+#[derive(Debug)]
+pub(crate) struct Dir {
+    fd: OwnedFd,
+}
+
+impl Dir {
+    /// `open(path, O_DIRECTORY | O_PATH)`.
+    pub(crate) fn open(path: &Path) -> io::Result<Dir> {
+        let fd = rfs::open(
+            path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Dir { fd })
+    }
+
+    /// The shared-memory directory, `/dev/shm`.
+    pub(crate) fn shm() -> io::Result<Dir> {
+        Dir::open(Path::new(SHM_DIR))
+    }
+}
+
+/// What `fstat` tells us about a segment file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FileInfo {
+    pub(crate) size: u64,
+    pub(crate) uid: u32,
+    pub(crate) mode: u32,
+}
+
+/// `openat(dir, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)`
+/// followed by `fchmod(mode)`, so the mode does not depend on the umask.
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/open.2.html)
+#[doc(alias = "shm_open")]
+pub(crate) fn create_exclusive(dir: &Dir, name: &str, mode: u32) -> io::Result<OwnedFd> {
+    let fd = rfs::openat(
+        &dir.fd,
+        name,
+        OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )?;
+    rfs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+    Ok(fd)
+}
+
+/// `openat(dir, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC)` (or `O_RDONLY`).
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/open.2.html)
+#[doc(alias = "shm_open")]
+pub(crate) fn open_existing(dir: &Dir, name: &str, writable: bool) -> io::Result<OwnedFd> {
+    let access = if writable {
+        OFlags::RDWR
+    } else {
+        OFlags::RDONLY
+    };
+    let fd = rfs::openat(
+        &dir.fd,
+        name,
+        access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )?;
+    Ok(fd)
+}
+
+/// `renameat2(dir, from, dir, to, RENAME_NOREPLACE)`: publish a fully
+/// initialised file under its final name, atomically, or fail with
+/// `EEXIST` if the name is taken.
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/renameat2.2.html)
+#[doc(alias = "renameat2")]
+pub(crate) fn rename_noreplace(dir: &Dir, from: &str, to: &str) -> io::Result<()> {
+    rfs::renameat_with(&dir.fd, from, &dir.fd, to, rfs::RenameFlags::NOREPLACE)?;
+    Ok(())
+}
+
+/// `unlinkat(dir, name, 0)`.
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/unlink.2.html)
+#[doc(alias = "shm_unlink")]
+pub(crate) fn unlink(dir: &Dir, name: &str) -> io::Result<()> {
+    rfs::unlinkat(&dir.fd, name, rfs::AtFlags::empty())?;
+    Ok(())
+}
+
+/// Whether `name` in `dir` is still the file open as `fd`
+/// (`fstatat(AT_SYMLINK_NOFOLLOW)` against `fstat`).
+pub(crate) fn same_file(dir: &Dir, name: &str, fd: &OwnedFd) -> io::Result<bool> {
+    let named = match rfs::statat(&dir.fd, name, rfs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let open = rfs::fstat(fd)?;
+    Ok(named.st_dev == open.st_dev && named.st_ino == open.st_ino)
+}
+
+/// The names in `dir` (`getdents64`), skipping `.` and `..`.
+pub(crate) fn list(dir: &Path) -> io::Result<Vec<OsString>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        out.push(entry?.file_name());
+    }
+    // Keep the OsString bytes as they are; callers filter on the prefix.
+    Ok(out
+        .into_iter()
+        .map(|n| OsString::from_vec(n.into_vec()))
+        .collect())
+}
+
+/// `fstat(fd)`.
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/fstat.2.html)
+pub(crate) fn fstat(fd: &OwnedFd) -> io::Result<FileInfo> {
+    let st = rfs::fstat(fd)?;
+    Ok(FileInfo {
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        uid: st.st_uid,
+        mode: st.st_mode & 0o7777,
+    })
+}
+
+/// `ftruncate(fd, len)` then `fallocate(fd, 0, 0, len)`: set the size and
+/// reserve the memory now, so that a full `/dev/shm` is an `ENOSPC` here
+/// rather than a `SIGBUS` on first touch.
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/fallocate.2.html)
+#[doc(alias = "fallocate")]
+pub(crate) fn reserve(fd: &OwnedFd, len: u64) -> io::Result<()> {
+    rfs::ftruncate(fd, len)?;
+    match rfs::fallocate(fd, rfs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        // A file system without fallocate: the size is set; nothing more to do.
+        Err(Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A shared mapping of a whole file, unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a `Mapping` is a plain address range; all access to its bytes goes
+// through atomics or raw copies in `region`, never through `&`/`&mut` slices.
+unsafe impl Send for Mapping {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Base address.
+    pub(crate) fn ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// Length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// `mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)`
+/// (`PROT_READ` only when `writable` is false).
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/mmap.2.html)
+#[doc(alias = "mmap")]
+pub(crate) fn map(fd: &OwnedFd, len: usize, writable: bool) -> io::Result<Mapping> {
+    if len == 0 {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let prot = if writable {
+        rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE
+    } else {
+        rustix::mm::ProtFlags::READ
+    };
+    // SAFETY: we ask the kernel for a fresh mapping (null hint, no MAP_FIXED),
+    // so no existing memory of ours is replaced; `fd` is a valid open file.
+    let ptr = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            rustix::mm::MapFlags::SHARED,
+            fd.as_fd(),
+            0,
+        )
+    }?;
+    let ptr =
+        NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
+    Ok(Mapping { ptr, len })
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what `mmap` returned, and every view
+        // into the mapping borrows the `Mapping`, so none outlives it.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// `futex(word, FUTEX_WAIT, expected, timeout)` on a shared (not
+/// `FUTEX_PRIVATE_FLAG`) word. Returns when woken, when the word no longer
+/// holds `expected`, on a signal, or when `timeout` (relative, monotonic)
+/// passes; callers re-check their condition in every case.
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/futex.2.html)
+#[doc(alias = "futex")]
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| rustix::thread::futex::Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(d.subsec_nanos()),
+    });
+    // Shared futex: never FUTEX_PRIVATE_FLAG on memory other processes map.
+    let _ = rustix::thread::futex::wait(
+        word,
+        rustix::thread::futex::Flags::empty(),
+        expected,
+        ts.as_ref(),
+    );
+}
+
+/// `futex(word, FUTEX_WAKE, n)`: wakes up to `n` waiters in any process.
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/futex.2.html)
+#[doc(alias = "futex")]
+pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
+    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n);
+}
+
+fn ofd_lock(
+    fd: &OwnedFd,
+    cmd: libc::c_int,
+    typ: libc::c_short,
+    start: u64,
+    len: u64,
+) -> io::Result<libc::flock> {
+    // SAFETY: `flock` is a plain C struct for which all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = typ;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = i64::try_from(start).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    fl.l_len = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    fl.l_pid = 0; // required for OFD locks
+                  // SAFETY: `fd` is a valid open descriptor and `fl` a valid, writable
+                  // `struct flock` that lives across the call; F_OFD_* take exactly that.
+    let rc = unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            cmd,
+            &mut fl as *mut libc::flock,
+        )
+    };
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(fl)
+    }
+}
+
+/// `fcntl(fd, F_OFD_SETLK, {F_WRLCK, start, 1})`: takes a write lock on one
+/// byte for this open file description. `Ok(false)` if another description
+/// holds it. The kernel drops the lock when the last descriptor of the
+/// description closes, so a killed process releases it: that is how we tell
+/// live peers from dead ones, whatever PIDs have been reused since.
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/fcntl.2.html)
+#[doc(alias = "F_OFD_SETLK")]
+pub(crate) fn lock_byte(fd: &OwnedFd, offset: u64) -> io::Result<bool> {
+    match ofd_lock(
+        fd,
+        libc::F_OFD_SETLK,
+        libc::F_WRLCK as libc::c_short,
+        offset,
+        1,
+    ) {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `fcntl(fd, F_OFD_SETLK, {F_UNLCK, start, 1})`.
+#[doc(alias = "F_OFD_SETLK")]
+pub(crate) fn unlock_byte(fd: &OwnedFd, offset: u64) -> io::Result<()> {
+    ofd_lock(
+        fd,
+        libc::F_OFD_SETLK,
+        libc::F_UNLCK as libc::c_short,
+        offset,
+        1,
+    )
+    .map(|_| ())
+}
+
+/// `fcntl(fd, F_OFD_GETLK, {F_RDLCK, start, len})`: whether any *other*
+/// open file description holds a write lock on a byte of the range.
+#[doc(alias = "F_OFD_GETLK")]
+pub(crate) fn byte_range_locked(fd: &OwnedFd, start: u64, len: u64) -> io::Result<bool> {
+    if len == 0 {
+        return Ok(false);
+    }
+    // A read-lock probe conflicts with every write lock, and needs no write access.
+    let fl = ofd_lock(
+        fd,
+        libc::F_OFD_GETLK,
+        libc::F_RDLCK as libc::c_short,
+        start,
+        len,
+    )?;
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// `flock(fd, LOCK_EX | LOCK_NB)`: `Ok(false)` if someone else holds it.
+#[doc(alias = "flock")]
+pub(crate) fn try_flock(fd: &OwnedFd) -> io::Result<bool> {
+    match rfs::flock(fd, rfs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `flock(fd, LOCK_UN)`.
+#[doc(alias = "flock")]
+pub(crate) fn unflock(fd: &OwnedFd) -> io::Result<()> {
+    rfs::flock(fd, rfs::FlockOperation::Unlock)?;
+    Ok(())
+}
+
+/// `getpid()`.
+pub(crate) fn pid() -> u32 {
+    rustix::process::getpid()
+        .as_raw_nonzero()
+        .get()
+        .unsigned_abs()
+}
+
+/// `geteuid()`.
+pub(crate) fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// The page size.
+pub(crate) fn page_size() -> usize {
+    rustix::param::page_size()
+}

@@ -1,0 +1,28 @@
+//! The one place that calls the operating system.
+//!
+//! Every backend exports the same free functions and types (the internal
+//! contract); `sys/mod.rs` picks one per build. Nothing outside this module
+//! makes a system call.
+//!
+//! | contract item | what it does |
+//! |---|---|
+//! | [`Dir`] | an open directory in which segment files live |
+//! | `Dir::shm` / `Dir::open` | the shared-memory directory, or any directory |
+//! | `create_exclusive` / `open_existing` | open a segment file (`O_EXCL`, `O_NOFOLLOW`) |
+//! | `rename_noreplace` / `unlink` / `same_file` / `list` | name management |
+//! | `fstat` / `reserve` | size, owner, mode; reserve space (no SIGBUS later) |
+//! | [`Mapping`] (`map`) | a shared read-write mapping, unmapped on drop |
+//! | `futex_wait` / `futex_wake` | wait on / wake a shared 32-bit word |
+//! | `lock_byte` / `unlock_byte` / `byte_range_locked` | per-open-file byte locks (liveness) |
+//! | `try_flock` / `unflock` | whole-file lock (attach/detach serialisation) |
+//! | `pid` / `euid` / `page_size` | process facts |
+
+#[cfg(all(target_os = "linux", not(mapshare_loom)))]
+#[path = "linux.rs"]
+mod backend;
+
+#[cfg(any(not(target_os = "linux"), mapshare_loom))]
+#[path = "unsupported.rs"]
+mod backend;
+
+pub(crate) use backend::*;

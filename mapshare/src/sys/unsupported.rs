@@ -1,0 +1,118 @@
+//! Stub backend: compiles anywhere, and every call fails with `Unsupported`
+//! (memmap2's approach), so the portable layers keep building. Under
+//! `mapshare_loom` it also stands in for the OS, since loom models only
+//! touch heap regions and the loom-aware futex in `primitive`.
+
+#![allow(dead_code)] // Reason: the stub exists to satisfy the contract, not to be called.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use crate::primitive::AtomicU32;
+
+/// An owned descriptor on this platform (never constructed).
+#[derive(Debug)]
+pub(crate) struct OwnedFd(());
+
+pub(crate) const SHM_DIR: &str = "/dev/shm";
+
+fn unsupported<T>() -> io::Result<T> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+#[derive(Debug)]
+pub(crate) struct Dir(());
+
+impl Dir {
+    pub(crate) fn open(_path: &Path) -> io::Result<Dir> {
+        unsupported()
+    }
+    pub(crate) fn shm() -> io::Result<Dir> {
+        unsupported()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FileInfo {
+    pub(crate) size: u64,
+    pub(crate) uid: u32,
+    pub(crate) mode: u32,
+}
+
+pub(crate) fn create_exclusive(_dir: &Dir, _name: &str, _mode: u32) -> io::Result<OwnedFd> {
+    unsupported()
+}
+pub(crate) fn open_existing(_dir: &Dir, _name: &str, _writable: bool) -> io::Result<OwnedFd> {
+    unsupported()
+}
+pub(crate) fn rename_noreplace(_dir: &Dir, _from: &str, _to: &str) -> io::Result<()> {
+    unsupported()
+}
+pub(crate) fn unlink(_dir: &Dir, _name: &str) -> io::Result<()> {
+    unsupported()
+}
+pub(crate) fn same_file(_dir: &Dir, _name: &str, _fd: &OwnedFd) -> io::Result<bool> {
+    unsupported()
+}
+pub(crate) fn list(_dir: &Path) -> io::Result<Vec<OsString>> {
+    unsupported()
+}
+pub(crate) fn fstat(_fd: &OwnedFd) -> io::Result<FileInfo> {
+    unsupported()
+}
+pub(crate) fn reserve(_fd: &OwnedFd, _len: u64) -> io::Result<()> {
+    unsupported()
+}
+
+#[derive(Debug)]
+pub(crate) struct Mapping(());
+
+impl Mapping {
+    pub(crate) fn ptr(&self) -> NonNull<u8> {
+        NonNull::dangling()
+    }
+    pub(crate) fn len(&self) -> usize {
+        0
+    }
+}
+
+pub(crate) fn map(_fd: &OwnedFd, _len: usize, _writable: bool) -> io::Result<Mapping> {
+    unsupported()
+}
+
+/// Under loom this is a yield (the model re-runs the check); elsewhere a
+/// short sleep keeps the portable code's polling loops correct.
+pub(crate) fn futex_wait(_word: &AtomicU32, _expected: u32, _timeout: Option<Duration>) {
+    #[cfg(mapshare_loom)]
+    loom::thread::yield_now();
+    #[cfg(not(mapshare_loom))]
+    std::thread::yield_now();
+}
+pub(crate) fn futex_wake(_word: &AtomicU32, _n: u32) {}
+pub(crate) fn lock_byte(_fd: &OwnedFd, _offset: u64) -> io::Result<bool> {
+    unsupported()
+}
+pub(crate) fn unlock_byte(_fd: &OwnedFd, _offset: u64) -> io::Result<()> {
+    unsupported()
+}
+pub(crate) fn byte_range_locked(_fd: &OwnedFd, _start: u64, _len: u64) -> io::Result<bool> {
+    unsupported()
+}
+pub(crate) fn try_flock(_fd: &OwnedFd) -> io::Result<bool> {
+    unsupported()
+}
+pub(crate) fn unflock(_fd: &OwnedFd) -> io::Result<()> {
+    unsupported()
+}
+pub(crate) fn pid() -> u32 {
+    std::process::id()
+}
+pub(crate) fn euid() -> u32 {
+    0
+}
+pub(crate) fn page_size() -> usize {
+    4096
+}
