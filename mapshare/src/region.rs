@@ -79,9 +79,9 @@ impl<'a> Region<'a> {
         // `dst` is a distinct, process-local buffer. A peer writing the bytes
         // meanwhile can only change which bytes we copy, which callers
         // validate after the copy.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.base.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
-        };
+        let src = self.base.as_ptr().wrapping_add(off);
+        // SAFETY: (as above) `src..src + dst.len()` lies inside the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
         true
     }
 
@@ -93,9 +93,9 @@ impl<'a> Region<'a> {
         }
         // SAFETY: the destination range is inside the writable mapping
         // (checked above); `src` is a distinct, process-local buffer.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(off), src.len())
-        };
+        let dst = self.base.as_ptr().wrapping_add(off);
+        // SAFETY: (as above) `dst..dst + src.len()` lies inside the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
         true
     }
 
