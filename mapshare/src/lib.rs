@@ -72,3 +72,4 @@ pub use name::{Name, NAME_MAX_LEN};
 pub use named::{Event, EventMode, Mutex, MutexGuard};
 pub use segment::{Location, SegmentOptions};
 pub use shared::{Shared, SharedGuard};
+pub use sync::doorbell::WaitStrategy;

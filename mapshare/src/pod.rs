@@ -39,3 +39,5 @@ unsafe impl ShmState for crate::segment::Slot {}
 unsafe impl ShmState for crate::mailbox::MailboxState {}
 // SAFETY: `AtomicU32`s only; `#[repr(C)]`.
 unsafe impl ShmState for crate::segment::HeaderWords {}
+// SAFETY: `AtomicU32`s and padding; `#[repr(C)]`.
+unsafe impl ShmState for crate::sync::doorbell::Doorbell {}

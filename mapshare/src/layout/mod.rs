@@ -19,6 +19,12 @@ pub enum Kind {
     Mutex = 3,
     /// A standalone named [`Event`](crate::Event).
     Event = 4,
+    /// A message channel: senders' lanes and one receiver.
+    Channel = 5,
+    /// A publish/subscribe ring: one publisher, many subscribers.
+    PubSub = 6,
+    /// A blackboard: the latest value, one writer, many readers.
+    Blackboard = 7,
 }
 
 impl Kind {
@@ -29,6 +35,9 @@ impl Kind {
             2 => Kind::Mailbox,
             3 => Kind::Mutex,
             4 => Kind::Event,
+            5 => Kind::Channel,
+            6 => Kind::PubSub,
+            7 => Kind::Blackboard,
             _ => return None,
         })
     }
@@ -40,6 +49,9 @@ impl Kind {
             Kind::Mailbox => "mailbox",
             Kind::Mutex => "mutex",
             Kind::Event => "event",
+            Kind::Channel => "channel",
+            Kind::PubSub => "pubsub",
+            Kind::Blackboard => "blackboard",
         }
     }
 }
@@ -160,7 +172,15 @@ mod tests {
 
     #[test]
     fn kind_round_trips() {
-        for k in [Kind::Shared, Kind::Mailbox, Kind::Mutex, Kind::Event] {
+        for k in [
+            Kind::Shared,
+            Kind::Mailbox,
+            Kind::Mutex,
+            Kind::Event,
+            Kind::Channel,
+            Kind::PubSub,
+            Kind::Blackboard,
+        ] {
             assert_eq!(Kind::from_u32(k as u32), Some(k));
         }
         assert_eq!(Kind::from_u32(0), None);

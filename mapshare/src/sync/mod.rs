@@ -2,6 +2,7 @@
 //! [`event`]. These modules see only atomics and a liveness oracle, never a
 //! file descriptor, so they run on heap memory in unit tests and under loom.
 
+pub(crate) mod doorbell;
 pub(crate) mod event;
 pub(crate) mod mutex;
 
