@@ -41,11 +41,14 @@
 //! # Unsafe code
 //! `unsafe` is denied crate-wide and allowed only in these modules:
 //! `sys` (system calls), `region` (offsets to references, raw copies),
-//! `pod` (the plain-data contracts).
+//! `pod` (the plain-data contracts), `channel` (zero-copy loans: scoped
+//! slices over a slot the protocol has handed us).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[allow(unsafe_code)]
+mod channel;
 #[allow(unsafe_code)]
 mod pod;
 #[allow(unsafe_code)]
@@ -59,11 +62,16 @@ mod mailbox;
 mod name;
 mod named;
 mod primitive;
+pub(crate) mod queue;
 pub mod segment;
 mod shared;
 pub(crate) mod sync;
 
 pub use bytemuck::{self, Pod, Zeroable};
+pub use channel::{
+    ChannelOptions, ChannelStats, Loan, PodReceiver, PodSender, Receiver, RecvTimeoutError,
+    SendTimeoutError, Sender, TryRecvError, TrySendError, MAX_CAPACITY, MAX_MESSAGE, MAX_SENDERS,
+};
 pub use error::{HeaderError, LockError, RecvError, SegmentError, SendError, StrError, Timeout};
 pub use layout::fixed_str::{FixedStr, Truncation};
 pub use layout::{Fingerprint, Kind};

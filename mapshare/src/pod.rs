@@ -41,3 +41,9 @@ unsafe impl ShmState for crate::mailbox::MailboxState {}
 unsafe impl ShmState for crate::segment::HeaderWords {}
 // SAFETY: `AtomicU32`s and padding; `#[repr(C)]`.
 unsafe impl ShmState for crate::sync::doorbell::Doorbell {}
+// SAFETY: `AtomicU64`s and `AtomicU32`s; `#[repr(C)]`.
+unsafe impl ShmState for crate::channel::ChannelCtl {}
+// SAFETY: two `AtomicU64`s; `#[repr(C)]`.
+unsafe impl ShmState for crate::channel::SlotHeader {}
+// SAFETY: `AtomicU32`s and `AtomicU64`s; `#[repr(C)]`.
+unsafe impl ShmState for crate::queue::spsc::LaneWords {}

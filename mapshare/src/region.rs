@@ -99,6 +99,51 @@ impl<'a> Region<'a> {
         true
     }
 
+    /// Runs `f` on the bytes `[off, off + len)` in place (zero-copy read).
+    /// `None` if the range is out of bounds.
+    ///
+    /// # Safety
+    /// - By the protocol in force, no process writes the range while `f`
+    ///   runs (a consumer holding a committed slot, say).
+    /// - A peer that breaks the protocol can still change the bytes under
+    ///   `f`: only bytes (every value valid) are exposed, and `f` must treat
+    ///   them as untrusted input, validating what it reads.
+    pub(crate) unsafe fn with_bytes<R>(
+        &self,
+        off: usize,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Option<R> {
+        self.check(off, len)?;
+        let p = self.base.as_ptr().wrapping_add(off);
+        // SAFETY: in bounds (checked above) of a mapping that outlives the
+        // call; exclusive by protocol, as the caller promises.
+        let bytes = unsafe { std::slice::from_raw_parts(p, len) };
+        Some(f(bytes))
+    }
+
+    /// Runs `f` on the bytes `[off, off + len)` in place, writable
+    /// (zero-copy write). `None` if the range is out of bounds.
+    ///
+    /// # Safety
+    /// - By the protocol in force, no other process reads or writes the
+    ///   range while `f` runs (a producer holding a free slot, say).
+    /// - As for [`Region::with_bytes`], a peer breaking the protocol can only
+    ///   change byte values.
+    pub(crate) unsafe fn with_bytes_mut<R>(
+        &self,
+        off: usize,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Option<R> {
+        self.check(off, len)?;
+        let p = self.base.as_ptr().wrapping_add(off);
+        // SAFETY: in bounds (checked above) of a writable mapping that
+        // outlives the call; exclusive by protocol, as the caller promises.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(p, len) };
+        Some(f(bytes))
+    }
+
     /// Copies a plain-data value out of the region.
     pub(crate) fn read_pod<T: bytemuck::Pod>(&self, off: usize) -> Option<T> {
         let mut v = T::zeroed();

@@ -90,11 +90,6 @@ impl Doorbell {
         }
     }
 
-    /// Whether anyone may be asleep (for tests and `info`).
-    pub(crate) fn has_sleepers(&self) -> bool {
-        self.sleepers.load(Ordering::Relaxed) != 0
-    }
-
     /// One futex sleep, unless `ready()` holds after registering. Returns
     /// `false` once the deadline has passed.
     fn sleep(&self, ready: &mut impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
