@@ -57,6 +57,8 @@ mod region;
 mod sys;
 
 mod error;
+#[doc(hidden)]
+pub mod floor;
 pub mod layout;
 mod mailbox;
 mod name;

@@ -47,3 +47,5 @@ unsafe impl ShmState for crate::channel::ChannelCtl {}
 unsafe impl ShmState for crate::channel::SlotHeader {}
 // SAFETY: `AtomicU32`s and `AtomicU64`s; `#[repr(C)]`.
 unsafe impl ShmState for crate::queue::spsc::LaneWords {}
+// SAFETY: one `AtomicU64` and padding; `#[repr(C)]`.
+unsafe impl ShmState for crate::floor::Line {}
