@@ -1,0 +1,189 @@
+//! The command line, as clap derive structs: one variant per verb.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Named shared memory between processes: send and receive messages, take
+/// named locks, and inspect or clean up the segments in `/dev/shm`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mapshare",
+    version,
+    after_help = "Exit status: 0 success, 1 error, 2 usage error, 3 timed out \
+                  (`lock` returns the command's own status).\n\
+                  New here? Run `mapshare demo`."
+)]
+pub(crate) struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Two processes hand a record over through shared memory: the tour.
+    Demo,
+    /// Internal: one side of `demo` (the parent re-runs this binary).
+    #[command(hide = true)]
+    DemoRole(DemoRoleArgs),
+    /// Put one message into the mailbox NAME (created, persistent, if needed).
+    Send(SendArgs),
+    /// Take the message from the mailbox NAME and print it, waiting for one.
+    Recv(RecvArgs),
+    /// Run a command while holding the named mutex NAME.
+    Lock(LockArgs),
+    /// List the segments in /dev/shm.
+    Ls(LsArgs),
+    /// Describe one segment: header, layout, owner and attached processes.
+    Info(InfoArgs),
+    /// Remove segments by name (processes attached keep their mapping).
+    Rm(RmArgs),
+    /// Remove segments no live process holds (persistent ones too with --all).
+    Gc(GcArgs),
+}
+
+/// `mapshare send NAME TEXT`.
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// Mailbox name (1 to 200 of A-Z a-z 0-9 . _ -).
+    pub(crate) name: String,
+    /// The message; its bytes are stored exactly, never cut.
+    #[arg(allow_hyphen_values = true)]
+    pub(crate) text: OsString,
+    /// Wait at most this long for room in the mailbox (seconds, fractions
+    /// allowed; default: wait as long as it takes).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub(crate) timeout: Option<Duration>,
+    /// Capacity of the mailbox if this creates it (bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = mapshare::DEFAULT_MAILBOX_CAPACITY)]
+    pub(crate) capacity: usize,
+}
+
+/// `mapshare recv NAME`.
+#[derive(Debug, Args)]
+pub(crate) struct RecvArgs {
+    /// Mailbox name; created (persistent) if it does not exist yet.
+    pub(crate) name: String,
+    /// Wait at most this long for a message (seconds, fractions allowed;
+    /// default: wait as long as it takes). Exit status 3 when it runs out.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// `mapshare lock NAME -- CMD [ARGS...]`.
+#[derive(Debug, Args)]
+pub(crate) struct LockArgs {
+    /// Mutex name; created if it does not exist.
+    pub(crate) name: String,
+    /// Wait at most this long for the lock (seconds, fractions allowed;
+    /// default: wait as long as it takes). Exit status 3 when it runs out.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub(crate) timeout: Option<Duration>,
+    /// Keep the mutex after its last process exits (until `mapshare rm`), so
+    /// that a holder killed while nobody else waited is still reported to
+    /// the next locker. Default: gone with its last process.
+    #[arg(long)]
+    pub(crate) persistent: bool,
+    /// The command to run while holding the lock, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) command: Vec<OsString>,
+}
+
+/// `mapshare ls`.
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `mapshare info NAME` or `mapshare info --file PATH`.
+#[derive(Debug, Args)]
+pub(crate) struct InfoArgs {
+    /// Segment name.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub(crate) name: Option<String>,
+    /// A file-backed segment at this path, instead of a name in /dev/shm.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) file: Option<PathBuf>,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `mapshare rm NAME...`.
+#[derive(Debug, Args)]
+pub(crate) struct RmArgs {
+    /// Segment names.
+    #[arg(required = true)]
+    pub(crate) names: Vec<String>,
+}
+
+/// `mapshare gc`.
+#[derive(Debug, Args)]
+pub(crate) struct GcArgs {
+    /// Remove persistent segments that no process holds, too (such as
+    /// mailboxes with an undelivered message).
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `mapshare demo-role ROLE NAME TEXT` (hidden).
+#[derive(Debug, Args)]
+pub(crate) struct DemoRoleArgs {
+    /// Which side to play.
+    #[arg(value_enum)]
+    pub(crate) role: DemoRole,
+    /// Segment name.
+    pub(crate) name: String,
+    /// The text to send, or the text the receiver expects.
+    pub(crate) text: String,
+}
+
+/// The two sides of the demo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DemoRole {
+    /// Waits for the record and checks it.
+    Receiver,
+    /// Writes the record and notifies.
+    Sender,
+}
+
+/// Parses a number of seconds (`2`, `0.25`) into a [`Duration`].
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?}: seconds must be a finite number >= 0"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?}: too many seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parse_secs_accepts_fractions_and_rejects_nonsense() {
+        assert_eq!(parse_secs("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_secs("3"), Ok(Duration::from_secs(3)));
+        for bad in ["", "-1", "abc", "inf", "NaN", "1e300"] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `mapshare recv NAME`: wait for a message, print it, empty the mailbox.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use mapshare::{segment, Mailbox, RecvError, SegmentError, SegmentOptions};
+
+use crate::cli::RecvArgs;
+use crate::exit::{deadline, flat, timed_out};
+
+/// Opens the mailbox, or creates it if the sender has not yet, so that
+/// either side may start first; then sleeps on its futex until a message
+/// arrives or the timeout runs out.
+pub(crate) fn run(args: &RecvArgs) -> Result<ExitCode> {
+    let name = &args.name;
+    let opts = SegmentOptions::new(name).persistent(true);
+    let (mailbox, created) = open_or_create(&opts)?;
+    let got = match deadline(args.timeout) {
+        Some(d) => mailbox.recv_deadline(d),
+        None => mailbox.recv(),
+    };
+    match got {
+        Ok(msg) => print_message(&msg),
+        Err(RecvError::Timeout | RecvError::Empty) => {
+            if created {
+                // A sender may have slipped its message in since the
+                // deadline passed: deliver it rather than lose it.
+                if let Some(msg) = remove_unused(&mailbox, &opts) {
+                    return print_message(&msg);
+                }
+            }
+            Err(timed_out(format!(
+                "{name}: timed out waiting for a message"
+            )))
+        }
+        Err(e) => Err(flat(format!("{name}: {e}"))),
+    }
+}
+
+/// Opens the mailbox or creates it (persistent, default capacity), and says
+/// whether we created it. This is `Mailbox::open_or_create_with` spelled
+/// out, since only the creator may remove the mailbox again on a timeout.
+fn open_or_create(opts: &SegmentOptions) -> Result<(Mailbox, bool)> {
+    let mut last = None;
+    for _ in 0..16 {
+        match Mailbox::open_with(opts) {
+            Ok(m) => return Ok((m, false)),
+            Err(SegmentError::NotFound(_)) => {}
+            Err(e) => return Err(flat(e)),
+        }
+        match Mailbox::create_with(opts, mapshare::DEFAULT_MAILBOX_CAPACITY) {
+            Ok(m) => return Ok((m, true)),
+            // Another process created it between our open and our create.
+            Err(e @ SegmentError::AlreadyExists(_)) => last = Some(e),
+            Err(e) => return Err(flat(e)),
+        }
+    }
+    Err(flat(last.map_or_else(
+        || "the mailbox keeps appearing and disappearing".to_owned(),
+        |e| e.to_string(),
+    )))
+}
+
+/// After a timeout on a mailbox we created: removes it, unless another
+/// process has attached to it since (a sender about to deliver) or the name
+/// now means another segment. Returns a message that arrived meanwhile.
+fn remove_unused(mailbox: &Mailbox, opts: &SegmentOptions) -> Option<Vec<u8>> {
+    if let Ok(msg) = mailbox.try_recv() {
+        return Some(msg);
+    }
+    let me = std::process::id();
+    let ours_alone = segment::inspect(opts).is_ok_and(|info| {
+        info.header.as_ref().is_ok_and(|h| h.creator_pid == me)
+            && info.attached.iter().all(|a| a.pid == me)
+    });
+    if !ours_alone {
+        return None;
+    }
+    let _ = segment::unlink(opts);
+    // A sender that attached just before the unlink may have stored its
+    // message in the meantime; we still hold the mapping, so take it.
+    mailbox.try_recv().ok()
+}
+
+/// Prints the message exactly, then one newline. Bytes that are not UTF-8
+/// are written as they are: the message is never altered.
+fn print_message(msg: &[u8]) -> Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    out.write_all(msg)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .context("writing the message to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}

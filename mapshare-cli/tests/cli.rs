@@ -1,0 +1,843 @@
+//! End-to-end tests of the `mapshare` binary: real processes, real segments
+//! in /dev/shm. Every test uses its own segment names (prefix + pid + test
+//! name) and removes them on drop, even after a failure, so the tests run in
+//! parallel and leave nothing behind. Times are only bounded from below;
+//! the watchdog that kills a hung child is a failsafe, not an assertion.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mapshare::{segment, SegmentOptions, Shared};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mapshare");
+
+/// A child that runs longer than this is killed and the test fails.
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// Several scripts, right-to-left text, combining marks, a ZWJ sequence,
+/// 4-byte emoji: anything counted in chars instead of bytes would show.
+const MIXED: &str = "Grüße, Мир, 世界, مرحبا, नमस्ते, 🦀 👩‍👩‍👧 e\u{301} ½ ﷺ";
+
+/// A segment name unique to this test process and test.
+fn unique(test: &str) -> String {
+    format!("clitest-{}-{test}", std::process::id())
+}
+
+/// Where the segment `name` lives.
+fn shm_path(name: &str) -> PathBuf {
+    PathBuf::from(format!("/dev/shm/mapshare.{name}"))
+}
+
+/// Unlinks the named segments (and a scratch directory) on drop.
+struct Cleanup {
+    names: Vec<String>,
+    dir: Option<PathBuf>,
+}
+
+impl Cleanup {
+    fn new(names: &[&str]) -> Cleanup {
+        Cleanup {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            dir: None,
+        }
+    }
+
+    /// A fresh scratch directory, removed on drop.
+    fn scratch(&mut self, test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(unique(test));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        self.dir = Some(dir.clone());
+        dir
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = segment::unlink(&SegmentOptions::new(name));
+            let _ = std::fs::remove_file(shm_path(name));
+        }
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// What a finished `mapshare` run gave.
+#[derive(Debug)]
+struct Run {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Run {
+    fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    fn stdout_str(&self) -> String {
+        String::from_utf8(self.stdout.clone()).expect("stdout is UTF-8")
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.stdout).expect("stdout is JSON")
+    }
+}
+
+/// Starts `mapshare ARGS` with piped output.
+fn spawn(args: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting mapshare")
+}
+
+/// Waits for a child started by [`spawn`], killing it after [`WATCHDOG`].
+fn finish(mut child: Child) -> Run {
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > WATCHDOG {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("watchdog: mapshare ran for more than {WATCHDOG:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Run {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
+}
+
+/// Runs `mapshare ARGS` to completion.
+fn mapshare(args: &[&str]) -> Run {
+    finish(spawn(args))
+}
+
+/// Polls `cond` until it holds; panics after [`WATCHDOG`].
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < WATCHDOG, "watchdog: never saw {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Asserts that stderr is exactly one line, starting with `mapshare: `.
+fn assert_one_line_error(run: &Run) {
+    assert!(
+        run.stderr.starts_with("mapshare: ")
+            && run.stderr.ends_with('\n')
+            && run.stderr.lines().count() == 1,
+        "not a one-line error: {:?}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{:?}", run.stderr);
+}
+
+/// Number of live processes attached to `name` (0 if it does not exist).
+fn attached(name: &str) -> usize {
+    segment::inspect(&SegmentOptions::new(name)).map_or(0, |i| i.attached.len())
+}
+
+/// `mapshare lock NAME [EXTRA...] -- sh -c '...; exec sleep 60'`, once it
+/// holds the lock: the shell writes its pid (the sleep's, after `exec`) and
+/// touches a flag file only when the command runs, that is under the lock.
+struct Holder {
+    child: Option<Child>,
+    pid_file: PathBuf,
+}
+
+impl Holder {
+    fn start(name: &str, extra: &[&str], dir: &Path) -> Holder {
+        let pid_file = dir.join(format!("{name}.pid"));
+        let flag = dir.join(format!("{name}.flag"));
+        let script = format!(
+            "echo $$ > '{}' && touch '{}' && exec sleep 60",
+            pid_file.display(),
+            flag.display()
+        );
+        let mut args = vec!["lock", name];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "sh", "-c", &script]);
+        let child = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the holder");
+        let mut holder = Holder {
+            child: Some(child),
+            pid_file,
+        };
+        wait_until("the holder running its command", || {
+            if let Some(status) = holder.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the holder exited early: {status}");
+            }
+            flag.exists()
+        });
+        holder
+    }
+
+    /// SIGKILLs the mapshare process, then the `sleep` it left orphaned.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+        if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
+            let _ = Command::new("kill")
+                .args(["-9", pid.trim()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ---------------------------------------------------------------- send/recv
+
+#[test]
+fn send_then_recv_prints_exact_text_and_newline() {
+    let name = unique("send-recv");
+    let _c = Cleanup::new(&[&name]);
+    let sent = mapshare(&["send", &name, "hello, world"]);
+    assert_eq!(sent.code(), 0, "{sent:?}");
+    assert!(sent.stdout.is_empty() && sent.stderr.is_empty(), "{sent:?}");
+    assert!(shm_path(&name).exists(), "send makes a persistent mailbox");
+
+    let got = mapshare(&["recv", &name, "--timeout", "10"]);
+    assert_eq!(got.code(), 0, "{got:?}");
+    assert_eq!(got.stdout, b"hello, world\n");
+    assert!(got.stderr.is_empty(), "{got:?}");
+
+    // The message was taken: the mailbox is empty now.
+    let again = mapshare(&["recv", &name, "--timeout", "0.1"]);
+    assert_eq!(again.code(), 3, "{again:?}");
+}
+
+#[test]
+fn recv_started_first_blocks_until_send() {
+    let name = unique("recv-first");
+    let _c = Cleanup::new(&[&name]);
+    let receiver = spawn(&["recv", &name, "--timeout", "50"]);
+    // The receiver creates the mailbox, then sleeps on it.
+    wait_until("the receiver's mailbox", || shm_path(&name).exists());
+    wait_until("the receiver attached", || attached(&name) == 1);
+    thread::sleep(Duration::from_millis(200));
+    let mut receiver = receiver;
+    assert!(
+        receiver.try_wait().unwrap().is_none(),
+        "recv returned before anything was sent"
+    );
+
+    let sent = mapshare(&["send", &name, "late but here"]);
+    assert_eq!(sent.code(), 0, "{sent:?}");
+    let got = finish(receiver);
+    assert_eq!(got.code(), 0, "{got:?}");
+    assert_eq!(got.stdout, b"late but here\n");
+}
+
+#[test]
+fn multi_script_text_round_trips_byte_for_byte() {
+    let name = unique("mixed");
+    let _c = Cleanup::new(&[&name]);
+    assert!(MIXED.len() > MIXED.chars().count(), "needs multibyte text");
+    let sent = mapshare(&["send", &name, MIXED]);
+    assert_eq!(sent.code(), 0, "{sent:?}");
+    let got = mapshare(&["recv", &name, "--timeout", "10"]);
+    assert_eq!(got.code(), 0, "{got:?}");
+    let mut expected = MIXED.as_bytes().to_vec();
+    expected.push(b'\n');
+    assert_eq!(got.stdout, expected);
+}
+
+#[test]
+fn text_exactly_at_capacity_fits_and_leading_hyphen_is_text() {
+    let name = unique("exact-cap");
+    let _c = Cleanup::new(&[&name]);
+    let text = "-é-世-🦀-"; // 13 bytes, starts with a hyphen
+    assert_eq!(text.len(), 13);
+    let sent = mapshare(&["send", &name, "--capacity", "13", text]);
+    assert_eq!(sent.code(), 0, "{sent:?}");
+    let got = mapshare(&["recv", &name, "--timeout", "10"]);
+    assert_eq!(got.stdout, format!("{text}\n").as_bytes());
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_delivered_raw() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let name = unique("raw-bytes");
+    let _c = Cleanup::new(&[&name]);
+    let raw: &[u8] = b"ok \xff\xfe \xc3( end";
+    let sent = finish(
+        Command::new(BIN)
+            .arg("send")
+            .arg(&name)
+            .arg(std::ffi::OsStr::from_bytes(raw))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(sent.code(), 0, "{sent:?}");
+    let got = mapshare(&["recv", &name, "--timeout", "10"]);
+    assert_eq!(got.code(), 0, "{got:?}");
+    assert_eq!(got.stdout, [raw, b"\n"].concat());
+}
+
+#[test]
+fn recv_timeout_on_missing_mailbox_exits_3_and_leaves_nothing() {
+    let name = unique("recv-timeout");
+    let _c = Cleanup::new(&[&name]);
+    let start = Instant::now();
+    let got = mapshare(&["recv", &name, "--timeout", "0.3"]);
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert_eq!(got.code(), 3, "{got:?}");
+    assert!(got.stdout.is_empty());
+    assert_eq!(
+        got.stderr,
+        format!("mapshare: {name}: timed out waiting for a message\n")
+    );
+    assert!(
+        !shm_path(&name).exists(),
+        "recv left the mailbox it created"
+    );
+}
+
+#[test]
+fn recv_timeout_keeps_a_mailbox_it_did_not_create() {
+    let name = unique("recv-keeps");
+    let _c = Cleanup::new(&[&name]);
+    assert_eq!(mapshare(&["send", &name, "one"]).code(), 0);
+    assert_eq!(mapshare(&["recv", &name]).stdout, b"one\n");
+    let got = mapshare(&["recv", &name, "--timeout", "0.1"]);
+    assert_eq!(got.code(), 3, "{got:?}");
+    assert!(
+        shm_path(&name).exists(),
+        "recv removed a mailbox it did not create"
+    );
+}
+
+#[test]
+fn send_larger_than_capacity_exits_1_and_stores_nothing() {
+    let name = unique("too-large");
+    let _c = Cleanup::new(&[&name]);
+    // A new mailbox: refused before anything is created.
+    let text = "x".repeat(11);
+    let sent = mapshare(&["send", &name, &text, "--capacity", "10"]);
+    assert_eq!(sent.code(), 1, "{sent:?}");
+    assert_one_line_error(&sent);
+    assert!(
+        sent.stderr.contains("11 bytes") && sent.stderr.contains("10 bytes"),
+        "{:?}",
+        sent.stderr
+    );
+    assert!(
+        !shm_path(&name).exists(),
+        "a refused send created the mailbox"
+    );
+
+    // An existing mailbox of 16 bytes: its capacity decides, nothing is cut.
+    assert_eq!(
+        mapshare(&["send", &name, "a", "--capacity", "16"]).code(),
+        0
+    );
+    assert_eq!(mapshare(&["recv", &name]).stdout, b"a\n");
+    let big = "é".repeat(9); // 18 bytes, 9 chars
+    let sent = mapshare(&["send", &name, &big, "--capacity", "4096"]);
+    assert_eq!(sent.code(), 1, "{sent:?}");
+    assert_one_line_error(&sent);
+    assert!(
+        sent.stderr.contains("18 bytes") && sent.stderr.contains("16 bytes"),
+        "{:?}",
+        sent.stderr
+    );
+    let got = mapshare(&["recv", &name, "--timeout", "0.2"]);
+    assert_eq!(got.code(), 3, "something was stored: {got:?}");
+}
+
+#[test]
+fn send_timeout_on_full_mailbox_exits_3_and_keeps_the_first() {
+    let name = unique("full");
+    let _c = Cleanup::new(&[&name]);
+    assert_eq!(mapshare(&["send", &name, "first"]).code(), 0);
+    let start = Instant::now();
+    let sent = mapshare(&["send", &name, "second", "--timeout", "0.2"]);
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    assert_eq!(sent.code(), 3, "{sent:?}");
+    assert_eq!(
+        sent.stderr,
+        format!("mapshare: {name}: timed out waiting for room in the mailbox\n")
+    );
+    assert_eq!(mapshare(&["recv", &name]).stdout, b"first\n");
+}
+
+#[test]
+fn send_waits_for_room_then_delivers_in_order() {
+    let name = unique("wait-room");
+    let _c = Cleanup::new(&[&name]);
+    assert_eq!(mapshare(&["send", &name, "1"]).code(), 0);
+    let second = spawn(&["send", &name, "2", "--timeout", "50"]);
+    wait_until("the second sender attached", || attached(&name) == 1);
+    assert_eq!(mapshare(&["recv", &name]).stdout, b"1\n");
+    assert_eq!(finish(second).code(), 0);
+    assert_eq!(mapshare(&["recv", &name]).stdout, b"2\n");
+}
+
+// --------------------------------------------------------------------- lock
+
+#[test]
+fn lock_returns_the_command_exit_status() {
+    let name = unique("lock-status");
+    let _c = Cleanup::new(&[&name]);
+    let run = mapshare(&["lock", &name, "--", "sh", "-c", "exit 7"]);
+    assert_eq!(run.code(), 7, "{run:?}");
+    let run = mapshare(&["lock", &name, "--", "true"]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    let run = mapshare(&[
+        "lock",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "printf 'out %s' \"$0\"",
+        "é",
+    ]);
+    assert_eq!(run.stdout, "out é".as_bytes(), "inherits stdout and args");
+    assert!(
+        !shm_path(&name).exists(),
+        "a non-persistent mutex stays behind"
+    );
+}
+
+#[test]
+fn lock_reports_a_signal_death_as_128_plus_signo() {
+    let name = unique("lock-signal");
+    let _c = Cleanup::new(&[&name]);
+    let run = mapshare(&["lock", &name, "--", "sh", "-c", "kill -9 $$"]);
+    assert_eq!(run.code(), 128 + 9, "{run:?}");
+}
+
+#[test]
+fn lock_with_missing_command_exits_127() {
+    let name = unique("lock-127");
+    let _c = Cleanup::new(&[&name]);
+    let run = mapshare(&["lock", &name, "--", "no-such-command-mapshare-test"]);
+    assert_eq!(run.code(), 127, "{run:?}");
+    assert_one_line_error(&run);
+    assert!(run
+        .stderr
+        .contains("no-such-command-mapshare-test: command not found"));
+}
+
+#[test]
+fn lock_waiter_takes_over_from_a_killed_holder() {
+    let name = unique("lock-takeover");
+    let mut c = Cleanup::new(&[&name]);
+    let dir = c.scratch("lock-takeover");
+    let mut holder = Holder::start(&name, &[], &dir);
+    let waiter = spawn(&["lock", &name, "--timeout", "50", "--", "true"]);
+    wait_until("the waiter attached", || attached(&name) == 2);
+    holder.kill();
+    let run = finish(waiter);
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!("mapshare: {name}: recovered the lock from a dead owner\n")
+    );
+    assert!(!shm_path(&name).exists(), "the last one out removes it");
+}
+
+#[test]
+fn lock_after_a_killed_holder_succeeds() {
+    let name = unique("lock-after-kill");
+    let mut c = Cleanup::new(&[&name]);
+    let dir = c.scratch("lock-after-kill");
+    let mut holder = Holder::start(&name, &[], &dir);
+    holder.kill();
+    // Non-persistent: with its last process dead the mutex is gone, and
+    // this locker starts afresh.
+    let run = mapshare(&["lock", &name, "--timeout", "10", "--", "true"]);
+    assert_eq!(run.code(), 0, "{run:?}");
+}
+
+#[test]
+fn persistent_lock_reports_a_holder_killed_earlier() {
+    let name = unique("lock-persistent");
+    let mut c = Cleanup::new(&[&name]);
+    let dir = c.scratch("lock-persistent");
+    let mut holder = Holder::start(&name, &["--persistent"], &dir);
+    holder.kill();
+    assert!(
+        shm_path(&name).exists(),
+        "a persistent mutex outlives its holder"
+    );
+    let run = mapshare(&["lock", &name, "--timeout", "10", "--", "true"]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert!(
+        run.stderr.contains("recovered the lock from a dead owner"),
+        "{:?}",
+        run.stderr
+    );
+    // Released cleanly this time.
+    let run = mapshare(&["lock", &name, "--timeout", "10", "--", "true"]);
+    assert_eq!((run.code(), run.stderr.as_str()), (0, ""));
+}
+
+#[test]
+fn lock_timeout_while_held_exits_3_without_running() {
+    let name = unique("lock-timeout");
+    let mut c = Cleanup::new(&[&name]);
+    let dir = c.scratch("lock-timeout");
+    let _holder = Holder::start(&name, &[], &dir);
+    let marker = dir.join("ran");
+    let marker_arg = marker.display().to_string();
+    let start = Instant::now();
+    let run = mapshare(&[
+        "lock",
+        &name,
+        "--timeout",
+        "0.3",
+        "--",
+        "touch",
+        &marker_arg,
+    ]);
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert_eq!(run.code(), 3, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!("mapshare: {name}: timed out waiting for the lock\n")
+    );
+    assert!(!marker.exists(), "ran the command without the lock");
+}
+
+#[test]
+fn lock_serialises_read_modify_write() {
+    let name = unique("lock-counter");
+    let mut c = Cleanup::new(&[&name]);
+    let dir = c.scratch("lock-counter");
+    let counter = dir.join("n");
+    std::fs::write(&counter, "0").unwrap();
+    let script = format!(
+        "n=$(cat '{0}'); sleep 0.02; echo $((n + 1)) > '{0}'",
+        counter.display()
+    );
+    let kids: Vec<Child> = (0..6)
+        .map(|_| spawn(&["lock", &name, "--", "sh", "-c", &script]))
+        .collect();
+    for kid in kids {
+        let run = finish(kid);
+        assert_eq!(run.code(), 0, "{run:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&counter).unwrap().trim(), "6");
+}
+
+// ------------------------------------------------------ ls / info / rm / gc
+
+#[test]
+fn ls_and_info_json_describe_a_segment() {
+    let name = unique("ls-info");
+    let _c = Cleanup::new(&[&name]);
+    let value = Shared::<u64>::create(&name).unwrap();
+
+    let ls = mapshare(&["ls", "--json"]);
+    assert_eq!(ls.code(), 0, "{ls:?}");
+    let list = ls.json();
+    let entry = list
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|e| e["name"] == name.as_str())
+        .expect("ls lists the segment");
+    assert_eq!(entry["kind"], "shared");
+    assert_eq!(entry["persistent"], false);
+    assert_eq!(entry["attached"], 1);
+    assert!(entry["size"].as_u64().unwrap() >= 4096 + 8);
+    assert_eq!(entry["error"], Value::Null);
+
+    let info = mapshare(&["info", &name, "--json"]);
+    assert_eq!(info.code(), 0, "{info:?}");
+    let v = info.json();
+    assert_eq!(v["name"], name.as_str());
+    assert_eq!(v["kind"], "shared");
+    assert_eq!(v["layout"]["name"], "u64");
+    assert_eq!(v["layout"]["size"], 8);
+    assert_eq!(v["layout"]["align"], 8);
+    assert_eq!(v["persistent"], false);
+    assert_eq!(v["creator_pid"], std::process::id());
+    assert_eq!(v["mode"], "0600");
+    let attached = v["attached"].as_array().unwrap();
+    assert_eq!(attached.len(), 1);
+    assert_eq!(attached[0]["pid"], std::process::id());
+
+    let human = mapshare(&["info", &name]);
+    assert_eq!(human.code(), 0, "{human:?}");
+    let text = human.stdout_str();
+    for needle in [name.as_str(), "shared", "u64 (size 8, align 8)", "0600"] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
+    let table = mapshare(&["ls"]).stdout_str();
+    assert!(table.starts_with("NAME "), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&name) && l.contains("shared")),
+        "{table}"
+    );
+    drop(value);
+    assert!(!shm_path(&name).exists());
+}
+
+#[test]
+fn info_reads_a_file_backed_segment() {
+    let mut c = Cleanup::new(&[]);
+    let dir = c.scratch("info-file");
+    let path = dir.join("segment.bin");
+    let _value = Shared::<[u32; 4]>::create_with(&SegmentOptions::file(&path)).unwrap();
+    let run = mapshare(&["info", "--file", path.to_str().unwrap(), "--json"]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    let v = run.json();
+    assert_eq!(v["kind"], "shared");
+    assert_eq!(v["name"], Value::Null);
+    assert_eq!(v["path"], path.to_str().unwrap());
+    assert_eq!(v["layout"]["size"], 16);
+}
+
+#[test]
+fn info_on_garbage_exits_1_with_a_one_line_error() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let name = unique("garbage");
+    let _c = Cleanup::new(&[&name]);
+    let mut bytes = vec![0u8; 4096];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in &mut bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(shm_path(&name))
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
+
+    for args in [vec!["info", &name], vec!["info", &name, "--json"]] {
+        let run = mapshare(&args);
+        assert_eq!(run.code(), 1, "{run:?}");
+        assert_one_line_error(&run);
+        assert!(
+            run.stderr
+                .starts_with(&format!("mapshare: {name}: not a mapshare segment")),
+            "{:?}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty());
+    }
+    // Every other verb copes too.
+    let ls = mapshare(&["ls", "--json"]);
+    assert_eq!(ls.code(), 0, "{ls:?}");
+    let entry = ls
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name.as_str())
+        .cloned()
+        .expect("ls lists it");
+    assert_eq!(entry["kind"], Value::Null);
+    assert!(entry["error"]
+        .as_str()
+        .unwrap()
+        .contains("not a mapshare segment"));
+    for args in [
+        vec!["recv", &name, "--timeout", "0.1"],
+        vec!["send", &name, "hi", "--timeout", "0.1"],
+        vec!["lock", &name, "--timeout", "0.1", "--", "true"],
+    ] {
+        let run = mapshare(&args);
+        assert_eq!(run.code(), 1, "{args:?}: {run:?}");
+        assert_one_line_error(&run);
+    }
+    assert_eq!(
+        std::fs::read(shm_path(&name)).unwrap(),
+        bytes,
+        "left as found"
+    );
+}
+
+#[test]
+fn rm_removes_and_fails_on_a_missing_name() {
+    let name = unique("rm");
+    let other = unique("rm-other");
+    let _c = Cleanup::new(&[&name, &other]);
+    assert_eq!(mapshare(&["send", &name, "x"]).code(), 0);
+    assert_eq!(mapshare(&["send", &other, "y"]).code(), 0);
+    let run = mapshare(&["rm", &name]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert!(!shm_path(&name).exists());
+
+    let run = mapshare(&["rm", &name]);
+    assert_eq!(run.code(), 1, "{run:?}");
+    assert_eq!(run.stderr, format!("mapshare: {name}: no such segment\n"));
+
+    // One missing name does not stop the others.
+    let run = mapshare(&["rm", &name, &other]);
+    assert_eq!(run.code(), 1, "{run:?}");
+    assert!(!shm_path(&other).exists());
+}
+
+#[test]
+fn gc_removes_the_segment_of_a_killed_process() {
+    let name = unique("gc-dead");
+    let kept = unique("gc-kept");
+    let mut c = Cleanup::new(&[&name, &kept]);
+    let dir = c.scratch("gc-dead");
+    assert_eq!(mapshare(&["send", &kept, "undelivered"]).code(), 0);
+    // Another process running `gc` at the same time (another run of these
+    // tests, say) may collect our dead segment first: that is fine, the
+    // segment is gone either way. Try a few times to see our own gc report
+    // it; under such contention, settle for "gone after gc".
+    let mut collected_by_us = false;
+    for _ in 0..20 {
+        let mut holder = Holder::start(&name, &[], &dir);
+        holder.kill();
+        assert_eq!(attached(&name), 0);
+
+        let run = mapshare(&["gc", "--json"]);
+        assert_eq!(run.code(), 0, "{run:?}");
+        let v = run.json();
+        assert!(!shm_path(&name).exists(), "gc left a dead segment: {v}");
+        let why = v["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == kept.as_str())
+            .map(|k| k["reason"].as_str().unwrap().to_owned())
+            .expect("the persistent mailbox is kept");
+        assert!(why.contains("persistent"), "{why}");
+        assert!(shm_path(&kept).exists());
+        if v["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == name.as_str())
+        {
+            collected_by_us = true;
+            break;
+        }
+    }
+    if !collected_by_us {
+        eprintln!("note: other gc runs always collected {name} before ours did");
+    }
+
+    let run = mapshare(&["gc"]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    let text = run.stdout_str();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("kept") && l.contains(&kept) && l.contains("persistent")),
+        "{text}"
+    );
+}
+
+// --------------------------------------------------------- names and usage
+
+#[test]
+fn invalid_name_exits_1_and_creates_nothing() {
+    for bad in ["../x", ".hidden", "a/b", "", "sp ace"] {
+        for args in [
+            vec!["send", bad, "hi"],
+            vec!["recv", bad, "--timeout", "0.1"],
+            vec!["lock", bad, "--", "true"],
+            vec!["info", bad],
+            vec!["rm", bad],
+        ] {
+            let run = mapshare(&args);
+            assert_eq!(run.code(), 1, "{args:?}: {run:?}");
+            assert_one_line_error(&run);
+            assert!(run.stderr.contains("invalid segment name"), "{run:?}");
+        }
+    }
+    for path in [
+        "/dev/shm/mapshare.../x",
+        "/dev/x",
+        "/dev/shm/x",
+        "/dev/shm/mapshare..hidden",
+    ] {
+        assert!(!Path::new(path).exists(), "{path} was created");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec![],
+        vec!["frobnicate"],
+        vec!["send", "only-a-name"],
+        vec!["lock", "name"],
+        vec!["lock", "name", "true"],
+        vec!["recv", "name", "--timeout", "-1"],
+        vec!["recv", "name", "--timeout", "soon"],
+        vec!["info"],
+        vec!["rm"],
+    ] {
+        let run = mapshare(&args);
+        assert_eq!(run.code(), 2, "{args:?}: {run:?}");
+    }
+}
+
+// --------------------------------------------------------------------- demo
+
+#[test]
+fn demo_exits_0_and_prints_the_text() {
+    let child = spawn(&["demo"]);
+    let demo_name = format!("demo-{}", child.id());
+    let _c = Cleanup::new(&[&demo_name, &format!("{demo_name}.ack")]);
+    let run = finish(child);
+    assert_eq!(run.code(), 0, "{run:?}");
+    let out = run.stdout_str();
+    assert!(out.contains("Grüße, Мир, 世界, مرحبا, नमस्ते, 🦀"), "{out}");
+    assert!(out.contains("byte for byte"), "{out}");
+    assert!(out.contains(" µs "), "{out}");
+    assert!(!shm_path(&demo_name).exists());
+    assert!(!shm_path(&format!("{demo_name}.ack")).exists());
+}
