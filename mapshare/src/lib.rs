@@ -69,6 +69,9 @@ pub mod segment;
 mod shared;
 pub(crate) mod sync;
 
+#[cfg(all(test, mapshare_loom))]
+mod loom_tests;
+
 pub use bytemuck::{self, Pod, Zeroable};
 pub use channel::{
     ChannelOptions, ChannelStats, Loan, PodReceiver, PodSender, Receiver, RecvTimeoutError,

@@ -70,6 +70,7 @@ pub(crate) struct Slot {
     since_ms: AtomicU64,
 }
 
+#[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_LEN);
 
 /// Where a segment lives.
@@ -369,22 +370,41 @@ impl Segment {
             usize::try_from(total_len).map_err(|_| SegmentError::InvalidSize(what.clone()))?;
 
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let tmp = format!(
-            "{INIT_PREFIX}{}.{}.{}",
-            sys::pid(),
-            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            now_ms()
-        );
-        let fd =
-            sys::create_exclusive(&dir, &tmp, opts.mode).map_err(|e| SegmentError::io(&what, e))?;
-        let mut guard = TmpGuard {
-            dir: &dir,
-            name: tmp.clone(),
-            armed: true,
+        let mut attempts = 0;
+        let (tmp, fd, mut guard) = loop {
+            let tmp = format!(
+                "{INIT_PREFIX}{}.{}.{}",
+                sys::pid(),
+                COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                now_ms()
+            );
+            let fd = sys::create_exclusive(&dir, &tmp, opts.mode)
+                .map_err(|e| SegmentError::io(&what, e))?;
+            let guard = TmpGuard {
+                dir: &dir,
+                name: tmp.clone(),
+                armed: true,
+            };
+            // "Initialising": held until the name is published, so gc can
+            // tell a dead creator's leftovers from work in progress. gc takes
+            // this same lock before it removes a temp file, so it may catch
+            // ours in the instant before we lock it: then our lock fails (gc
+            // holds it) or the name no longer leads to our file (gc removed
+            // it). Start again under a new name; once we hold the lock and
+            // the name is ours, gc cannot take it from us.
+            let locked = sys::lock_byte(&fd, INIT_LOCK)
+                .map_err(|e| SegmentError::io(format!("{what}: lock"), e))?;
+            if locked
+                && sys::same_file(&dir, &tmp, &fd)
+                    .map_err(|e| SegmentError::io(format!("{what}: lock"), e))?
+            {
+                break (tmp, fd, guard);
+            }
+            attempts += 1;
+            if attempts >= 16 {
+                return Err(SegmentError::Busy(what));
+            }
         };
-        // "Initialising": held until the name is published, so gc can tell a
-        // dead creator's leftovers from work in progress.
-        sys::lock_byte(&fd, INIT_LOCK).map_err(|e| SegmentError::io(format!("{what}: lock"), e))?;
         sys::reserve(&fd, total_len).map_err(|e| match e.raw_os_error() {
             Some(28) | Some(27) => SegmentError::NoSpace {
                 name: what.clone(),
@@ -626,7 +646,9 @@ pub(crate) struct HeaderWords {
     flags: AtomicU32,
 }
 
+#[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::offset_of!(HeaderWords, state) == header::OFF_STATE);
+#[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::offset_of!(HeaderWords, flags) == header::OFF_FLAGS);
 
 impl Liveness for Segment {
@@ -832,7 +854,10 @@ pub fn gc(all: bool) -> Result<GcReport, SegmentError> {
             if sys::fstat(&fd)
                 .map(|i| i.uid == sys::euid())
                 .unwrap_or(false)
-                && matches!(sys::byte_range_locked(&fd, INIT_LOCK, 1), Ok(false))
+                // Take the creator's lock ourselves (not just test it), and
+                // keep it until the unlink: a creator that has just created
+                // the file then fails to lock it and starts again.
+                && matches!(sys::lock_byte(&fd, INIT_LOCK), Ok(true))
                 && sys::unlink(&dir, file).is_ok()
             {
                 report.removed_partial.push(file.to_owned());

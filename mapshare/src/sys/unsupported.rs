@@ -83,13 +83,19 @@ pub(crate) fn map(_fd: &OwnedFd, _len: usize, _writable: bool) -> io::Result<Map
     unsupported()
 }
 
-/// Under loom this is a yield (the model re-runs the check); elsewhere a
-/// short sleep keeps the portable code's polling loops correct.
-pub(crate) fn futex_wait(_word: &AtomicU32, _expected: u32, _timeout: Option<Duration>) {
+/// Under loom: an untimed futex, modelled as "yield until the word is no
+/// longer `expected`", so a lost wake-up shows up as a model that never
+/// ends. Elsewhere a yield keeps the portable code's loops correct.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) {
     #[cfg(mapshare_loom)]
-    loom::thread::yield_now();
+    while word.load(crate::primitive::Ordering::SeqCst) == expected {
+        loom::thread::yield_now();
+    }
     #[cfg(not(mapshare_loom))]
-    std::thread::yield_now();
+    {
+        let _ = (word, expected);
+        std::thread::yield_now();
+    }
 }
 pub(crate) fn futex_wake(_word: &AtomicU32, _n: u32) {}
 pub(crate) fn lock_byte(_fd: &OwnedFd, _offset: u64) -> io::Result<bool> {
