@@ -701,7 +701,7 @@ pub struct Loan<'a> {
 
 impl Loan<'_> {
     /// Bytes available (the channel's maximum message size).
-    pub fn capacity(&self) -> usize {
+    pub fn max_len(&self) -> usize {
         self.tx.ch.g.max_message
     }
 
@@ -725,7 +725,7 @@ impl Loan<'_> {
     pub fn write_at(&mut self, offset: usize, bytes: &[u8]) -> bool {
         if offset
             .checked_add(bytes.len())
-            .is_none_or(|end| end > self.capacity())
+            .is_none_or(|end| end > self.max_len())
         {
             return false;
         }
@@ -736,7 +736,7 @@ impl Loan<'_> {
 
     /// Publishes the first `len` bytes of the slot (clamped to the capacity).
     pub fn commit(self, len: usize) {
-        let len = len.min(self.capacity());
+        let len = len.min(self.max_len());
         let slots = self.tx.ch.slots(self.tx.lane);
         self.tx.tail = spsc::commit(&slots, self.tx.ch.lane(self.tx.lane), self.tx.tail, len);
         self.tx.ch.bell(RX_BELL_OFFSET).ring();
