@@ -189,6 +189,22 @@ impl Mailbox {
         self.seg.location()
     }
 
+    /// Makes the mailbox outlive its last process (`true`), or go with it
+    /// (`false`). Done under the attach lock: a receiver that created a
+    /// non-persistent mailbox and gives up cannot remove it once a sender
+    /// has made it persistent.
+    ///
+    /// # Errors
+    /// [`SegmentError::Busy`] if a peer holds the attach lock too long.
+    pub fn set_persistent(&self, yes: bool) -> Result<(), SegmentError> {
+        self.seg.set_persistent(yes)
+    }
+
+    /// Whether the mailbox outlives its last process.
+    pub fn is_persistent(&self) -> bool {
+        self.seg.is_persistent()
+    }
+
     /// Whether a message is waiting (a snapshot).
     pub fn is_full(&self) -> bool {
         self.state().full.load(Ordering::Acquire) != 0

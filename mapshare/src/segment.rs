@@ -618,6 +618,26 @@ impl Segment {
     pub(crate) fn location(&self) -> &Location {
         &self.location
     }
+
+    /// Sets or clears the persistent flag, under the attach lock, so it
+    /// cannot race a last handle deciding whether to unlink.
+    pub(crate) fn set_persistent(&self, yes: bool) -> Result<(), SegmentError> {
+        let what = self.location.to_string();
+        flock_timeout(&self.fd, Duration::from_secs(5), &what)?;
+        let flags = flags_word(Region::of(&self.map));
+        if yes {
+            flags.fetch_or(FLAG_PERSISTENT, Ordering::AcqRel);
+        } else {
+            flags.fetch_and(!FLAG_PERSISTENT, Ordering::AcqRel);
+        }
+        let _ = sys::unflock(&self.fd);
+        Ok(())
+    }
+
+    /// Whether the persistent flag is set now.
+    pub(crate) fn is_persistent(&self) -> bool {
+        flags_word(Region::of(&self.map)).load(Ordering::Acquire) & FLAG_PERSISTENT != 0
+    }
 }
 
 fn state_word(region: Region<'_>) -> &AtomicU32 {
@@ -899,9 +919,17 @@ pub fn gc(all: bool) -> Result<GcReport, SegmentError> {
                 .push((name.to_owned(), "persistent (gc --all removes it)".into()));
         } else if matches!(sys::same_file(&dir, file, &fd), Ok(true)) {
             flags_word(Region::of(&map)).fetch_or(FLAG_UNLINKED, Ordering::AcqRel);
-            if sys::unlink(&dir, file).is_ok() {
-                report.removed.push(name.to_owned());
+            match sys::unlink(&dir, file) {
+                Ok(()) => report.removed.push(name.to_owned()),
+                Err(e) => report
+                    .kept
+                    .push((name.to_owned(), format!("unlink failed: {e}"))),
             }
+        } else {
+            report.kept.push((
+                name.to_owned(),
+                "replaced by a new segment meanwhile".into(),
+            ));
         }
         let _ = sys::unflock(&fd);
     }

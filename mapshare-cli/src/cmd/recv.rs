@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use mapshare::{segment, Mailbox, RecvError, SegmentError, SegmentOptions};
+use mapshare::{Mailbox, RecvError, SegmentError, SegmentOptions};
 
 use crate::cli::RecvArgs;
 use crate::exit::{deadline, flat, timed_out};
@@ -12,9 +12,15 @@ use crate::exit::{deadline, flat, timed_out};
 /// Opens the mailbox, or creates it if the sender has not yet, so that
 /// either side may start first; then sleeps on its futex until a message
 /// arrives or the timeout runs out.
+///
+/// A mailbox we create is *not* persistent: if we give up, dropping our
+/// handle removes it, atomically with respect to a sender attaching (the
+/// library decides "last one out" under the segment's attach lock). A
+/// sender makes it persistent before storing its message, so a message is
+/// never removed with it.
 pub(crate) fn run(args: &RecvArgs) -> Result<ExitCode> {
     let name = &args.name;
-    let opts = SegmentOptions::new(name).persistent(true);
+    let opts = SegmentOptions::new(name);
     let (mailbox, created) = open_or_create(&opts)?;
     let got = match deadline(args.timeout) {
         Some(d) => mailbox.recv_deadline(d),
@@ -26,10 +32,13 @@ pub(crate) fn run(args: &RecvArgs) -> Result<ExitCode> {
             if created {
                 // A sender may have slipped its message in since the
                 // deadline passed: deliver it rather than lose it.
-                if let Some(msg) = remove_unused(&mailbox, &opts) {
+                if let Ok(msg) = mailbox.try_recv() {
                     return print_message(&msg);
                 }
             }
+            // Dropping the handle removes a mailbox we created, unless a
+            // sender has attached (and made it persistent) meanwhile.
+            drop(mailbox);
             Err(timed_out(format!(
                 "{name}: timed out waiting for a message"
             )))
@@ -38,8 +47,8 @@ pub(crate) fn run(args: &RecvArgs) -> Result<ExitCode> {
     }
 }
 
-/// Opens the mailbox or creates it (persistent, default capacity), and says
-/// whether we created it. This is `Mailbox::open_or_create_with` spelled
+/// Opens the mailbox or creates it (non-persistent, default capacity), and
+/// says whether we created it. This is `Mailbox::open_or_create_with` spelled
 /// out, since only the creator may remove the mailbox again on a timeout.
 fn open_or_create(opts: &SegmentOptions) -> Result<(Mailbox, bool)> {
     let mut last = None;
@@ -60,27 +69,6 @@ fn open_or_create(opts: &SegmentOptions) -> Result<(Mailbox, bool)> {
         || "the mailbox keeps appearing and disappearing".to_owned(),
         |e| e.to_string(),
     )))
-}
-
-/// After a timeout on a mailbox we created: removes it, unless another
-/// process has attached to it since (a sender about to deliver) or the name
-/// now means another segment. Returns a message that arrived meanwhile.
-fn remove_unused(mailbox: &Mailbox, opts: &SegmentOptions) -> Option<Vec<u8>> {
-    if let Ok(msg) = mailbox.try_recv() {
-        return Some(msg);
-    }
-    let me = std::process::id();
-    let ours_alone = segment::inspect(opts).is_ok_and(|info| {
-        info.header.as_ref().is_ok_and(|h| h.creator_pid == me)
-            && info.attached.iter().all(|a| a.pid == me)
-    });
-    if !ours_alone {
-        return None;
-    }
-    let _ = segment::unlink(opts);
-    // A sender that attached just before the unlink may have stored its
-    // message in the meantime; we still hold the mapping, so take it.
-    mailbox.try_recv().ok()
 }
 
 /// Prints the message exactly, then one newline. Bytes that are not UTF-8

@@ -26,6 +26,9 @@ pub(crate) fn run(args: &SendArgs) -> Result<ExitCode> {
         }
         Err(e) => return Err(flat(e)),
     };
+    // A receiver that started first created the mailbox non-persistent (so
+    // that giving up removes it): make it outlive us before storing.
+    mailbox.set_persistent(true).map_err(flat)?;
     let sent = match deadline(args.timeout) {
         Some(d) => mailbox.send_deadline(msg, d),
         None => mailbox.send(msg),
