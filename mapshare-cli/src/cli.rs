@@ -66,7 +66,8 @@ pub(crate) struct SendArgs {
 /// `mapshare recv NAME`.
 #[derive(Debug, Args)]
 pub(crate) struct RecvArgs {
-    /// Mailbox name; created (persistent) if it does not exist yet.
+    /// Mailbox name; created if it does not exist yet (removed again if we
+    /// give up before a sender came).
     pub(crate) name: String,
     /// Wait at most this long for a message (seconds, fractions allowed;
     /// default: wait as long as it takes). Exit status 3 when it runs out.
