@@ -72,6 +72,11 @@ pub(crate) struct Slot {
 
 #[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_LEN);
+// `inspect` decodes slots from bytes at these offsets.
+#[cfg(not(mapshare_loom))]
+const _: () = assert!(std::mem::offset_of!(Slot, pid) == 4);
+#[cfg(not(mapshare_loom))]
+const _: () = assert!(std::mem::offset_of!(Slot, since_ms) == 8);
 
 /// Where a segment lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,13 +273,17 @@ fn flock_timeout(fd: &OwnedFd, timeout: Duration, what: &str) -> Result<(), Segm
     }
 }
 
-/// Reads and validates the header through `fd`'s mapping.
-fn read_header(map: &Mapping, file_size: u64, what: &str) -> Result<Header, SegmentError> {
+/// Reads the header with `pread` and validates it. Not through the
+/// mapping: an object a peer shrank after our `fstat` (garbage rewritten
+/// in place, say) then gives `TooShort` here instead of a `SIGBUS`, which
+/// matters most to `gc`, which looks at every object in the directory.
+fn read_header(fd: &OwnedFd, file_size: u64, what: &str) -> Result<Header, SegmentError> {
     let mut fixed = [0u8; header::FIXED_LEN];
-    if !Region::of(map).read(0, &mut fixed) {
+    let n = sys::read_at(fd, 0, &mut fixed).map_err(|e| SegmentError::io(what, e))?;
+    if n < fixed.len() {
         return Err(SegmentError::Header {
             name: what.to_owned(),
-            error: crate::error::HeaderError::TooShort { len: file_size },
+            error: crate::error::HeaderError::TooShort { len: n as u64 },
         });
     }
     let h = header::decode(&fixed).map_err(|error| SegmentError::Header {
@@ -482,7 +491,7 @@ impl Segment {
         // open and our attach lock.
         for _ in 0..8 {
             let (fd, map, info) = open_file(&dir, &file, &what, opts.allow_foreign_owner, true)?;
-            let header = read_header(&map, info.size, &what)?;
+            let header = read_header(&fd, info.size, &what)?;
             if !header.is_ready() {
                 return Err(SegmentError::Header {
                     name: what,
@@ -777,13 +786,15 @@ pub fn inspect(opts: &SegmentOptions) -> Result<SegmentInfo, SegmentError> {
         }
         return Ok(out);
     }
-    // Map only the header page: inspection never touches the payload.
-    let map = sys::map(&fd, HEADER_LEN, false)
-        .map_err(|e| SegmentError::io(format!("{what}: mmap"), e))?;
-    let mut fixed = [0u8; header::FIXED_LEN];
-    Region::of(&map).read(0, &mut fixed);
-    out.header = header::decode(&fixed).and_then(|h| {
-        if h.total_len == info.size {
+    // Read (pread) only the header and registry; never map: inspection
+    // never touches the payload, and an object a peer shrinks meanwhile
+    // gives a short read, not a SIGBUS.
+    let mut head = vec![0u8; HEADER_LEN];
+    let n = sys::read_at(&fd, 0, &mut head).map_err(|e| SegmentError::io(&what, e))?;
+    out.header = header::decode(&head[..n]).and_then(|h| {
+        if n < HEADER_LEN {
+            Err(crate::error::HeaderError::TooShort { len: n as u64 })
+        } else if h.total_len == info.size {
             Ok(h)
         } else {
             Err(crate::error::HeaderError::BadSize {
@@ -792,15 +803,22 @@ pub fn inspect(opts: &SegmentOptions) -> Result<SegmentInfo, SegmentError> {
         }
     });
     if out.header.is_ok() {
-        for (i, slot) in slots(Region::of(&map)) {
+        for i in 0..REGISTRY_SLOTS as u32 {
             if matches!(
                 sys::byte_range_locked(&fd, SLOT_LOCK_BASE + u64::from(i), 1),
                 Ok(true)
             ) {
+                // Slot layout: gen u32, pid u32, since_ms u64 (see `Slot`);
+                // inside `head` since the registry ends at HEADER_LEN.
+                let off = REGISTRY_OFFSET + i as usize * SLOT_LEN;
+                let mut pid = [0u8; 4];
+                pid.copy_from_slice(&head[off + 4..off + 8]);
+                let mut since = [0u8; 8];
+                since.copy_from_slice(&head[off + 8..off + 16]);
                 out.attached.push(Attached {
                     slot: i,
-                    pid: slot.pid.load(Ordering::Relaxed),
-                    since_unix_ms: slot.since_ms.load(Ordering::Relaxed),
+                    pid: u32::from_ne_bytes(pid),
+                    since_unix_ms: u64::from_ne_bytes(since),
                 });
             }
         }
@@ -835,7 +853,7 @@ pub fn unlink(opts: &SegmentOptions) -> Result<(), SegmentError> {
     let (dir, file) = location.open_dir()?;
     // Mark it unlinked first, so that a racing attacher retries.
     if let Ok((fd, map, _)) = open_file(&dir, &file, &what, true, true) {
-        if read_header(&map, map.len() as u64, &what).is_ok() {
+        if read_header(&fd, map.len() as u64, &what).is_ok() {
             flags_word(Region::of(&map)).fetch_or(FLAG_UNLINKED, Ordering::AcqRel);
         }
         drop(fd);
@@ -897,7 +915,7 @@ pub fn gc(all: bool) -> Result<GcReport, SegmentError> {
                 continue;
             }
         };
-        let header = match read_header(&map, info.size, name) {
+        let header = match read_header(&fd, info.size, name) {
             Ok(h) => h,
             Err(e) => {
                 report

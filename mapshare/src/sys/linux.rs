@@ -141,6 +141,27 @@ pub(crate) fn list(dir: &Path) -> io::Result<Vec<OsString>> {
         .collect())
 }
 
+/// `pread(fd, buf, offset)`, repeated until `buf` is full or the file
+/// ends: the number of bytes read. Reading through the descriptor, not a
+/// mapping, means an object a peer has shrunk gives a short read instead of
+/// a `SIGBUS`.
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/pread.2.html)
+#[doc(alias = "pread")]
+pub(crate) fn read_at(fd: &OwnedFd, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match rustix::io::pread(fd, &mut buf[done..], offset.saturating_add(done as u64)) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(done)
+}
+
 /// `fstat(fd)`.
 ///
 /// # References

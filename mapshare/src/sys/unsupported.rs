@@ -60,6 +60,9 @@ pub(crate) fn same_file(_dir: &Dir, _name: &str, _fd: &OwnedFd) -> io::Result<bo
 pub(crate) fn list(_dir: &Path) -> io::Result<Vec<OsString>> {
     unsupported()
 }
+pub(crate) fn read_at(_fd: &OwnedFd, _offset: u64, _buf: &mut [u8]) -> io::Result<usize> {
+    unsupported()
+}
 pub(crate) fn fstat(_fd: &OwnedFd) -> io::Result<FileInfo> {
     unsupported()
 }
