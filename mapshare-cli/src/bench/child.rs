@@ -1,0 +1,206 @@
+//! The peer: opens what the parent created, answers the floor ping-pong,
+//! then echoes (latency) or reads every byte (throughput).
+
+use std::fs::File;
+use std::hint::{black_box, spin_loop};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use mapshare::floor::SpinLine;
+use mapshare::{Receiver, RecvTimeoutError, SegmentOptions, Sender};
+
+use super::jobs::{Job, Mode, Transport};
+use super::stats::{cpu_time, fold, seq_of, stamp};
+use super::IDLE;
+
+/// The line's value once the peer has attached everything.
+pub(super) const READY: u64 = 1;
+/// The parent's "floor is over" value (never reached by counting).
+pub(super) const FLOOR_DONE: u64 = u64::MAX;
+/// The message number that asks the paced peer to go idle and report.
+pub(super) const IDLE_CMD: u64 = u64::MAX;
+/// The peer gives up on a job after this long.
+const PEER_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
+    let (job, [line, ping, pong, sock]) = Job::decode(args)?;
+    let deadline = Instant::now() + PEER_TIMEOUT;
+    let ppid = std::os::unix::process::parent_id();
+    let orphan = move || std::os::unix::process::parent_id() != ppid || Instant::now() > deadline;
+    let line = SpinLine::open(&SegmentOptions::new(&line)).context("bench peer: floor line")?;
+    match job.transport {
+        Transport::Shm { loaned, .. } => {
+            let mut rx = Receiver::open(&job.channel(&ping)).context("bench peer: ping")?;
+            let mut tx = Sender::open(&job.channel(&pong)).context("bench peer: pong")?;
+            floor(&line, &orphan)?;
+            let mut shm = Shm {
+                rx: &mut rx,
+                tx: &mut tx,
+                deadline,
+            };
+            match (job.mode, loaned) {
+                (Mode::Latency, false) => shm.echo(&job, false),
+                (Mode::Latency, true) => shm.echo_loaned(&job),
+                (Mode::Paced, _) => shm.echo(&job, true),
+                (Mode::Throughput, _) => shm.sink(&job),
+            }
+        }
+        Transport::Pipe => {
+            let mut r = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+            let mut w = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+            floor(&line, &orphan)?;
+            stream(&job, &mut r, &mut w)
+        }
+        Transport::Uds => {
+            let mut w = UnixStream::connect(&sock).with_context(|| format!("connect {sock}"))?;
+            let mut r = w.try_clone()?;
+            floor(&line, &orphan)?;
+            stream(&job, &mut r, &mut w)
+        }
+    }
+}
+
+/// Says [`READY`], then answers every value the parent stores with that
+/// value plus one, until [`FLOOR_DONE`].
+fn floor(line: &SpinLine, orphan: &impl Fn() -> bool) -> anyhow::Result<()> {
+    line.store(READY);
+    let mut last = READY;
+    loop {
+        let mut polls: u32 = 0;
+        let v = loop {
+            let v = line.load();
+            if v != last {
+                break v;
+            }
+            polls = polls.wrapping_add(1);
+            if polls % 4096 == 0 && orphan() {
+                bail!("bench peer: the parent went away during the floor");
+            }
+            spin_loop();
+        };
+        if v == FLOOR_DONE {
+            return Ok(());
+        }
+        line.store(v + 1);
+        last = v + 1;
+    }
+}
+
+struct Shm<'a> {
+    rx: &'a mut Receiver,
+    tx: &'a mut Sender,
+    deadline: Instant,
+}
+
+impl Shm<'_> {
+    /// Copies each message out and sends it back; `paced`: stop at
+    /// [`IDLE_CMD`] and report the idle CPU use instead.
+    fn echo(&mut self, job: &Job, paced: bool) -> anyhow::Result<()> {
+        let mut buf = vec![0u8; job.size];
+        for _ in 0..job.warmup + job.count + u64::from(paced) {
+            let n = self
+                .rx
+                .recv_deadline_with(self.deadline, |m| {
+                    buf[..m.len()].copy_from_slice(m);
+                    m.len()
+                })
+                .map_err(|e| anyhow!("bench peer: recv: {e}"))?;
+            if paced && seq_of(&buf[..n]) == IDLE_CMD {
+                return self.idle(job);
+            }
+            self.tx
+                .send_deadline(&buf[..n], self.deadline)
+                .map_err(|e| anyhow!("bench peer: send: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Reads and writes only the 8-byte header of each message, in place.
+    fn echo_loaned(&mut self, job: &Job) -> anyhow::Result<()> {
+        for _ in 0..job.warmup + job.count {
+            let seq = self
+                .rx
+                .recv_deadline_with(self.deadline, seq_of)
+                .map_err(|e| anyhow!("bench peer: recv: {e}"))?;
+            let mut loan = self
+                .tx
+                .loan_deadline(self.deadline)
+                .map_err(|e| anyhow!("bench peer: loan: {e}"))?;
+            loan.with_bytes(|b| stamp(b, seq));
+            loan.commit(job.size);
+        }
+        Ok(())
+    }
+
+    /// Waits [`IDLE`] for a message that does not come, then sends back
+    /// (on-CPU ns, CPU ticks, wall ns) over that wait.
+    fn idle(&mut self, job: &Job) -> anyhow::Result<()> {
+        let (s0, t0) = cpu_time();
+        let w0 = Instant::now();
+        match self.rx.recv_timeout_with(IDLE, |m| m.len()) {
+            Err(RecvTimeoutError::Timeout) => {}
+            other => bail!("bench peer: expected silence, got {other:?}"),
+        }
+        let wall = w0.elapsed();
+        let (s1, t1) = cpu_time();
+        let delta = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => u64::MAX,
+        };
+        let mut msg = vec![0u8; job.size.max(24)];
+        msg[..8].copy_from_slice(&delta(s0, s1).to_le_bytes());
+        msg[8..16].copy_from_slice(&delta(t0, t1).to_le_bytes());
+        let wall_ns = u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX);
+        msg[16..24].copy_from_slice(&wall_ns.to_le_bytes());
+        self.tx
+            .send_deadline(&msg[..job.size], self.deadline)
+            .map_err(|e| anyhow!("bench peer: send: {e}"))?;
+        Ok(())
+    }
+
+    /// Folds every byte of `warmup` then `count` messages, in place; after
+    /// each round sends the fold back.
+    fn sink(&mut self, job: &Job) -> anyhow::Result<()> {
+        for round in [job.warmup, job.count] {
+            let mut acc = 0u64;
+            for _ in 0..round {
+                acc ^= self
+                    .rx
+                    .recv_deadline_with(self.deadline, fold)
+                    .map_err(|e| anyhow!("bench peer: recv: {e}"))?;
+            }
+            self.tx
+                .send_deadline(&black_box(acc).to_le_bytes(), self.deadline)
+                .map_err(|e| anyhow!("bench peer: send: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Pipes and sockets: echo (latency) or fold every byte (throughput).
+fn stream(job: &Job, r: &mut impl Read, w: &mut impl Write) -> anyhow::Result<()> {
+    let mut buf = vec![0u8; job.size];
+    match job.mode {
+        Mode::Latency | Mode::Paced => {
+            for _ in 0..job.warmup + job.count {
+                r.read_exact(&mut buf)?;
+                w.write_all(&buf)?;
+            }
+        }
+        Mode::Throughput => {
+            for round in [job.warmup, job.count] {
+                let mut acc = 0u64;
+                for _ in 0..round {
+                    r.read_exact(&mut buf)?;
+                    acc ^= fold(&buf);
+                }
+                w.write_all(&black_box(acc).to_le_bytes())?;
+            }
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
