@@ -743,6 +743,10 @@ impl Loan<'_> {
     }
 }
 
+/// A lane with a message at its head, and the message's length as
+/// `spsc::readable` copied it out (`Err` for a corrupt one).
+type Ready = (usize, Result<usize, u64>);
+
 /// The receiving end: the one receiver of a channel, draining every lane.
 #[derive(Debug)]
 pub struct Receiver {
@@ -805,20 +809,25 @@ impl Receiver {
         self.ch.seg.location()
     }
 
-    /// The lane holding the next message, round-robin, if any.
-    fn ready_lane(&self) -> Option<usize> {
+    /// The lane holding the next message, round-robin, if any, with what
+    /// `readable` found there (the length, or a corrupt one).
+    fn ready_lane(&self) -> Option<Ready> {
         let lanes = self.ch.g.lanes;
         (0..lanes)
             .map(|k| (self.next + k) % lanes)
-            .find(|&l| spsc::readable(&self.ch.slots(l), self.heads[l]).is_some())
+            .find_map(|l| spsc::readable(&self.ch.slots(l), self.heads[l]).map(|len| (l, len)))
     }
 
-    /// Takes the message of a ready lane through `f`, then frees its slot.
-    fn take<R>(&mut self, lane: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R, u64> {
+    /// Takes the message `ready_lane` found through `f`, then frees its slot.
+    ///
+    /// Uses the length `ready_lane` copied out and never looks at the
+    /// slot's words again: a peer breaking the protocol could change them
+    /// between two looks (a slot that was committed, then is not).
+    fn take<R>(&mut self, (lane, len): Ready, f: impl FnOnce(&[u8]) -> R) -> Result<R, u64> {
         let slots = self.ch.slots(lane);
         let head = self.heads[lane];
-        let out = match spsc::readable(&slots, head) {
-            Some(Ok(len)) => {
+        let out = match len {
+            Ok(len) => {
                 let i = spsc::index(&slots, head);
                 // SAFETY: the slot at our head is committed (seq == head + 1)
                 // and stays ours until `release`: no sender following the
@@ -828,8 +837,7 @@ impl Receiver {
                         .expect("len <= max_message"),
                 ) // checked by readable
             }
-            Some(Err(bad)) => Err(bad),
-            None => unreachable!("take is called on a ready lane"), // only after ready_lane/readable
+            Err(bad) => Err(bad),
         };
         self.heads[lane] = spsc::release(&slots, self.ch.lane(lane), head);
         self.next = (lane + 1) % self.ch.g.lanes;
@@ -842,24 +850,24 @@ impl Receiver {
         deadline: Option<Instant>,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, RecvTimeoutError> {
-        let lane = match self.ready_lane() {
-            Some(l) => l,
+        let ready = match self.ready_lane() {
+            Some(r) => r,
             None => {
                 let mut found = None;
-                let ready = self
+                let woke = self
                     .ch
                     .bell(RX_BELL_OFFSET)
                     .wait_until(self.ch.wait, deadline, || {
                         found = self.ready_lane();
                         found.is_some()
                     });
-                match (ready, found) {
-                    (true, Some(l)) => l,
+                match (woke, found) {
+                    (true, Some(r)) => r,
                     _ => return Err(RecvTimeoutError::Timeout),
                 }
             }
         };
-        self.take(lane, f)
+        self.take(ready, f)
             .map_err(|len| RecvTimeoutError::Corrupt { len })
     }
 
@@ -869,10 +877,10 @@ impl Receiver {
     /// # Errors
     /// [`TryRecvError::Empty`], [`TryRecvError::Corrupt`].
     pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, TryRecvError> {
-        let Some(lane) = self.ready_lane() else {
+        let Some(ready) = self.ready_lane() else {
             return Err(TryRecvError::Empty);
         };
-        self.take(lane, f)
+        self.take(ready, f)
             .map_err(|len| TryRecvError::Corrupt { len })
     }
 

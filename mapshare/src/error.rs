@@ -258,6 +258,10 @@ pub enum SendError {
     Full,
     /// `send_timeout`: the mailbox stayed full.
     Timeout,
+    /// Another process shrank the segment below the size it had when we
+    /// opened it: its memory is gone, nothing was stored. The handle is of
+    /// no further use (see "A segment shrunk under us" in [`segment`](crate::segment)).
+    Truncated,
 }
 
 impl fmt::Display for SendError {
@@ -271,6 +275,10 @@ impl fmt::Display for SendError {
             }
             SendError::Full => write!(f, "mailbox is full"),
             SendError::Timeout => write!(f, "timed out waiting for room in the mailbox"),
+            SendError::Truncated => write!(
+                f,
+                "mailbox segment was truncated by another process; its memory is gone"
+            ),
         }
     }
 }
@@ -292,6 +300,10 @@ pub enum RecvError {
         /// The mailbox capacity.
         capacity: u64,
     },
+    /// Another process shrank the segment below the size it had when we
+    /// opened it: its memory is gone, nothing was received. The handle is
+    /// of no further use (see "A segment shrunk under us" in [`segment`](crate::segment)).
+    Truncated,
 }
 
 impl fmt::Display for RecvError {
@@ -305,6 +317,10 @@ impl fmt::Display for RecvError {
                     "corrupt mailbox: message length {len} exceeds capacity {capacity}"
                 )
             }
+            RecvError::Truncated => write!(
+                f,
+                "mailbox segment was truncated by another process; its memory is gone"
+            ),
         }
     }
 }

@@ -16,6 +16,13 @@
 //! sent), and a receiver killed mid-read leaves the message in place for the
 //! next receiver: each message is delivered exactly once to a receiver that
 //! returns it.
+//!
+//! `send` and `recv` check that the segment still has its size (one
+//! `fstat`) before they touch the payload, and again after every wait: a
+//! segment another process shrank gives [`SendError::Truncated`] /
+//! [`RecvError::Truncated`] instead of a `SIGBUS`. A shrink racing the
+//! access that follows the check can still fault: see "A segment shrunk
+//! under us" in [`crate::segment`].
 
 use std::time::{Duration, Instant};
 
@@ -247,7 +254,7 @@ impl Mailbox {
     /// Stores `msg` if the mailbox is empty, without waiting for room.
     ///
     /// # Errors
-    /// [`SendError::Full`], [`SendError::TooLarge`].
+    /// [`SendError::Full`], [`SendError::TooLarge`], [`SendError::Truncated`].
     pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError> {
         match self.send_until(msg, Some(Instant::now()), true) {
             Err(SendError::Timeout) => Err(SendError::Full),
@@ -258,7 +265,7 @@ impl Mailbox {
     /// Stores `msg`, waiting for room as long as it takes.
     ///
     /// # Errors
-    /// [`SendError::TooLarge`].
+    /// [`SendError::TooLarge`], [`SendError::Truncated`].
     pub fn send(&self, msg: &[u8]) -> Result<(), SendError> {
         self.send_until(msg, None, false)
     }
@@ -266,7 +273,7 @@ impl Mailbox {
     /// Stores `msg`, waiting for room at most `timeout`.
     ///
     /// # Errors
-    /// [`SendError::Timeout`], [`SendError::TooLarge`].
+    /// [`SendError::Timeout`], [`SendError::TooLarge`], [`SendError::Truncated`].
     pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
         self.send_until(msg, Some(Instant::now() + timeout), false)
     }
@@ -274,7 +281,7 @@ impl Mailbox {
     /// Stores `msg`, waiting for room until `deadline`.
     ///
     /// # Errors
-    /// [`SendError::Timeout`], [`SendError::TooLarge`].
+    /// [`SendError::Timeout`], [`SendError::TooLarge`], [`SendError::Truncated`].
     pub fn send_deadline(&self, msg: &[u8], deadline: Instant) -> Result<(), SendError> {
         self.send_until(msg, Some(deadline), false)
     }
@@ -293,6 +300,10 @@ impl Mailbox {
         }
         let emptied = self.event(EMPTIED_OFFSET);
         loop {
+            // Before touching the payload, and again after each wait.
+            if !self.seg.is_intact() {
+                return Err(SendError::Truncated);
+            }
             let seen = emptied.seq();
             // A try still waits briefly for the lock: it is only ever held for a copy.
             let lock_deadline = if once {
@@ -323,7 +334,7 @@ impl Mailbox {
     /// Takes the message if there is one, without waiting.
     ///
     /// # Errors
-    /// [`RecvError::Empty`], [`RecvError::Corrupt`].
+    /// [`RecvError::Empty`], [`RecvError::Corrupt`], [`RecvError::Truncated`].
     pub fn try_recv(&self) -> Result<Vec<u8>, RecvError> {
         match self.recv_until(Some(Instant::now()), true) {
             Err(RecvError::Timeout) => Err(RecvError::Empty),
@@ -334,7 +345,7 @@ impl Mailbox {
     /// Takes the next message, waiting as long as it takes.
     ///
     /// # Errors
-    /// [`RecvError::Corrupt`].
+    /// [`RecvError::Corrupt`], [`RecvError::Truncated`].
     pub fn recv(&self) -> Result<Vec<u8>, RecvError> {
         self.recv_until(None, false)
     }
@@ -342,7 +353,7 @@ impl Mailbox {
     /// Takes the next message, waiting at most `timeout`.
     ///
     /// # Errors
-    /// [`RecvError::Timeout`], [`RecvError::Corrupt`].
+    /// [`RecvError::Timeout`], [`RecvError::Corrupt`], [`RecvError::Truncated`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
         self.recv_until(Some(Instant::now() + timeout), false)
     }
@@ -350,7 +361,7 @@ impl Mailbox {
     /// Takes the next message, waiting until `deadline`.
     ///
     /// # Errors
-    /// [`RecvError::Timeout`], [`RecvError::Corrupt`].
+    /// [`RecvError::Timeout`], [`RecvError::Corrupt`], [`RecvError::Truncated`].
     pub fn recv_deadline(&self, deadline: Instant) -> Result<Vec<u8>, RecvError> {
         self.recv_until(Some(deadline), false)
     }
@@ -358,6 +369,10 @@ impl Mailbox {
     fn recv_until(&self, deadline: Option<Instant>, once: bool) -> Result<Vec<u8>, RecvError> {
         let filled = self.event(FILLED_OFFSET);
         loop {
+            // Before touching the payload, and again after each wait.
+            if !self.seg.is_intact() {
+                return Err(RecvError::Truncated);
+            }
             let seen = filled.seq();
             let lock_deadline = if once {
                 Some(Instant::now() + Duration::from_millis(50))

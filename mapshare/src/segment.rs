@@ -24,6 +24,29 @@
 //! non-persistent segment unlinks its name (the Win32 rule); a segment whose
 //! last process was killed is removed by [`gc`], or replaced by the next
 //! `open_or_create`.
+//!
+//! # A segment shrunk under us (`SIGBUS`)
+//! A process with write access to the object (our own user, or root: the
+//! object is 0600 and another user's object is refused) can shrink it with
+//! `ftruncate`. The kernel then drops the pages past the new end, and a
+//! process touching them through its mapping gets `SIGBUS`, which kills it.
+//! No lock or check in shared memory can prevent that; what we do:
+//!
+//! - Headers are read with `pread`, never through a mapping, and `open`
+//!   checks the object's size against the header, so opening, `inspect`
+//!   and `gc` never fault on a shrunk object.
+//! - `Segment::is_intact` (one `fstat`) tells whether every mapped page
+//!   is still backed. The slow paths call it before touching the payload:
+//!   mailbox `send`/`recv` return `Truncated`, and detaching skips the
+//!   header words when even the header page is gone. The lock-free paths
+//!   (channel sends and receives, `Shared` and `Mutex` locking, events)
+//!   do not: a system call there would cost more than the operation.
+//! - What remains: a truncation racing an access in progress, or landing
+//!   between the check and the access, or hitting a path that does not
+//!   check, still raises `SIGBUS`. We install no signal handler (a
+//!   library must not take over a process-wide signal); a caller that
+//!   shares segments with processes it does not trust to leave the size
+//!   alone can install one, and should prefer a user of its own.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -643,6 +666,16 @@ impl Segment {
         Ok(())
     }
 
+    /// Whether the object still backs every page we mapped: its size, from
+    /// `fstat`, is at least our mapping's length (the header's `total_len`
+    /// when we opened it). A peer that shrank it makes this `false`, and
+    /// touching the lost pages would raise `SIGBUS` (see the module docs).
+    /// A grown object is harmless to us and counts as intact. Costs one
+    /// system call: for slow paths only.
+    pub(crate) fn is_intact(&self) -> bool {
+        sys::fstat(&self.fd).is_ok_and(|info| info.size >= self.map.len() as u64)
+    }
+
     /// Whether the persistent flag is set now.
     pub(crate) fn is_persistent(&self) -> bool {
         flags_word(Region::of(&self.map)).load(Ordering::Acquire) & FLAG_PERSISTENT != 0
@@ -710,11 +743,20 @@ impl Drop for Segment {
     fn drop(&mut self) {
         let region = Region::of(&self.map);
         let locked = flock_timeout(&self.fd, Duration::from_secs(1), "").is_ok();
-        if let Some(s) = region.get::<Slot>(REGISTRY_OFFSET + self.slot as usize * SLOT_LEN) {
-            s.pid.store(0, Ordering::Relaxed);
+        // The registry and the flags live in the first page. If a peer
+        // shrank the object below it, touching them would raise SIGBUS:
+        // then only release our locks, and leave the name (we can no
+        // longer tell whether it is persistent).
+        let header_backed = sys::fstat(&self.fd).is_ok_and(|info| info.size >= HEADER_LEN as u64);
+        if header_backed {
+            if let Some(s) = region.get::<Slot>(REGISTRY_OFFSET + self.slot as usize * SLOT_LEN) {
+                s.pid.store(0, Ordering::Relaxed);
+            }
         }
         let _ = sys::unlock_byte(&self.fd, SLOT_LOCK_BASE + u64::from(self.slot));
-        if locked {
+        if locked && !header_backed {
+            let _ = sys::unflock(&self.fd);
+        } else if locked {
             let flags = flags_word(region).load(Ordering::Acquire);
             if flags & FLAG_PERSISTENT == 0
                 && flags & FLAG_UNLINKED == 0

@@ -413,3 +413,42 @@ pub(crate) fn assert_clean(names: &[&str], child_pids: &[u32]) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Like [`spawn_child`], but runs the test binary through `wrapper`: a
+/// command and its arguments that end by executing the rest of the command
+/// line, for example `unshare -m -- sh -c '<setup> && exec "$0" "$@"'`
+/// (a child in a private mount namespace with its own `/dev/shm`).
+pub(crate) fn spawn_child_via(
+    wrapper: &[&str],
+    test: &str,
+    role: &str,
+    name: &str,
+    dir: &Path,
+    arg: &str,
+) -> ChildProc {
+    let exe = std::env::current_exe().expect("current_exe");
+    let log = dir.join(format!("child-{role}-{}.log", next()));
+    let out = fs::File::create(&log).expect("create child log");
+    let err = out.try_clone().expect("clone log fd");
+    let (program, wrapper_args) = wrapper.split_first().expect("a wrapper command");
+    let child = Command::new(program)
+        .args(wrapper_args)
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ENV_ROLE, role)
+        .env(ENV_NAME, name)
+        .env(ENV_DIR, dir)
+        .env(ENV_ARG, arg)
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn wrapped child test process");
+    ChildProc {
+        child,
+        role: role.to_owned(),
+        log,
+        exited: None,
+    }
+}
