@@ -11,8 +11,14 @@ use super::{IDLE, PACED_PERIOD, STB_SPIN};
 
 /// A contender's best repetition: the lowest median (latency) or the most
 /// messages per second (throughput).
+/// Repetitions whose floor moved count only when no other was measured.
 fn best(r: &Results, want: impl Fn(&Job) -> bool) -> Option<&Sample> {
-    r.samples.iter().filter(|s| want(&s.job)).min_by(|a, b| {
+    let steady = r.samples.iter().any(|s| want(&s.job) && !r.moved(&s.floor));
+    let pool = r
+        .samples
+        .iter()
+        .filter(|s| want(&s.job) && !(steady && r.moved(&s.floor)));
+    pool.min_by(|a, b| {
         let key = |s: &Sample| match s.outcome {
             Outcome::Latency(d) | Outcome::Paced(d, _) => d.median_ns,
             Outcome::Throughput { msgs_per_s, .. } => -msgs_per_s,
@@ -257,6 +263,33 @@ fn verdicts(r: &Results) -> Vec<Verdict> {
                 )
             }),
     );
+    // Figures measured while the floor had moved: say so; a ratio to such a
+    // floor decides nothing.
+    let involved: [(Vec<Option<&Sample>>, bool); 8] = [
+        (vec![lat(r, SHM_SPIN, 64)], true),
+        (
+            vec![lat(r, SHM_BLOCK, 64), lat(r, Transport::Pipe, 64)],
+            false,
+        ),
+        (vec![paced, lat(r, SHM_SPIN, 64)], false),
+        (vec![], false),
+        (vec![tput(r, SHM_SPIN, 64)], false),
+        (vec![tput(r, SHM_SPIN, mib)], false),
+        (
+            vec![tput(r, SHM_SPIN, mib), tput(r, Transport::Uds, mib)],
+            false,
+        ),
+        (vec![lat(r, SHM_LOAN, 64), lat(r, SHM_LOAN, mib)], false),
+    ];
+    for (verdict, (samples, ratio)) in v.iter_mut().zip(involved) {
+        if verdict.met.is_some() && samples.iter().flatten().any(|s| r.moved(&s.floor)) {
+            verdict.measured += " [floor moved next to it]";
+            if ratio {
+                verdict.met = None;
+                verdict.measured += ": inconclusive";
+            }
+        }
+    }
     v
 }
 
@@ -429,6 +462,7 @@ pub(super) fn human(cfg: &Config, m: &Machine, r: &Results) -> String {
             match v.met {
                 Some(true) => "MET",
                 Some(false) => "NOT MET",
+                None if v.measured.ends_with("inconclusive") => "?",
                 None => "-",
             },
             v.target,
