@@ -40,7 +40,7 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
             line.push_str(cell);
             if i + 1 < row.len() {
                 let pad = widths[i].saturating_sub(cell.chars().count());
-                line.extend(std::iter::repeat(' ').take(pad));
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
         out.push_str(line.trim_end());

@@ -120,7 +120,7 @@ fn relay(
     out: &mut impl Write,
 ) -> Result<bool> {
     let mut copied = 0;
-    while n.map_or(true, |n| copied < n) {
+    while n.is_none_or(|n| copied < n) {
         match lines.next() {
             Some(line) => {
                 let line = line.context("reading a child's output")?;

@@ -1,5 +1,5 @@
 //! Pure code for the bytes in a segment: the header, layout fingerprints and
-//! [`FixedStr`]. No system calls; everything here is fuzzed.
+//! [`FixedStr`](fixed_str::FixedStr). No system calls; everything here is fuzzed.
 
 pub mod fixed_str;
 pub mod header;
