@@ -104,8 +104,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         latency: args.only != Some(Only::Throughput),
         throughput: args.only != Some(Only::Latency),
     };
+    let load = stats::loadavg();
     let results = parent::run_all(&cfg)?;
-    let machine = stats::machine();
+    let machine = stats::machine(load);
     if args.json {
         println!(
             "{}",

@@ -63,14 +63,17 @@ pub(super) struct Memcpy {
 /// Everything measured in a run.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Results {
+    /// The reference floor: the lowest of the calibration measurements
+    /// taken before the first contender.
+    pub(super) reference: Option<Dist>,
     pub(super) samples: Vec<Sample>,
     pub(super) memcpy: Vec<Memcpy>,
 }
 
 impl Results {
-    /// The floor of the run's first job, what every later floor is held against.
+    /// The run's first floor (the calibration), what every later floor is held against.
     pub(super) fn first_floor(&self) -> Option<f64> {
-        self.samples.first().map(|s| s.floor.median_ns)
+        self.reference.map(|d| d.median_ns)
     }
 
     /// Whether a floor sample is more than 50% off the run's first.
@@ -87,7 +90,11 @@ impl Results {
     }
 }
 
-/// Attempts of a job whose floor rose, before its figure is kept (flagged).
+/// Floor-only measurements before the first contender.
+const CALIBRATIONS: u32 = 3;
+
+/// Attempts of a job whose floor rose, before its figure is kept (flagged);
+/// none with `--quick`.
 const RETRIES: u32 = 2;
 
 /// Runs every job `cfg.reps` times (round-robin, so that a bad spell of the
@@ -97,6 +104,30 @@ pub(super) fn run_all(cfg: &Config) -> anyhow::Result<Results> {
     let memcpys = if cfg.throughput { cfg.sizes.len() } else { 0 };
     let total = (plan.len() + memcpys) * cfg.reps as usize;
     let mut out = Results::default();
+    // Calibration: the floor alone, a few times; the lowest is the reference,
+    // so that a bad first spell does not make every later floor look moved.
+    let calibration = Job {
+        transport: Transport::Shm {
+            wait: jobs::Wait::Spin,
+            loaned: false,
+        },
+        mode: Mode::Latency,
+        size: 64,
+        count: 0,
+        warmup: 0,
+    };
+    for i in 0..CALIBRATIONS {
+        let floor = run_job(cfg, &calibration, 0)?.floor;
+        eprintln!(
+            "[calibration {}/{CALIBRATIONS}] floor: median {:.1} ns, p99 {:.1} ns",
+            i + 1,
+            floor.median_ns,
+            floor.p99_ns
+        );
+        if out.reference.is_none_or(|r| floor.median_ns < r.median_ns) {
+            out.reference = Some(floor);
+        }
+    }
     let mut k = 0;
     for rep in 0..cfg.reps {
         for job in &plan {
@@ -114,7 +145,7 @@ pub(super) fn run_all(cfg: &Config) -> anyhow::Result<Results> {
                 }
             );
             let mut sample = run_job(cfg, job, rep)?;
-            while sample.retries < RETRIES && out.rose(&sample.floor) {
+            while !cfg.quick && sample.retries < RETRIES && out.rose(&sample.floor) {
                 eprint!(
                     " floor moved ({:.0} ns), again in 0.5 s ...",
                     sample.floor.median_ns

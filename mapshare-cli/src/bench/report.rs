@@ -327,8 +327,9 @@ pub(super) fn human(cfg: &Config, m: &Machine, r: &Results) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "mapshare bench: {} ({} CPUs), Linux {}, clock {} ({:.0} ns per read)",
-        m.cpu, m.nproc, m.kernel, m.clocksource, m.clock_ns
+        "mapshare bench: {} ({} CPUs), Linux {}, clock {} ({:.0} ns per read), load average {} \
+         before, {} after",
+        m.cpu, m.nproc, m.kernel, m.clocksource, m.clock_ns, m.load_before, m.load_after
     );
     let _ = writeln!(
         o,
@@ -344,11 +345,13 @@ pub(super) fn human(cfg: &Config, m: &Machine, r: &Results) -> String {
     );
     if !r.samples.is_empty() {
         let (first, min, max, moved, n) = floor_stats(r);
+        let retries: u32 = r.samples.iter().map(|s| s.retries).sum();
         let _ = writeln!(
             o,
-            "Floor (two processes ping-ponging one cache line), one way: first {first:.1} ns; over \
-             {n} measurements min {min:.1} ns, max {max:.1} ns; {moved} moved more than 50% \
-             (marked *)."
+            "Floor (two processes ping-ponging one cache line), one way: reference {first:.1} ns \
+             (best of 3 calibrations before the first contender); next to the {n} contender runs \
+             min {min:.1} ns, max {max:.1} ns; {moved} moved more than 50% from the reference \
+             (marked *); {retries} runs redone because their floor had risen."
         );
     }
     let mark = |s: &Sample| if r.moved(&s.floor) { " *" } else { "" };
@@ -498,6 +501,7 @@ fn sample_json(r: &Results, s: &Sample, memcpy: Option<Memcpy>) -> Value {
         "floor_ns": s.floor.median_ns,
         "floor_p99_ns": s.floor.p99_ns,
         "floor_moved": r.moved(&s.floor),
+        "retries": s.retries,
     });
     let o = v.as_object_mut().expect("an object");
     match s.outcome {
@@ -554,6 +558,8 @@ pub(super) fn json(cfg: &Config, m: &Machine, r: &Results) -> Value {
             "clocksource": m.clocksource,
             "clock_read_ns": m.clock_ns,
             "cpu_pinning": false,
+            "loadavg_before": m.load_before,
+            "loadavg_after": m.load_after,
         },
         "config": {
             "sizes": cfg.sizes,
@@ -566,7 +572,9 @@ pub(super) fn json(cfg: &Config, m: &Machine, r: &Results) -> Value {
             "best_of": "lowest median (latency), highest msgs/s (throughput), highest GB/s (memcpy)",
         },
         "floor": {
-            "first_ns": first,
+            "reference_ns": first,
+            "reference": "lowest of 3 floor-only calibrations before the first contender",
+            "retries": r.samples.iter().map(|s| s.retries).sum::<u32>(),
             "min_ns": min,
             "max_ns": max,
             "measurements": n,

@@ -109,9 +109,20 @@ pub(super) struct Machine {
     /// Median cost of one `Instant::now()`, in ns: every round trip below
     /// includes one.
     pub(super) clock_ns: f64,
+    /// /proc/loadavg (1, 5, 15 min) before and after the run: other work
+    /// on the machine is the main source of noise.
+    pub(super) load_before: String,
+    pub(super) load_after: String,
 }
 
-pub(super) fn machine() -> Machine {
+/// The three load averages of /proc/loadavg.
+pub(super) fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+pub(super) fn machine(load_before: String) -> Machine {
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .map(|s| s.trim().to_owned())
@@ -132,6 +143,8 @@ pub(super) fn machine() -> Machine {
         kernel: read("/proc/sys/kernel/osrelease"),
         clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
         clock_ns: clock_cost(),
+        load_before,
+        load_after: loadavg(),
     }
 }
 
