@@ -368,3 +368,109 @@ impl fmt::Display for StrError {
 }
 
 impl std::error::Error for StrError {}
+
+/// Why a [`Publisher`](crate::Publisher) did not publish a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishError {
+    /// The message is longer than the ring's maximum; nothing was published.
+    TooLarge {
+        /// Message length in bytes.
+        len: usize,
+        /// The ring's largest message in bytes.
+        max: usize,
+    },
+    /// `try_publish` (lossless ring): a live subscriber is a full ring behind.
+    Full,
+    /// `publish_timeout` / `publish_deadline`: still full when time ran out.
+    Timeout,
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::TooLarge { len, max } => {
+                write!(
+                    f,
+                    "message of {len} bytes exceeds the ring's maximum of {max} bytes"
+                )
+            }
+            PublishError::Full => write!(f, "a subscriber is a full ring behind"),
+            PublishError::Timeout => write!(f, "timed out waiting for the slowest subscriber"),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// Why a [`Subscriber`](crate::Subscriber) did not receive a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PubSubRecvError {
+    /// `try_recv`: nothing new.
+    Empty,
+    /// `recv_timeout` / `recv_deadline`: nothing new in time.
+    Timeout,
+    /// The publisher overwrote this many messages before we read them. The
+    /// subscriber now stands at the oldest message still in the ring: the
+    /// next receive returns it.
+    Lagged(u64),
+    /// Nothing new, and no live publisher: it left or died. Receiving again
+    /// is allowed (a new publisher may take over).
+    Disconnected,
+    /// The slot of a published message held garbage (a peer broke the
+    /// protocol); the message was skipped.
+    Corrupt {
+        /// Its position in the stream.
+        position: u64,
+        /// The length found (0 when the sequence word was the problem).
+        len: u64,
+    },
+}
+
+impl fmt::Display for PubSubRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PubSubRecvError::Empty => write!(f, "no new message"),
+            PubSubRecvError::Timeout => write!(f, "timed out waiting for a message"),
+            PubSubRecvError::Lagged(n) => {
+                write!(f, "lagged behind the publisher: {n} messages missed")
+            }
+            PubSubRecvError::Disconnected => write!(f, "no new message and no live publisher"),
+            PubSubRecvError::Corrupt { position, len } => write!(
+                f,
+                "corrupt slot for message {position} (length {len}); skipped"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PubSubRecvError {}
+
+/// Why a [`BlackboardReader`](crate::BlackboardReader) returned no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlackboardError {
+    /// `try_read_newer`: no version newer than the one given.
+    Unchanged,
+    /// `read_newer_timeout` / `read_newer_deadline`: none in time.
+    Timeout,
+    /// Nothing newer, and no live writer: it left or died. The last
+    /// complete value stays readable with `read`.
+    Disconnected,
+    /// No consistent copy after many attempts: the writer updates faster
+    /// than we can copy, or a peer corrupted the sequence words.
+    Contended,
+}
+
+impl fmt::Display for BlackboardError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlackboardError::Unchanged => write!(f, "no newer value"),
+            BlackboardError::Timeout => write!(f, "timed out waiting for a newer value"),
+            BlackboardError::Disconnected => write!(f, "no newer value and no live writer"),
+            BlackboardError::Contended => {
+                write!(f, "no consistent copy of the value after many attempts")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BlackboardError {}

@@ -56,6 +56,7 @@ mod region;
 #[allow(unsafe_code)]
 mod sys;
 
+mod blackboard;
 mod error;
 #[doc(hidden)]
 pub mod floor;
@@ -64,6 +65,7 @@ mod mailbox;
 mod name;
 mod named;
 mod primitive;
+mod pubsub;
 pub(crate) mod queue;
 pub mod segment;
 mod shared;
@@ -86,3 +88,10 @@ pub use named::{Event, EventMode, Mutex, MutexGuard};
 pub use segment::{Location, SegmentOptions};
 pub use shared::{Shared, SharedGuard};
 pub use sync::doorbell::WaitStrategy;
+
+pub use blackboard::{BlackboardReader, BlackboardWriter};
+pub use error::{BlackboardError, PubSubRecvError, PublishError};
+pub use pubsub::{
+    pubsub_stats, Policy, PubSubOptions, PubSubStats, Publisher, Subscriber, SubscriberStats,
+    MAX_SUBSCRIBERS,
+};

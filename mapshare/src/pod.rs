@@ -49,3 +49,13 @@ unsafe impl ShmState for crate::channel::SlotHeader {}
 unsafe impl ShmState for crate::queue::spsc::LaneWords {}
 // SAFETY: one `AtomicU64` and padding; `#[repr(C)]`.
 unsafe impl ShmState for crate::floor::Line {}
+// SAFETY: an atomic integer: valid for every bit pattern, no pointers.
+unsafe impl ShmState for crate::primitive::AtomicU64 {}
+// SAFETY: `AtomicU64`s, `AtomicU32`s and `u64` padding; `#[repr(C)]`.
+unsafe impl ShmState for crate::queue::broadcast::Control {}
+// SAFETY: one `AtomicU64` and `u64` padding; `#[repr(C)]`.
+unsafe impl ShmState for crate::queue::broadcast::TailLine {}
+// SAFETY: `AtomicU32`s, `AtomicU64`s and `u64` padding; `#[repr(C)]`.
+unsafe impl ShmState for crate::queue::broadcast::SubSlot {}
+// SAFETY: `AtomicU64`s, `AtomicU32`s and `u64` padding; `#[repr(C)]`.
+unsafe impl ShmState for crate::blackboard::BoardControl {}

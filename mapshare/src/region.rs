@@ -69,6 +69,22 @@ impl<'a> Region<'a> {
         Some(unsafe { &*addr.cast::<T>() })
     }
 
+    /// `n` consecutive control structures starting at `off` (a table of
+    /// slots, a ring of words), if they fit and are aligned.
+    pub(crate) fn slice<T: ShmState>(&self, off: usize, n: usize) -> Option<&'a [T]> {
+        self.check(off, std::mem::size_of::<T>().checked_mul(n)?)?;
+        let addr = self.base.as_ptr().wrapping_add(off);
+        if (addr as usize) % std::mem::align_of::<T>() != 0 {
+            return None;
+        }
+        // SAFETY:
+        // 1. `n` values of `T` lie in bounds and aligned (checked above),
+        //    inside one mapping that outlives 'a;
+        // 2. as for `get`: `T: ShmState` is made of atomics, valid for every
+        //    bit pattern, so shared references are sound while peers write.
+        Some(unsafe { std::slice::from_raw_parts(addr.cast::<T>(), n) })
+    }
+
     /// Copies `dst.len()` bytes out of the region, starting at `off`.
     /// Returns `false` (copying nothing) if the range is out of bounds.
     pub(crate) fn read(&self, off: usize, dst: &mut [u8]) -> bool {

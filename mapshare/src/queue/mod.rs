@@ -3,4 +3,5 @@
 //! only atomics and a slot accessor, never a file descriptor, so unit tests
 //! and loom run them on the heap.
 
+pub(crate) mod broadcast;
 pub(crate) mod spsc;
