@@ -44,6 +44,57 @@ pub(crate) enum Command {
     Rm(RmArgs),
     /// Remove segments no live process holds (persistent ones too with --all).
     Gc(GcArgs),
+    /// Publish each line of standard input on the pub/sub ring NAME.
+    Pub(PubArgs),
+    /// Print each message published on the pub/sub ring NAME, as it arrives.
+    Sub(SubArgs),
+}
+
+/// Policy of a ring `pub` creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PolicyArg {
+    /// The slowest live subscriber paces the publisher: nothing is lost.
+    Lossless,
+    /// The publisher never waits; a subscriber that falls a ring behind is
+    /// told how many messages it missed.
+    Overwrite,
+}
+
+/// `mapshare pub NAME`.
+#[derive(Debug, Args)]
+pub(crate) struct PubArgs {
+    /// Ring name; created if it does not exist (gone with its last process).
+    pub(crate) name: String,
+    /// Messages the ring holds, if this creates it.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub(crate) capacity: usize,
+    /// Longest line in bytes, if this creates it; a longer line is an error.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    pub(crate) max_message: usize,
+    /// What to do with a slow subscriber, if this creates the ring.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Lossless)]
+    pub(crate) policy: PolicyArg,
+    /// Wait until this many subscribers have joined before publishing (so a
+    /// pipeline's first lines reach subscribers started alongside).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) wait_subscribers: usize,
+    /// Give up when a publish (or the wait for subscribers) takes longer
+    /// than this (seconds). Exit status 3.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// `mapshare sub NAME`.
+#[derive(Debug, Args)]
+pub(crate) struct SubArgs {
+    /// Ring name; waits for a publisher to create it.
+    pub(crate) name: String,
+    /// Exit after this many messages.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+    /// Give up when no message arrives for this long (seconds). Exit status 3.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// `mapshare send NAME TEXT`.

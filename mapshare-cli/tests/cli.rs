@@ -841,3 +841,115 @@ fn demo_exits_0_and_prints_the_text() {
     assert!(!shm_path(&demo_name).exists());
     assert!(!shm_path(&format!("{demo_name}.ack")).exists());
 }
+
+/// `mapshare pub NAME` fed `input` on stdin, with `extra` arguments.
+fn spawn_pub(name: &str, extra: &[&str], input: &'static [u8]) -> Child {
+    let mut child = Command::new(BIN)
+        .args(["pub", name])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting mapshare pub");
+    let mut stdin = child.stdin.take().unwrap();
+    thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(input);
+    });
+    child
+}
+
+#[test]
+fn pub_lines_reach_every_subscriber_in_order() {
+    let name = unique("pubsub");
+    let _c = Cleanup::new(&[&name]);
+    let input: &'static [u8] = b"one\nzwei \xf0\x9f\xa6\x80\n\nthree\r\nlast without newline";
+    let publisher = spawn_pub(
+        &name,
+        &["--wait-subscribers", "2", "--timeout", "30"],
+        input,
+    );
+    let subs: Vec<Child> = (0..2)
+        .map(|_| spawn(&["sub", &name, "--timeout", "30"]))
+        .collect();
+    let published = finish(publisher);
+    assert_eq!(published.code(), 0, "{published:?}");
+    for sub in subs {
+        let got = finish(sub);
+        assert_eq!(got.code(), 0, "{got:?}");
+        assert_eq!(
+            got.stdout_str(),
+            "one\nzwei 🦀\n\nthree\nlast without newline\n",
+            "every line, in order, CR LF trimmed"
+        );
+    }
+    assert!(
+        !shm_path(&name).exists(),
+        "the ring goes with its last process"
+    );
+}
+
+#[test]
+fn sub_count_stops_after_n_and_sub_timeout_exits_3() {
+    let name = unique("subcount");
+    let _c = Cleanup::new(&[&name]);
+    let publisher = spawn_pub(
+        &name,
+        &["--wait-subscribers", "1", "--timeout", "30"],
+        b"a\nb\nc\nd\n",
+    );
+    let got = mapshare(&["sub", &name, "--count", "2", "--timeout", "30"]);
+    assert_eq!(got.code(), 0, "{got:?}");
+    assert_eq!(got.stdout, b"a\nb\n");
+    assert_eq!(finish(publisher).code(), 0);
+    let none = mapshare(&["sub", &unique("nobody"), "--timeout", "0.2"]);
+    assert_eq!(none.code(), 3, "{none:?}");
+    assert_one_line_error(&none);
+}
+
+#[test]
+fn info_shows_pubsub_depth_subscribers_and_lag() {
+    let name = unique("pubsub-info");
+    let _c = Cleanup::new(&[&name]);
+    // A lossless ring of 4 and a subscriber (this test process) that never
+    // reads: the publisher fills the ring and waits, the subscriber 4 behind.
+    let publisher = spawn_pub(
+        &name,
+        &[
+            "--capacity",
+            "4",
+            "--wait-subscribers",
+            "1",
+            "--timeout",
+            "30",
+        ],
+        b"1\n2\n3\n4\n5\n6\n",
+    );
+    let sub = loop {
+        match mapshare::Subscriber::open(&name) {
+            Ok(s) => break s,
+            Err(_) => thread::sleep(Duration::from_millis(5)),
+        }
+    };
+    wait_until("the ring to fill", || {
+        let run = mapshare(&["info", &name, "--json"]);
+        run.code() == 0 && run.json()["queue"]["depth"] == 4
+    });
+    let info = mapshare(&["info", &name, "--json"]).json();
+    let q = &info["queue"];
+    assert_eq!(q["capacity"], 4);
+    assert_eq!(q["policy"], "lossless");
+    assert_eq!(q["publisher_alive"], true);
+    let subs = q["subscribers"].as_array().unwrap();
+    assert!(
+        subs.iter()
+            .any(|s| s["alive"] == true && s["lag"] == 4 && s["pid"] == std::process::id()),
+        "{q}"
+    );
+    let text = mapshare(&["info", &name]).stdout_str();
+    assert!(text.contains("lossless") && text.contains("LAG"), "{text}");
+    // Once the subscriber leaves, the lossless publisher finishes.
+    drop(sub);
+    assert_eq!(finish(publisher).code(), 0);
+}

@@ -1210,3 +1210,17 @@ impl Receiver {
         self.ch.stats()
     }
 }
+
+/// Reads the statistics of the channel `opts` names: queue depth per lane,
+/// messages sent, whether a live sender owns each lane.
+///
+/// It attaches to the segment for the duration of the call (so it shows in
+/// the registry meanwhile) and takes no role; nothing is written.
+///
+/// # Errors
+/// [`SegmentError::NotFound`], [`SegmentError::KindMismatch`] (not a
+/// channel), [`SegmentError::Header`] (corrupt geometry), ...
+pub fn channel_stats(opts: &SegmentOptions) -> Result<ChannelStats, SegmentError> {
+    let o = ChannelOptions::with_segment(opts.clone());
+    Ok(Channel::open(&o, Fingerprint::new("bytes", 0, 1), false)?.stats())
+}

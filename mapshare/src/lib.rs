@@ -76,8 +76,9 @@ mod loom_tests;
 
 pub use bytemuck::{self, Pod, Zeroable};
 pub use channel::{
-    ChannelOptions, ChannelStats, Loan, PodReceiver, PodSender, Receiver, RecvTimeoutError,
-    SendTimeoutError, Sender, TryRecvError, TrySendError, MAX_CAPACITY, MAX_MESSAGE, MAX_SENDERS,
+    channel_stats, ChannelOptions, ChannelStats, Loan, PodReceiver, PodSender, Receiver,
+    RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError, MAX_CAPACITY,
+    MAX_MESSAGE, MAX_SENDERS,
 };
 pub use error::{HeaderError, LockError, RecvError, SegmentError, SendError, StrError, Timeout};
 pub use layout::fixed_str::{FixedStr, Truncation};

@@ -27,6 +27,18 @@ pub(crate) fn run(args: &InfoArgs) -> Result<ExitCode> {
         Ok(h) => h,
         Err(e) => return Err(flat(format!("{what}: {e}"))),
     };
+    // Queue details for channels and pub/sub rings. Reading them attaches
+    // briefly, so only for a segment someone holds (attaching to one whose
+    // last process died would, by the lifetime rule, remove it).
+    let details = if info.attached.is_empty() && !header.is_persistent() {
+        None
+    } else {
+        match header.kind {
+            mapshare::Kind::Channel => mapshare::channel_stats(&opts).ok().map(channel_json),
+            mapshare::Kind::PubSub => mapshare::pubsub_stats(&opts).ok().map(pubsub_json),
+            _ => None,
+        }
+    };
     if args.json {
         let (name, path) = names(&info.location);
         print_json(&json!({
@@ -49,9 +61,14 @@ pub(crate) fn run(args: &InfoArgs) -> Result<ExitCode> {
             "owner_uid": info.owner_uid,
             "mode": octal_mode(info.mode),
             "attached": info.attached.iter().map(attached_json).collect::<Vec<Value>>(),
+            "queue": details,
         }))?;
     } else {
-        print(&human(&info, header))?;
+        let mut text = human(&info, header);
+        if let Some(d) = &details {
+            text.push_str(&human_queue(d));
+        }
+        print(&text)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -123,6 +140,94 @@ fn human(info: &SegmentInfo, h: &mapshare::layout::header::Header) -> String {
             .map(|a| vec![a.slot.to_string(), a.pid.to_string(), utc(a.since_unix_ms)])
             .collect();
         for line in table(&["SLOT", "PID", "SINCE"], &rows).lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out
+}
+
+/// A channel's queue, as JSON.
+fn channel_json(st: mapshare::ChannelStats) -> Value {
+    json!({
+        "capacity": st.capacity,
+        "max_message": st.max_message,
+        "depth": st.depth.iter().map(|d| d.0).sum::<u64>(),
+        "lanes": st.depth.iter().enumerate().map(|(i, (waiting, sent, live))| json!({
+            "lane": i, "waiting": waiting, "sent": sent, "sender_alive": live,
+        })).collect::<Vec<Value>>(),
+    })
+}
+
+/// A pub/sub ring, as JSON.
+fn pubsub_json(st: mapshare::PubSubStats) -> Value {
+    json!({
+        "capacity": st.capacity,
+        "max_message": st.max_message,
+        "policy": match st.policy { mapshare::Policy::Lossless => "lossless", _ => "overwrite-oldest" },
+        "published": st.published,
+        "publisher_alive": st.publisher_alive,
+        "depth": st.depth(),
+        "subscribers": st.subscribers.iter().map(|s| json!({
+            "slot": s.slot, "pid": s.pid, "lag": s.behind, "missed": s.missed, "alive": s.alive,
+        })).collect::<Vec<Value>>(),
+    })
+}
+
+/// The queue details in text form, from their JSON.
+fn human_queue(d: &Value) -> String {
+    let mut out = String::new();
+    let field = |k: &str| d.get(k).map(|v| v.to_string()).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{:<12} {} messages of up to {} bytes",
+        "capacity",
+        field("capacity"),
+        field("max_message")
+    );
+    let _ = writeln!(out, "{:<12} {} waiting", "depth", field("depth"));
+    if let Some(p) = d.get("policy").and_then(Value::as_str) {
+        let _ = writeln!(
+            out,
+            "{:<12} {p}, {} published, publisher {}",
+            "pubsub",
+            field("published"),
+            if d.get("publisher_alive") == Some(&Value::Bool(true)) {
+                "alive"
+            } else {
+                "gone"
+            }
+        );
+    }
+    let rows: Vec<Vec<String>> = if let Some(subs) = d.get("subscribers").and_then(Value::as_array)
+    {
+        subs.iter()
+            .map(|s| {
+                ["slot", "pid", "lag", "missed", "alive"]
+                    .iter()
+                    .map(|k| s[*k].to_string())
+                    .collect()
+            })
+            .collect()
+    } else if let Some(lanes) = d.get("lanes").and_then(Value::as_array) {
+        lanes
+            .iter()
+            .map(|l| {
+                ["lane", "waiting", "sent", "sender_alive"]
+                    .iter()
+                    .map(|k| l[*k].to_string())
+                    .collect()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let head: &[&str] = if d.get("subscribers").is_some() {
+        &["SUB", "PID", "LAG", "MISSED", "ALIVE"]
+    } else {
+        &["LANE", "WAITING", "SENT", "SENDER"]
+    };
+    if !rows.is_empty() {
+        for line in table(head, &rows).lines() {
             let _ = writeln!(out, "  {line}");
         }
     }

@@ -11,6 +11,7 @@ mod gc;
 mod info;
 mod lock;
 mod ls;
+mod pubsub;
 mod recv;
 mod rm;
 mod send;
@@ -27,5 +28,7 @@ pub(crate) fn run(command: Command) -> Result<ExitCode> {
         Command::Info(args) => info::run(&args),
         Command::Rm(args) => rm::run(&args),
         Command::Gc(args) => gc::run(&args),
+        Command::Pub(args) => pubsub::publish(&args),
+        Command::Sub(args) => pubsub::subscribe(&args),
     }
 }
