@@ -20,7 +20,12 @@ pub(crate) struct Line {
 }
 
 fn spec() -> Spec {
-    Spec { kind: Kind::Shared, layout: Fingerprint::new("SpinLine", 128, 128), check_layout: true, min_payload: 128 }
+    Spec {
+        kind: Kind::Shared,
+        layout: Fingerprint::new("SpinLine", 128, 128),
+        check_layout: true,
+        min_payload: 128,
+    }
 }
 
 /// A shared cache line for measuring the floor (see the module docs).
@@ -35,7 +40,9 @@ impl SpinLine {
     /// # Errors
     /// As for any segment creation.
     pub fn create(opts: &SegmentOptions) -> Result<SpinLine, SegmentError> {
-        Ok(SpinLine { seg: Segment::create(opts, &spec(), 128, |_| {})? })
+        Ok(SpinLine {
+            seg: Segment::create(opts, &spec(), 128, |_| {})?,
+        })
     }
 
     /// Opens an existing line.
@@ -43,11 +50,16 @@ impl SpinLine {
     /// # Errors
     /// As for any segment open.
     pub fn open(opts: &SegmentOptions) -> Result<SpinLine, SegmentError> {
-        Ok(SpinLine { seg: Segment::open(opts, &spec())? })
+        Ok(SpinLine {
+            seg: Segment::open(opts, &spec())?,
+        })
     }
 
     fn line(&self) -> &Line {
-        self.seg.payload().get::<Line>(0).expect("validated at open") // min_payload checked
+        self.seg
+            .payload()
+            .get::<Line>(0)
+            .expect("validated at open") // min_payload checked
     }
 
     /// Stores `v` (Release).
