@@ -349,9 +349,9 @@ pub(super) fn human(cfg: &Config, m: &Machine, r: &Results) -> String {
         let _ = writeln!(
             o,
             "Floor (two processes ping-ponging one cache line), one way: reference {first:.1} ns \
-             (best of 3 calibrations before the first contender); next to the {n} contender runs \
+             (best of the calibrations before the first contender); next to the {n} contender runs \
              min {min:.1} ns, max {max:.1} ns; {moved} moved more than 50% from the reference \
-             (marked *); {retries} runs redone because their floor had risen."
+             or above 5 us, i.e. time-sliced (marked *); {retries} runs redone because their floor had risen."
         );
     }
     let mark = |s: &Sample| if r.moved(&s.floor) { " *" } else { "" };
@@ -573,7 +573,7 @@ pub(super) fn json(cfg: &Config, m: &Machine, r: &Results) -> Value {
         },
         "floor": {
             "reference_ns": first,
-            "reference": "lowest of 3 floor-only calibrations before the first contender",
+            "reference": "lowest of 3 (up to 10 while time-sliced) floor-only calibrations before the first contender; moved = more than 50% off it or above 5 us one way",
             "retries": r.samples.iter().map(|s| s.retries).sum::<u32>(),
             "min_ns": min,
             "max_ns": max,
