@@ -420,7 +420,7 @@ pub(super) fn human(cfg: &Config, m: &Machine, r: &Results) -> String {
         let _ = writeln!(
             o,
             "\nThroughput, one way, receiver reads every byte; ratio = GB/s / single-process memcpy \
-             of the same size"
+             of the same size (page-aligned buffers)"
         );
         let _ = writeln!(
             o,
