@@ -16,7 +16,7 @@
 //!  256  Doorbell      senders sleep here when their lane is full
 //!  384  LaneWords     x lanes (256 bytes each)
 //!    R  slots         x lanes x capacity, each `stride` bytes:
-//!                     seq u64 | len u64 | data (max_message bytes)
+//!                     seq u64 | len u64 | (to 64) | data (max_message bytes)
 //! ```
 //!
 //! No system call on the fast path: a message is a copy and a `SeqCst`
@@ -31,7 +31,7 @@ use bytemuck::Pod;
 use crate::error::SegmentError;
 use crate::layout::{Fingerprint, Kind};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
-use crate::queue::spsc::{self, LaneWords, Slots, SLOT_HEADER};
+use crate::queue::spsc::{self, LaneWords, Producer, Slots, SLOT_DATA_OFFSET};
 use crate::region::Region;
 use crate::segment::{Location, Segment, SegmentOptions, Spec};
 use crate::sync::doorbell::{Doorbell, WaitStrategy};
@@ -86,7 +86,7 @@ pub(crate) struct SlotHeader {
 }
 
 #[cfg(not(mapshare_loom))] // loom atomics are larger
-const _: () = assert!(std::mem::size_of::<SlotHeader>() == SLOT_HEADER);
+const _: () = assert!(std::mem::size_of::<SlotHeader>() <= SLOT_DATA_OFFSET);
 
 /// Validated geometry, copied out of shared memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +108,7 @@ impl Geometry {
             return None;
         }
         let capacity = capacity.next_power_of_two();
-        let stride = (SLOT_HEADER + max_message).div_ceil(64) * 64;
+        let stride = (SLOT_DATA_OFFSET + max_message).div_ceil(64) * 64;
         Some(Geometry {
             capacity,
             max_message,
@@ -118,10 +118,12 @@ impl Geometry {
         })
     }
 
+    #[inline]
     fn slots_offset(&self) -> usize {
         (LANES_OFFSET + self.lanes * LANE_LEN).div_ceil(128) * 128
     }
 
+    #[inline]
     fn lane_bytes(&self) -> Option<usize> {
         self.capacity.checked_mul(self.stride)
     }
@@ -279,12 +281,14 @@ struct ShmSlots<'a> {
 }
 
 impl<'a> ShmSlots<'a> {
+    #[inline]
     fn new(payload: Region<'a>, g: Geometry, lane: usize) -> Option<ShmSlots<'a>> {
         let bytes = g.lane_bytes()?;
         let region = payload.sub(g.slots_offset() + lane.checked_mul(bytes)?, bytes)?;
         Some(ShmSlots { region, g })
     }
 
+    #[inline]
     fn header(&self, i: usize) -> &SlotHeader {
         // In bounds by construction: i < capacity and the region holds
         // capacity * stride bytes (checked in `new`).
@@ -293,21 +297,26 @@ impl<'a> ShmSlots<'a> {
             .expect("slot index masked to capacity")
     }
 
+    #[inline]
     fn data_offset(&self, i: usize) -> usize {
-        i * self.g.stride + SLOT_HEADER
+        i * self.g.stride + SLOT_DATA_OFFSET
     }
 }
 
 impl Slots for ShmSlots<'_> {
+    #[inline]
     fn capacity(&self) -> u64 {
         self.g.capacity as u64
     }
+    #[inline]
     fn max_len(&self) -> usize {
         self.g.max_message
     }
+    #[inline]
     fn seq(&self, i: usize) -> &AtomicU64 {
         &self.header(i).seq
     }
+    #[inline]
     fn len(&self, i: usize) -> &AtomicU64 {
         &self.header(i).len
     }
@@ -373,6 +382,7 @@ impl Channel {
             .expect("checked at attach") // attach validated it
     }
 
+    #[inline]
     fn bell(&self, off: usize) -> &Doorbell {
         self.seg
             .payload()
@@ -380,6 +390,7 @@ impl Channel {
             .expect("checked at attach") // min_payload
     }
 
+    #[inline]
     fn lane(&self, lane: usize) -> &LaneWords {
         self.seg
             .payload()
@@ -387,6 +398,7 @@ impl Channel {
             .expect("lane < lanes") // geometry checked
     }
 
+    #[inline]
     fn slots(&self, lane: usize) -> ShmSlots<'_> {
         ShmSlots::new(self.seg.payload(), self.g, lane).expect("geometry checked at attach")
         // payload_len checked
@@ -495,7 +507,7 @@ impl std::error::Error for RecvTimeoutError {}
 pub struct Sender {
     ch: Channel,
     lane: usize,
-    tail: u64,
+    prod: Producer,
 }
 
 impl Sender {
@@ -537,7 +549,11 @@ impl Sender {
                     .is_ok()
             {
                 let tail = spsc::recover_tail(&ch.slots(lane), words);
-                return Ok(Sender { ch, lane, tail });
+                return Ok(Sender {
+                    ch,
+                    lane,
+                    prod: Producer::new(tail),
+                });
             }
         }
         Err(busy(&ch, "every sender lane is held by a live sender"))
@@ -558,24 +574,30 @@ impl Sender {
         self.ch.seg.location()
     }
 
-    fn wait_room(&self, deadline: Option<Instant>) -> bool {
-        let slots = self.ch.slots(self.lane);
-        let tail = self.tail;
-        if spsc::can_write(&slots, tail) {
-            return true;
-        }
-        self.ch
-            .bell(TX_BELL_OFFSET)
-            .wait_until(self.ch.wait, deadline, || spsc::can_write(&slots, tail))
+    #[inline]
+    fn has_room(&mut self) -> bool {
+        self.prod
+            .can_write(&self.ch.slots(self.lane), self.ch.lane(self.lane))
     }
 
+    fn wait_room(&mut self, deadline: Option<Instant>) -> bool {
+        if self.has_room() {
+            return true;
+        }
+        let (ch, lane, prod) = (&self.ch, self.lane, &mut self.prod);
+        let (slots, words) = (ch.slots(lane), ch.lane(lane));
+        ch.bell(TX_BELL_OFFSET)
+            .wait_until(ch.wait, deadline, || prod.can_write(&slots, words))
+    }
+
+    #[inline]
     fn push(&mut self, msg: &[u8]) {
         let slots = self.ch.slots(self.lane);
-        let i = spsc::index(&slots, self.tail);
+        let i = spsc::index(&slots, self.prod.tail);
         let ok = slots.region.write(slots.data_offset(i), msg);
         debug_assert!(ok);
-        self.tail = spsc::commit(&slots, self.ch.lane(self.lane), self.tail, msg.len());
-        self.ch.bell(RX_BELL_OFFSET).ring();
+        self.prod.commit(&slots, self.ch.lane(self.lane), msg.len());
+        self.ch.bell(RX_BELL_OFFSET).ring_one();
     }
 
     /// Sends `msg` if there is room now.
@@ -586,7 +608,7 @@ impl Sender {
         if msg.len() > self.ch.g.max_message {
             return Err(TrySendError::TooLarge(msg));
         }
-        if !spsc::can_write(&self.ch.slots(self.lane), self.tail) {
+        if !self.has_room() {
             return Err(TrySendError::Full(msg));
         }
         self.push(msg);
@@ -645,7 +667,7 @@ impl Sender {
     /// # Errors
     /// [`TrySendError::Full`].
     pub fn try_loan(&mut self) -> Result<Loan<'_>, TrySendError<()>> {
-        if spsc::can_write(&self.ch.slots(self.lane), self.tail) {
+        if self.has_room() {
             Ok(Loan { tx: self })
         } else {
             Err(TrySendError::Full(()))
@@ -709,7 +731,7 @@ impl Loan<'_> {
     /// ours until the commit; the receiver reads none of it before).
     pub fn with_bytes<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> R {
         let slots = self.tx.ch.slots(self.tx.lane);
-        let i = spsc::index(&slots, self.tx.tail);
+        let i = spsc::index(&slots, self.tx.prod.tail);
         // SAFETY: the slot at our tail is free (checked before the loan was
         // made) and only this sender owns the lane, so no process following
         // the protocol reads or writes it until we commit.
@@ -730,7 +752,7 @@ impl Loan<'_> {
             return false;
         }
         let slots = self.tx.ch.slots(self.tx.lane);
-        let i = spsc::index(&slots, self.tx.tail);
+        let i = spsc::index(&slots, self.tx.prod.tail);
         slots.region.write(slots.data_offset(i) + offset, bytes)
     }
 
@@ -738,8 +760,10 @@ impl Loan<'_> {
     pub fn commit(self, len: usize) {
         let len = len.min(self.max_len());
         let slots = self.tx.ch.slots(self.tx.lane);
-        self.tx.tail = spsc::commit(&slots, self.tx.ch.lane(self.tx.lane), self.tx.tail, len);
-        self.tx.ch.bell(RX_BELL_OFFSET).ring();
+        self.tx
+            .prod
+            .commit(&slots, self.tx.ch.lane(self.tx.lane), len);
+        self.tx.ch.bell(RX_BELL_OFFSET).ring_one();
     }
 }
 
@@ -794,7 +818,7 @@ impl Receiver {
             return Err(busy(&ch, "a live receiver is attached"));
         }
         let heads = (0..ch.g.lanes)
-            .map(|l| spsc::recover_head(&ch.slots(l), ch.lane(l)))
+            .map(|l| spsc::recover_head(ch.lane(l)))
             .collect();
         Ok(Receiver { ch, heads, next: 0 })
     }
@@ -839,8 +863,12 @@ impl Receiver {
             }
             Err(bad) => Err(bad),
         };
-        self.heads[lane] = spsc::release(&slots, self.ch.lane(lane), head);
-        self.next = (lane + 1) % self.ch.g.lanes;
+        self.heads[lane] = spsc::release(self.ch.lane(lane), head);
+        self.next = if lane + 1 == self.ch.g.lanes {
+            0
+        } else {
+            lane + 1
+        };
         self.ch.bell(TX_BELL_OFFSET).ring();
         out
     }
@@ -1183,7 +1211,7 @@ impl Channel {
                 let owner = w.owner.load(Ordering::Relaxed);
                 (
                     waiting.min(self.g.capacity as u64),
-                    w.sent.load(Ordering::Relaxed),
+                    w.tail.load(Ordering::Relaxed).wrapping_sub(self.g.base),
                     owner != 0 && self.seg.is_alive(owner),
                 )
             })

@@ -11,7 +11,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
-use crate::queue::spsc::{self, heap::HeapSlots, LaneWords};
+use crate::queue::spsc::{self, heap::HeapSlots, LaneWords, Producer};
 use crate::sync::doorbell::{Doorbell, WaitStrategy};
 use crate::sync::event::{EventWord, MODE_AUTO};
 use crate::sync::mutex::{self, Acquired, Fail, MutexWord, Wait, LOCKED_BIT};
@@ -39,13 +39,13 @@ fn loom_spsc_delivers_in_order_without_stale_data() {
         let lane = Arc::new(LaneWords::new(u64::MAX - 1));
         let (s2, l2) = (slots.clone(), lane.clone());
         let producer = thread::spawn(move || {
-            let mut tail = u64::MAX - 1;
+            let mut p = Producer::new(u64::MAX - 1);
             for v in 1..=3u64 {
-                while !spsc::can_write(&*s2, tail) {
+                while !p.can_write(&*s2, &l2) {
                     thread::yield_now();
                 }
-                s2.data[spsc::index(&*s2, tail)].store(v, Ordering::Relaxed);
-                tail = spsc::commit(&*s2, &l2, tail, 8);
+                s2.data[spsc::index(&*s2, p.tail)].store(v, Ordering::Relaxed);
+                p.commit(&*s2, &l2, 8);
             }
         });
         let mut head = u64::MAX - 1;
@@ -61,7 +61,7 @@ fn loom_spsc_delivers_in_order_without_stale_data() {
                 slots.data[spsc::index(&*slots, head)].load(Ordering::Relaxed),
                 want
             );
-            head = spsc::release(&*slots, &lane, head);
+            head = spsc::release(&lane, head);
         }
         producer.join().unwrap();
     });

@@ -28,6 +28,7 @@ unsafe impl Sync for Region<'_> {}
 
 impl<'a> Region<'a> {
     /// The whole of a mapping.
+    #[inline]
     pub(crate) fn of(map: &'a Mapping) -> Region<'a> {
         Region {
             base: map.ptr(),
@@ -36,12 +37,14 @@ impl<'a> Region<'a> {
         }
     }
 
+    #[inline]
     fn check(&self, off: usize, len: usize) -> Option<()> {
         let end = off.checked_add(len)?;
         (end <= self.len).then_some(())
     }
 
     /// The sub-range `[off, off + len)`, if it lies inside.
+    #[inline]
     pub(crate) fn sub(&self, off: usize, len: usize) -> Option<Region<'a>> {
         self.check(off, len)?;
         // SAFETY: `off <= self.len`, so the result stays inside (or one past
@@ -55,6 +58,7 @@ impl<'a> Region<'a> {
     }
 
     /// The control structure at `off`, if it fits and is aligned.
+    #[inline]
     pub(crate) fn get<T: ShmState>(&self, off: usize) -> Option<&'a T> {
         self.check(off, std::mem::size_of::<T>())?;
         let addr = self.base.as_ptr().wrapping_add(off);
@@ -87,6 +91,7 @@ impl<'a> Region<'a> {
 
     /// Copies `dst.len()` bytes out of the region, starting at `off`.
     /// Returns `false` (copying nothing) if the range is out of bounds.
+    #[inline]
     pub(crate) fn read(&self, off: usize, dst: &mut [u8]) -> bool {
         if self.check(off, dst.len()).is_none() {
             return false;
@@ -103,6 +108,7 @@ impl<'a> Region<'a> {
 
     /// Copies `src` into the region at `off`. Returns `false` (copying
     /// nothing) if the range is out of bounds.
+    #[inline]
     pub(crate) fn write(&self, off: usize, src: &[u8]) -> bool {
         if self.check(off, src.len()).is_none() {
             return false;

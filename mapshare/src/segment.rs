@@ -631,6 +631,7 @@ impl Segment {
     }
 
     /// The payload bytes.
+    #[inline]
     pub(crate) fn payload(&self) -> Region<'_> {
         Region::of(&self.map)
             .sub(

@@ -1,35 +1,43 @@
 //! The lane: a bounded single-producer single-consumer ring of
 //! variable-length messages, with a sequence word per slot.
 //!
-//! This is Vyukov's bounded queue specialised to one producer and one
-//! consumer (as in crossbeam's array flavour, minus the CAS): each slot's
-//! `seq` says whose turn it is, so producer and consumer touch only the slot
-//! lines and their own counters, and no shared head/tail line bounces
-//! between cores on the fast path.
+//! Only the producer writes a slot; the consumer only reads slots and
+//! publishes its position in `head`, on its own line. So a slot's cache
+//! line travels one way (producer to consumer), and the producer reads the
+//! consumer's line only when the credit it cached runs out (once a lap at
+//! most). This is the FastForward / Lamport split (Giacomoni et al., PPoPP
+//! 2008) with Vyukov-style sequence words: a slot's `seq` says which
+//! position it holds, so the consumer needs no shared tail.
 //!
 //! Slot `i` (= position `p & (capacity - 1)`), `seq` word:
 //!
-//! | `seq` | meaning | next writer |
-//! |---|---|---|
-//! | `p` | free for position `p` | producer fills it, then stores `p + 1` |
-//! | `p + 1` | holds the message of position `p` | consumer reads it, then stores `p + capacity` |
-//! | anything else | not for us (another lap, or garbage from a peer) | nobody; we wait or skip |
+//! | `seq` | meaning |
+//! |---|---|
+//! | `p + 1` | holds the message of position `p` (written last, by the producer) |
+//! | anything else | not (yet) position `p`: an earlier lap, a half-written slot, or garbage |
 //!
-//! `tail` and `head` in [`LaneWords`] mirror the producer's and consumer's
-//! private positions after every step; they are read only when a new
-//! producer or consumer takes a lane over from a dead one ([`recover_tail`],
-//! [`recover_head`]), and by `info`. Positions are `u64` and only compared for
-//! equality, so they run across the wrap (invariant 8).
+//! | lane word | writer | meaning |
+//! |---|---|---|
+//! | `head` | the consumer, after each message | next position to read; the producer's credit |
+//! | `tail` | the producer, after each commit | mirror, for `info` only |
+//! | `owner` | a producer claiming the lane (CAS) | liveness token; 0 free |
+//!
+//! Positions are `u64`, compared only by equality and wrapping differences,
+//! so they run across the wrap (invariant 8).
 //!
 //! What a crash leaves: a producer killed before its `seq` store leaves the
-//! slot free (the message was never sent); after it, the message is sent.
-//! A consumer killed before its release leaves the message in place for the
-//! next consumer (delivered again: at-least-once for the message in hand).
+//! slot unpublished (the message was never sent); the next producer finds
+//! the true tail by scanning forward from `head` over published slots
+//! ([`recover_tail`]). A consumer killed before its `head` store leaves the
+//! message in place for the next consumer (delivered again: at-least-once
+//! for the message in hand).
 
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 
-/// Bytes of slot header before the data.
-pub(crate) const SLOT_HEADER: usize = 16;
+/// Offset of a slot's data: the header (`seq`, `len`) has the slot's first
+/// line to itself, so data is 64-byte aligned (copies of large messages
+/// stay on the fast path of `memcpy`).
+pub(crate) const SLOT_DATA_OFFSET: usize = 64;
 
 /// Where a ring's slots live: shared memory, or the heap in tests.
 pub(crate) trait Slots {
@@ -44,22 +52,14 @@ pub(crate) trait Slots {
 }
 
 /// The shared words of one lane. Producer-owned and consumer-owned words
-/// sit on separate 128-byte lines.
-///
-/// | word | writer | meaning |
-/// |---|---|---|
-/// | `owner` | a producer claiming the lane (CAS) | liveness token of the producer; 0 free |
-/// | `tail` | the producer | its next position (mirror) |
-/// | `head` | the consumer | its next position (mirror) |
-/// | `sent` | the producer | messages committed (informational) |
+/// sit on separate 128-byte lines (see the module docs for the table).
 #[repr(C, align(128))]
 #[derive(Debug)]
 pub(crate) struct LaneWords {
     pub(crate) owner: AtomicU32,
     _r: AtomicU32,
     pub(crate) tail: AtomicU64,
-    pub(crate) sent: AtomicU64,
-    _pad_a: [u64; 13],
+    _pad_a: [u64; 14],
     pub(crate) head: AtomicU64,
     _pad_b: [u64; 15],
 }
@@ -75,8 +75,7 @@ impl LaneWords {
             owner: AtomicU32::new(0),
             _r: AtomicU32::new(0),
             tail: AtomicU64::new(base),
-            sent: AtomicU64::new(0),
-            _pad_a: [0; 13],
+            _pad_a: [0; 14],
             head: AtomicU64::new(base),
             _pad_b: [0; 15],
         }
@@ -87,7 +86,6 @@ impl LaneWords {
         self.owner.store(0, Ordering::Relaxed);
         self.tail.store(base, Ordering::Relaxed);
         self.head.store(base, Ordering::Relaxed);
-        self.sent.store(0, Ordering::Relaxed);
     }
 }
 
@@ -97,42 +95,68 @@ pub(crate) fn index<S: Slots + ?Sized>(s: &S, pos: u64) -> usize {
     (pos & (s.capacity() - 1)) as usize
 }
 
-/// Marks every slot free for the lap starting at `base`; creator only.
+/// Marks every slot as holding the lap before `base`; creator only.
 pub(crate) fn init_slots<S: Slots + ?Sized>(s: &S, base: u64) {
     for k in 0..s.capacity() {
         let pos = base.wrapping_add(k);
-        s.seq(index(s, pos)).store(pos, Ordering::Relaxed);
+        // "Holds position pos - capacity": never pos + 1 for a capacity > 0.
+        s.seq(index(s, pos)).store(
+            pos.wrapping_sub(s.capacity()).wrapping_add(1),
+            Ordering::Relaxed,
+        );
         s.len(index(s, pos)).store(0, Ordering::Relaxed);
     }
 }
 
-/// Producer: whether the slot for `tail` is free.
-#[inline]
-pub(crate) fn can_write<S: Slots + ?Sized>(s: &S, tail: u64) -> bool {
-    // SYNC(slot-free): Acquire pairs with the consumer's Release in `release`,
-    // so its reads of the old message happen before our writes.
-    s.seq(index(s, tail)).load(Ordering::Acquire) == tail
+/// The producer's private view: its tail and its cached credit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Producer {
+    pub(crate) tail: u64,
+    /// The consumer's `head` as last read: positions below
+    /// `head + capacity` are free.
+    head: u64,
 }
 
-/// Producer: publishes the message written into the slot for `tail`.
-/// Returns the new tail.
-#[inline]
-pub(crate) fn commit<S: Slots + ?Sized>(s: &S, lane: &LaneWords, tail: u64, len: usize) -> u64 {
-    let i = index(s, tail);
-    s.len(i).store(len as u64, Ordering::Relaxed);
-    // SYNC(slot-full): Release pairs with the consumer's Acquire in
-    // `readable`; SeqCst also orders it before the doorbell's `sleepers`
-    // load (Dekker with a consumer going to sleep).
-    s.seq(i).store(tail.wrapping_add(1), Ordering::SeqCst);
-    let next = tail.wrapping_add(1);
-    lane.tail.store(next, Ordering::Relaxed);
-    lane.sent.fetch_add(1, Ordering::Relaxed);
-    next
+impl Producer {
+    /// A producer at `tail` that has not read the consumer's head yet.
+    pub(crate) fn new(tail: u64) -> Producer {
+        Producer {
+            tail,
+            head: tail.wrapping_sub(u64::MAX >> 1),
+        }
+    }
+
+    /// Whether the slot for `tail` is free: from the cached credit, or, when
+    /// it runs out, from the consumer's `head`.
+    #[inline]
+    pub(crate) fn can_write<S: Slots + ?Sized>(&mut self, s: &S, lane: &LaneWords) -> bool {
+        if self.tail.wrapping_sub(self.head) < s.capacity() {
+            return true;
+        }
+        // SYNC(slot-free): Acquire pairs with the consumer's store in
+        // `release`, so its reads of the old messages happen before our
+        // writes into their slots.
+        self.head = lane.head.load(Ordering::Acquire);
+        self.tail.wrapping_sub(self.head) < s.capacity()
+    }
+
+    /// Publishes the message written into the slot for `tail`.
+    #[inline]
+    pub(crate) fn commit<S: Slots + ?Sized>(&mut self, s: &S, lane: &LaneWords, len: usize) {
+        let i = index(s, self.tail);
+        s.len(i).store(len as u64, Ordering::Relaxed);
+        // SYNC(slot-full): Release pairs with the consumer's Acquire in
+        // `readable`; SeqCst also orders it before the doorbell's `sleepers`
+        // load (Dekker with a consumer going to sleep).
+        s.seq(i).store(self.tail.wrapping_add(1), Ordering::SeqCst);
+        self.tail = self.tail.wrapping_add(1);
+        lane.tail.store(self.tail, Ordering::Relaxed);
+    }
 }
 
 /// Consumer: the length of the message at `head`, if one is there. The
-/// length is copied out and clamped-checked: `Err(len)` for a length above
-/// the maximum (a corrupt slot, to be skipped).
+/// length is copied out and checked: `Err(len)` for a length above the
+/// maximum (a corrupt slot, to be skipped).
 #[inline]
 pub(crate) fn readable<S: Slots + ?Sized>(s: &S, head: u64) -> Option<Result<usize, u64>> {
     let i = index(s, head);
@@ -148,27 +172,25 @@ pub(crate) fn readable<S: Slots + ?Sized>(s: &S, head: u64) -> Option<Result<usi
     })
 }
 
-/// Consumer: frees the slot at `head` for the producer's next lap. Returns
-/// the new head.
+/// Consumer: done with the message at `head`; its slot is the producer's
+/// again. Returns the new head.
 #[inline]
-pub(crate) fn release<S: Slots + ?Sized>(s: &S, lane: &LaneWords, head: u64) -> u64 {
+pub(crate) fn release(lane: &LaneWords, head: u64) -> u64 {
+    let next = head.wrapping_add(1);
     // SYNC(slot-free): Release pairs with the producer's Acquire in
     // `can_write`; SeqCst orders it before the doorbell's `sleepers` load.
-    s.seq(index(s, head))
-        .store(head.wrapping_add(s.capacity()), Ordering::SeqCst);
-    let next = head.wrapping_add(1);
-    lane.head.store(next, Ordering::Relaxed);
+    lane.head.store(next, Ordering::SeqCst);
     next
 }
 
-/// A producer taking over a lane: the mirrored tail may be one step behind
-/// if the previous producer died between its commit and its mirror store;
-/// step over committed slots (bounded by the capacity).
+/// A producer taking over a lane: the true tail is the first position at
+/// or after the consumer's head whose slot is not published (the mirror
+/// may lag if the previous producer died between its commit and the mirror
+/// store). Bounded by the capacity.
 pub(crate) fn recover_tail<S: Slots + ?Sized>(s: &S, lane: &LaneWords) -> u64 {
-    let mut t = lane.tail.load(Ordering::Acquire);
+    let mut t = lane.head.load(Ordering::Acquire);
     for _ in 0..s.capacity() {
-        let seq = s.seq(index(s, t)).load(Ordering::Acquire);
-        if seq == t.wrapping_add(1) || seq == t.wrapping_add(s.capacity()) {
+        if s.seq(index(s, t)).load(Ordering::Acquire) == t.wrapping_add(1) {
             t = t.wrapping_add(1);
         } else {
             break;
@@ -177,15 +199,9 @@ pub(crate) fn recover_tail<S: Slots + ?Sized>(s: &S, lane: &LaneWords) -> u64 {
     t
 }
 
-/// A consumer taking over: the mirrored head may be one step behind if the
-/// previous consumer died between its release and its mirror store.
-pub(crate) fn recover_head<S: Slots + ?Sized>(s: &S, lane: &LaneWords) -> u64 {
-    let h = lane.head.load(Ordering::Acquire);
-    if s.seq(index(s, h)).load(Ordering::Acquire) == h.wrapping_add(s.capacity()) {
-        h.wrapping_add(1)
-    } else {
-        h
-    }
+/// A consumer taking over: the head as the previous consumer left it.
+pub(crate) fn recover_head(lane: &LaneWords) -> u64 {
+    lane.head.load(Ordering::Acquire)
 }
 
 /// Heap-backed slots, for unit tests and loom: data bytes live in relaxed
@@ -233,19 +249,19 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn send(s: &HeapSlots, lane: &LaneWords, tail: &mut u64, v: u64) -> bool {
-        if !can_write(s, *tail) {
+    fn send(s: &HeapSlots, lane: &LaneWords, p: &mut Producer, v: u64) -> bool {
+        if !p.can_write(s, lane) {
             return false;
         }
-        s.data[index(s, *tail)].store(v, Ordering::Relaxed);
-        *tail = commit(s, lane, *tail, 8);
+        s.data[index(s, p.tail)].store(v, Ordering::Relaxed);
+        p.commit(s, lane, 8);
         true
     }
 
     fn recv(s: &HeapSlots, lane: &LaneWords, head: &mut u64) -> Option<u64> {
         readable(s, *head)?.ok()?;
         let v = s.data[index(s, *head)].load(Ordering::Relaxed);
-        *head = release(s, lane, *head);
+        *head = release(lane, *head);
         Some(v)
     }
 
@@ -254,30 +270,36 @@ mod tests {
         let s = HeapSlots::new(4);
         init_slots(&s, 0);
         let lane = LaneWords::new(0);
-        let (mut t, mut h) = (0, 0);
+        let (mut p, mut h) = (Producer::new(0), 0);
         assert_eq!(recv(&s, &lane, &mut h), None);
         for v in 0..4 {
-            assert!(send(&s, &lane, &mut t, v));
+            assert!(send(&s, &lane, &mut p, v));
         }
-        assert!(!send(&s, &lane, &mut t, 99), "full");
+        assert!(!send(&s, &lane, &mut p, 99), "full");
         for v in 0..4 {
             assert_eq!(recv(&s, &lane, &mut h), Some(v));
         }
         assert_eq!(recv(&s, &lane, &mut h), None);
+        assert!(send(&s, &lane, &mut p, 4), "room again after the reads");
     }
 
     #[test]
     fn runs_across_the_u64_wrap() {
-        let base = u64::MAX - 5;
-        let s = HeapSlots::new(4);
-        init_slots(&s, base);
-        let lane = LaneWords::new(base);
-        let (mut t, mut h) = (base, base);
-        for v in 0..100u64 {
-            assert!(send(&s, &lane, &mut t, v));
-            assert_eq!(recv(&s, &lane, &mut h), Some(v));
+        for base in [u64::MAX - 5, u64::MAX, 0, 3] {
+            let s = HeapSlots::new(4);
+            init_slots(&s, base);
+            let lane = LaneWords::new(base);
+            let (mut p, mut h) = (Producer::new(base), base);
+            assert_eq!(
+                recv(&s, &lane, &mut h),
+                None,
+                "nothing before the first send"
+            );
+            for v in 0..100u64 {
+                assert!(send(&s, &lane, &mut p, v));
+                assert_eq!(recv(&s, &lane, &mut h), Some(v));
+            }
         }
-        assert!(t < base, "wrapped");
     }
 
     #[test]
@@ -290,23 +312,28 @@ mod tests {
         assert_eq!(readable(&s, 0), Some(Err(u64::MAX)));
         s.seq(0).store(12345, Ordering::Relaxed);
         assert_eq!(readable(&s, 0), None);
-        assert!(!can_write(&s, 0));
-        let _ = lane;
+        // A garbage head gives the producer no room, or room it then uses:
+        // wrong data at worst, never an out-of-bounds index.
+        lane.head.store(u64::MAX / 3, Ordering::Relaxed);
+        let mut p = Producer::new(0);
+        let _ = p.can_write(&s, &lane);
+        assert!(index(&s, p.tail) < 4);
     }
 
     #[test]
-    fn recovery_steps_over_unmirrored_commit_and_release() {
+    fn recovery_finds_the_true_tail_and_head() {
         let s = HeapSlots::new(4);
         init_slots(&s, 0);
         let lane = LaneWords::new(0);
-        let mut t = 0;
-        assert!(send(&s, &lane, &mut t, 1));
-        lane.tail.store(0, Ordering::Relaxed); // died before the mirror store
-        assert_eq!(recover_tail(&s, &lane), 1);
-        let mut h = 0;
+        let mut p = Producer::new(0);
+        assert!(send(&s, &lane, &mut p, 1));
+        assert!(send(&s, &lane, &mut p, 2));
+        lane.tail.store(0, Ordering::Relaxed); // died before the mirror stores
+        assert_eq!(recover_tail(&s, &lane), 2);
+        let mut h = recover_head(&lane);
         assert_eq!(recv(&s, &lane, &mut h), Some(1));
-        lane.head.store(0, Ordering::Relaxed);
-        assert_eq!(recover_head(&s, &lane), 1);
+        assert_eq!(recover_head(&lane), 1);
+        assert_eq!(recover_tail(&s, &lane), 2);
     }
 
     #[test]
@@ -316,10 +343,10 @@ mod tests {
         let lane = Arc::new(LaneWords::new(0));
         let n = 200_000u64;
         let (s2, l2) = (s.clone(), lane.clone());
-        let p = std::thread::spawn(move || {
-            let mut t = 0;
+        let producer = std::thread::spawn(move || {
+            let mut p = Producer::new(0);
             for v in 0..n {
-                while !send(&s2, &l2, &mut t, v) {
+                while !send(&s2, &l2, &mut p, v) {
                     std::hint::spin_loop();
                 }
             }
@@ -334,6 +361,6 @@ mod tests {
                 std::hint::spin_loop();
             }
         }
-        p.join().unwrap();
+        producer.join().unwrap();
     }
 }

@@ -84,10 +84,22 @@ impl Doorbell {
     /// `SeqCst` store (or a `SeqCst` fence).
     #[inline]
     pub(crate) fn ring(&self) {
+        self.ring_n(u32::MAX >> 1);
+    }
+
+    /// As [`Doorbell::ring`], waking one sleeper: for a bell only one peer
+    /// sleeps on (a channel's receiver).
+    #[inline]
+    pub(crate) fn ring_one(&self) {
+        self.ring_n(1);
+    }
+
+    #[inline]
+    fn ring_n(&self, n: u32) {
         // SYNC(doorbell): SeqCst load pairs with the SeqCst increment in `sleep`.
         if self.sleepers.load(Ordering::SeqCst) != 0 {
             self.seq.fetch_add(1, Ordering::SeqCst);
-            sys::futex_wake(&self.seq, u32::MAX >> 1);
+            sys::futex_wake(&self.seq, n);
         }
     }
 

@@ -207,11 +207,13 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// Base address.
+    #[inline]
     pub(crate) fn ptr(&self) -> NonNull<u8> {
         self.ptr
     }
 
     /// Length in bytes.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
