@@ -8,7 +8,7 @@
 //!     16     4  state: STATE_INIT, then STATE_READY, stored last with Release
 //!     20     4  flags: FLAG_PERSISTENT, FLAG_UNLINKED
 //!     24     8  total length of the segment (must equal the file size)
-//!     32     8  payload offset (>= HEADER_LEN, 64-aligned)
+//!     32     8  payload offset (>= HEADER_LEN, a multiple of 4096: control words stay aligned)
 //!     40     8  payload length
 //!     48     8  payload layout: size
 //!     56     8  payload layout: alignment (a power of two, <= 4096)
@@ -180,7 +180,7 @@ pub fn decode(bytes: &[u8]) -> Result<Header, HeaderError> {
             what: "total length out of range",
         });
     }
-    if payload_offset < HEADER_LEN as u64 || payload_offset % 64 != 0 {
+    if payload_offset < HEADER_LEN as u64 || payload_offset % 4096 != 0 {
         return Err(HeaderError::BadSize {
             what: "payload offset",
         });
