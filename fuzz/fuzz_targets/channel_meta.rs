@@ -1,0 +1,107 @@
+//! The channel's control block, lane words and slot `seq`/`len` words from
+//! arbitrary bytes: the input is the payload offset (one byte, see
+//! `split_offset`) and a channel segment's whole payload, behind a valid
+//! header, opened as the receiver and as a sender through the public
+//! API (`Geometry::read`, the payload-fit check, `ShmSlots`,
+//! `spsc::readable`, `recover_head`/`recover_tail`).
+//!
+//! Properties: never a panic or a hang; a geometry that is accepted is the
+//! one stored (capacity a power of two, stride derived from the message
+//! size), within the limits, and its rings fit the stated payload; every
+//! message handed out is at most `max_message` bytes; a slot reported
+//! corrupt really holds a length above it.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mapshare::{
+    ChannelOptions, ChannelStats, Fingerprint, Kind, Receiver, Sender, TryRecvError, MAX_CAPACITY,
+    MAX_MESSAGE, MAX_SENDERS,
+};
+use mapshare_fuzz::{segment_image_at, split_offset, u64_at, Scratch};
+
+// The channel payload layout (channel.rs).
+const LANES_OFFSET: u64 = 384;
+const LANE_LEN: u64 = 256;
+const SLOT_HEADER: u64 = 16;
+
+/// Checks an accepted geometry against the bytes it was read from.
+fn check_geometry(st: &ChannelStats, payload: &[u8]) {
+    let (cap, mm, lanes) = (st.capacity as u64, st.max_message as u64, st.lanes as u64);
+    assert!(st.capacity.is_power_of_two() && st.capacity <= MAX_CAPACITY);
+    assert!(st.max_message >= 1 && st.max_message <= MAX_MESSAGE);
+    assert!(st.lanes >= 1 && st.lanes <= MAX_SENDERS);
+    assert_eq!(st.depth.len(), st.lanes);
+    // Exactly the stored words, and the stride they imply.
+    assert_eq!(u64_at(payload, 0), cap, "capacity word");
+    assert_eq!(u64_at(payload, 8), mm, "max_message word");
+    let stride = (SLOT_HEADER + mm).div_ceil(64) * 64;
+    assert_eq!(u64_at(payload, 16), stride, "stride word");
+    assert_eq!(u64_at(payload, 24), lanes, "lanes word");
+    // The rings fit the payload (no overflow: all factors are bounded).
+    let slots_offset = (LANES_OFFSET + lanes * LANE_LEN).div_ceil(128) * 128;
+    let end = u128::from(slots_offset) + u128::from(lanes) * u128::from(cap) * u128::from(stride);
+    assert!(end <= payload.len() as u128, "rings run past the payload");
+    for &(waiting, _, _) in &st.depth {
+        assert!(waiting <= cap);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((offset, payload)) = split_offset(data) else {
+        return;
+    };
+    let s = Scratch::get();
+    let img = segment_image_at(
+        Kind::Channel,
+        Fingerprint::new("bytes", 0, 1),
+        offset,
+        payload,
+    );
+    let opts = ChannelOptions::with_segment(s.options());
+
+    s.write(&img);
+    if let Ok(mut rx) = Receiver::open(&opts) {
+        let st = rx.stats();
+        check_geometry(&st, payload);
+        let _ = rx.len();
+        let _ = rx.is_empty();
+        let bound = (st.lanes * st.capacity * 2).min(1024);
+        for _ in 0..bound {
+            match rx.try_recv() {
+                Ok(msg) => assert!(msg.len() <= st.max_message),
+                Err(TryRecvError::Corrupt { len }) => assert!(len > st.max_message as u64),
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        assert!(rx
+            .try_recv_with(|m| m.len())
+            .map_or(true, |n| n <= st.max_message));
+    }
+
+    s.write(&img);
+    if let Ok(mut tx) = Sender::open(&opts) {
+        let st = tx.stats();
+        check_geometry(&st, payload);
+        let msg = [0xa5u8; 8];
+        let n = msg.len().min(tx.max_message());
+        if let Ok(mut loan) = tx.try_loan() {
+            assert_eq!(loan.max_len(), st.max_message);
+            assert!(loan.write_at(0, &msg[..n]));
+            assert!(!loan.write_at(loan.max_len(), b"x"));
+            loan.with_bytes(|b| assert_eq!(b.len(), st.max_message));
+            loan.commit(n);
+        }
+        for _ in 0..=tx.capacity().min(1024) {
+            if tx.try_send(&msg[..n]).is_err() {
+                break;
+            }
+        }
+        // The receiver, on what this sender left.
+        if let Ok(mut rx) = Receiver::open(&opts) {
+            while let Ok(r) = rx.try_recv_with(|m| m.len()) {
+                assert!(r <= st.max_message);
+            }
+        }
+    }
+    s.remove();
+});

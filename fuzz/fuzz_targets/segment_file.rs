@@ -1,0 +1,104 @@
+//! A whole segment file of arbitrary bytes, through every reader: the
+//! `mapshare info` path (`segment::inspect`, read-only) and every typed
+//! opener, each on a fresh copy of the bytes, each followed by one
+//! non-blocking operation.
+//!
+//! Properties: never a panic, a crash or a hang; a header `inspect`
+//! accepts matches the file size and re-encodes to the bytes read.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mapshare::layout::header::{encode, FIXED_LEN, REGISTRY_SLOTS};
+use mapshare::segment::inspect;
+use mapshare::{
+    ChannelOptions, Event, LockError, Mailbox, Mutex, PodReceiver, Receiver, Sender, Shared,
+};
+use mapshare_fuzz::Scratch;
+
+fuzz_target!(|data: &[u8]| {
+    let s = Scratch::get();
+
+    // `mapshare info`: read-only, never attaches.
+    s.write(data);
+    match inspect(&s.options()) {
+        Ok(info) => {
+            assert_eq!(info.size, data.len() as u64);
+            assert!(info.attached.len() <= REGISTRY_SLOTS);
+            if let Ok(h) = &info.header {
+                assert_eq!(h.total_len, info.size);
+                assert_eq!(encode(h)[..], data[..FIXED_LEN]);
+                let _ = format!(
+                    "{} {} {} {} {}",
+                    h.kind,
+                    h.layout,
+                    h.layout.name(),
+                    h.is_ready(),
+                    h.is_persistent()
+                );
+            }
+            let _ = format!("{info:?}");
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+
+    s.write(data);
+    if let Ok(v) = Shared::<u64>::open_with(&s.options()) {
+        match v.try_lock() {
+            Ok(g) | Err(LockError::OwnerDied(g)) => {
+                let _ = g.get();
+            }
+            Err(_) => {}
+        }
+        let _ = v.wait_timeout(std::time::Duration::ZERO);
+        v.notify();
+    }
+
+    s.write(data);
+    if let Ok(m) = Mailbox::open_with(&s.options()) {
+        if let Ok(msg) = m.try_recv() {
+            assert!(msg.len() <= m.capacity());
+        }
+        if m.try_send(b"x").is_ok() {
+            assert_eq!(m.try_recv().as_deref(), Ok(&b"x"[..]));
+        }
+    }
+
+    let chan = ChannelOptions::with_segment(s.options());
+    s.write(data);
+    if let Ok(mut rx) = Receiver::open(&chan) {
+        let max = rx.max_message();
+        for _ in 0..64 {
+            match rx.try_recv() {
+                Ok(msg) => assert!(msg.len() <= max),
+                Err(mapshare::TryRecvError::Empty) => break,
+                Err(_) => {}
+            }
+        }
+        let _ = (rx.stats(), rx.len());
+    }
+
+    s.write(data);
+    if let Ok(mut tx) = Sender::open(&chan) {
+        let _ = tx.try_send(b"fuzz");
+        let _ = tx.stats();
+    }
+
+    s.write(data);
+    if let Ok(mut rx) = PodReceiver::<u64>::open(&chan) {
+        let _ = rx.try_recv();
+    }
+
+    s.write(data);
+    if let Ok(m) = Mutex::open_with(&s.options()) {
+        let _ = m.try_lock();
+    }
+
+    s.write(data);
+    if let Ok(e) = Event::open_with(&s.options()) {
+        let _ = (e.mode(), e.is_set(), e.try_wait());
+    }
+
+    s.remove();
+});
