@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 secs="${FUZZ_SECONDS:-20}"
 
 skip() { echo "fuzz: SKIPPED: $*"; exit 0; }
-if ! rustup toolchain list | grep -q '^nightly'; then
+if ! rustup toolchain list | grep '^nightly' >/dev/null; then
   rustup toolchain install nightly --profile minimal || skip "no nightly toolchain"
 fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then

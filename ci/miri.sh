@@ -11,10 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 skip() { echo "miri: SKIPPED: $*"; exit 0; }
-if ! rustup toolchain list | grep -q '^nightly'; then
+if ! rustup toolchain list | grep '^nightly' >/dev/null; then
   rustup toolchain install nightly --profile minimal || skip "no nightly toolchain"
 fi
-if ! rustup component list --toolchain nightly --installed | grep -q '^miri'; then
+if ! rustup component list --toolchain nightly --installed | grep '^miri' >/dev/null; then
   rustup component add miri --toolchain nightly || skip "the nightly toolchain has no miri component"
 fi
 cargo +nightly miri setup

@@ -15,12 +15,12 @@ target=x86_64-unknown-linux-gnu
 which="${SAN:-tsan asan}"
 
 skip() { echo "san: SKIPPED: $*"; }
-if ! rustup toolchain list | grep -q '^nightly'; then
+if ! rustup toolchain list | grep '^nightly' >/dev/null; then
   rustup toolchain install nightly --profile minimal || { skip "no nightly toolchain"; exit 0; }
 fi
 
 if [[ " $which " == *" tsan "* ]]; then
-  if rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
+  if rustup component list --toolchain nightly --installed | grep '^rust-src' >/dev/null ||
      rustup component add rust-src --toolchain nightly; then
     start=$(date +%s)
     RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" \

@@ -1,7 +1,8 @@
 //! Writes seed inputs for the fuzz targets, taken from real segments made
 //! by the library: a `Shared<u64>`, mailboxes (empty and holding a
 //! message), channels (empty, with messages waiting, typed, near the
-//! position wrap), an event and a mutex (free and held).
+//! position wrap), events, mutexes (free and held), pub/sub rings (both
+//! policies, with a subscriber part-way) and a blackboard.
 //!
 //! `cargo run --manifest-path fuzz/Cargo.toml --example seeds -- fuzz/seeds`
 //! (what `ci/fuzz-seeds.sh` runs). Segments are file-backed in a temporary
@@ -13,8 +14,8 @@ use std::path::PathBuf;
 
 use mapshare::layout::header::{FIXED_LEN, HEADER_LEN};
 use mapshare::{
-    ChannelOptions, Event, EventMode, FixedStr, Mailbox, Mutex, PodSender, Receiver,
-    SegmentOptions, Sender, Shared,
+    BlackboardWriter, ChannelOptions, Event, EventMode, FixedStr, Mailbox, Mutex, PodSender,
+    Policy, PubSubOptions, Publisher, Receiver, SegmentOptions, Sender, Shared, Subscriber,
 };
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -154,6 +155,30 @@ fn make(out: &Out) -> Res<()> {
         std::mem::forget(m.lock().map_err(|e| e.to_string())?);
     }
     out.take("mutex-held")?;
+
+    for (name, policy) in [
+        ("pubsub-lossless", Policy::Lossless),
+        ("pubsub-overwrite", Policy::OverwriteOldest),
+    ] {
+        let opts = PubSubOptions::with_segment(out.opts(name))
+            .capacity(2)
+            .max_message(48)
+            .policy(policy);
+        let mut p = Publisher::create_with(&opts)?;
+        let mut sub = Subscriber::open_with(&opts)?;
+        p.try_publish(b"one").map_err(|e| e.to_string())?;
+        p.try_publish("世界".as_bytes())
+            .map_err(|e| e.to_string())?;
+        sub.try_recv().map_err(|e| e.to_string())?;
+        drop((p, sub));
+        out.take(name)?;
+    }
+    {
+        let mut w = BlackboardWriter::<u64>::create_with(&out.opts("blackboard-u64"))?;
+        w.write(&1);
+        w.write(&0x0123_4567_89ab_cdef);
+    }
+    out.take("blackboard-u64")?;
 
     // FixedStr images as a peer would leave them.
     let s16 = FixedStr::<16>::new("héllo, 世界")?;

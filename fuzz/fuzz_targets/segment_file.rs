@@ -1,7 +1,8 @@
 //! A whole segment file of arbitrary bytes, through every reader: the
 //! `mapshare info` path (`segment::inspect`, read-only) and every typed
-//! opener, each on a fresh copy of the bytes, each followed by one
-//! non-blocking operation.
+//! opener (shared value, mailbox, channel ends, mutex, event, pub/sub ends
+//! and stats, blackboard ends), each on a fresh copy of the bytes, each
+//! followed by non-blocking operations.
 //!
 //! Properties: never a panic, a crash or a hang; a header `inspect`
 //! accepts matches the file size and re-encodes to the bytes read.
@@ -11,7 +12,9 @@ use libfuzzer_sys::fuzz_target;
 use mapshare::layout::header::{encode, FIXED_LEN, REGISTRY_SLOTS};
 use mapshare::segment::inspect;
 use mapshare::{
-    ChannelOptions, Event, LockError, Mailbox, Mutex, PodReceiver, Receiver, Sender, Shared,
+    pubsub_stats, BlackboardReader, BlackboardWriter, ChannelOptions, Event, LockError, Mailbox,
+    Mutex, PodReceiver, PubSubOptions, PubSubRecvError, Publisher, Receiver, Sender, Shared,
+    Subscriber,
 };
 use mapshare_fuzz::Scratch;
 
@@ -98,6 +101,51 @@ fuzz_target!(|data: &[u8]| {
     s.write(data);
     if let Ok(e) = Event::open_with(&s.options()) {
         let _ = (e.mode(), e.is_set(), e.try_wait());
+    }
+
+    let topic = PubSubOptions::with_segment(s.options());
+    s.write(data);
+    if let Ok(mut sub) = Subscriber::open_with(&topic) {
+        let max = sub.max_message();
+        for _ in 0..64 {
+            match sub.try_recv() {
+                Ok(msg) => assert!(msg.len() <= max),
+                Err(PubSubRecvError::Empty) | Err(PubSubRecvError::Disconnected) => break,
+                Err(_) => {}
+            }
+        }
+        let _ = (sub.behind(), sub.publisher_alive(), sub.stats());
+        // A subscriber joins at the tail: publish on the same bytes so that
+        // it reads slots (through the geometry and words the input gave).
+        if let Ok(mut publisher) = Publisher::open_with(&topic) {
+            let _ = publisher.try_publish(b"one");
+            let _ = publisher.try_publish(b"two");
+            for _ in 0..3 {
+                if let Ok(msg) = sub.try_recv() {
+                    assert!(msg.len() <= max);
+                }
+            }
+        }
+    }
+
+    s.write(data);
+    if let Ok(mut publisher) = Publisher::open_with(&topic) {
+        let _ = publisher.try_publish(b"fuzz");
+        let _ = (publisher.subscriber_count(), publisher.stats());
+    }
+
+    s.write(data);
+    let _ = pubsub_stats(&s.options()).map(|st| st.depth());
+
+    s.write(data);
+    if let Ok(r) = BlackboardReader::<u64>::open_with(&s.options()) {
+        let _ = (r.read(), r.version(), r.writer_alive(), r.try_read_newer(0));
+    }
+
+    s.write(data);
+    if let Ok(mut w) = BlackboardWriter::<u64>::open_with(&s.options()) {
+        w.write(&7);
+        let _ = w.version();
     }
 
     s.remove();
