@@ -668,11 +668,21 @@ impl<'a> Ring<'a> {
             let Some((strategy, deadline)) = wait else {
                 return Err(PubFail::Full);
             };
-            if !self
-                .room_bell
-                .wait_until(strategy, deadline, || self.has_room(st, peers))
-            {
-                return Err(PubFail::Full);
+            // Wait in slices of LIVENESS_POLL: nobody rings the bell when a
+            // subscriber dies, so each slice ends with a look at whether the
+            // one we wait for is still alive (in `has_room`).
+            loop {
+                let slice = Instant::now() + LIVENESS_POLL;
+                let until = deadline.map_or(slice, |d| d.min(slice));
+                if self
+                    .room_bell
+                    .wait_until(strategy, Some(until), || self.has_room(st, peers))
+                {
+                    break;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(PubFail::Full);
+                }
             }
         }
         let pos = st.tail;
