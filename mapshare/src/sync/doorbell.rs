@@ -135,9 +135,9 @@ impl Doorbell {
             WaitStrategy::Block => Some(Instant::now()),
             WaitStrategy::SpinThenBlock { spin } => Some(Instant::now() + spin),
         };
-        // Spin phase: look at the clock every 64 polls.
+        // Spin phase (none for Block): look at the clock every 64 polls.
         let mut polls: u32 = 0;
-        loop {
+        while strategy != WaitStrategy::Block {
             if ready() {
                 return true;
             }
