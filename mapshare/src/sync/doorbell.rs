@@ -137,21 +137,23 @@ impl Doorbell {
         };
         // Spin phase (none for Block): look at the clock every 64 polls.
         let mut polls: u32 = 0;
-        while strategy != WaitStrategy::Block {
-            if ready() {
-                return true;
-            }
-            polls = polls.wrapping_add(1);
-            if polls % 64 == 0 {
-                let now = Instant::now();
-                if deadline.is_some_and(|d| now >= d) {
-                    return ready();
+        if strategy != WaitStrategy::Block {
+            loop {
+                if ready() {
+                    return true;
                 }
-                if spin_until.is_some_and(|s| now >= s) {
-                    break;
+                polls = polls.wrapping_add(1);
+                if polls % 64 == 0 {
+                    let now = Instant::now();
+                    if deadline.is_some_and(|d| now >= d) {
+                        return ready();
+                    }
+                    if spin_until.is_some_and(|s| now >= s) {
+                        break;
+                    }
                 }
+                spin_loop();
             }
-            spin_loop();
         }
         // Sleep phase.
         loop {
