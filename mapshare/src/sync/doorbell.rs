@@ -96,6 +96,12 @@ impl Doorbell {
 
     #[inline]
     fn ring_n(&self, n: u32) {
+        // loom models SeqCst loads and stores as Acquire/Release, without the
+        // single total order that makes this Dekker pair correct in the real
+        // memory model (and on x86, where the caller's SeqCst store is an
+        // `xchg`, a full barrier); a SeqCst fence gives loom that order.
+        #[cfg(mapshare_loom)]
+        crate::primitive::fence(Ordering::SeqCst);
         // SYNC(doorbell): SeqCst load pairs with the SeqCst increment in `sleep`.
         if self.sleepers.load(Ordering::SeqCst) != 0 {
             self.seq.fetch_add(1, Ordering::SeqCst);
@@ -111,6 +117,8 @@ impl Doorbell {
         };
         // SYNC(doorbell): pairs with the SeqCst load in `ring`.
         self.sleepers.fetch_add(1, Ordering::SeqCst);
+        #[cfg(mapshare_loom)] // see `ring_n`
+        crate::primitive::fence(Ordering::SeqCst);
         let seen = self.seq.load(Ordering::SeqCst);
         if !ready() {
             sys::futex_wait(&self.seq, seen, timeout);
