@@ -44,6 +44,9 @@ const EMPTIED_OFFSET: usize = 256;
 const STATE_OFFSET: usize = 384;
 const DATA_OFFSET: usize = 512;
 
+/// Longest sleep before a waiter looks at the mailbox again.
+const RECHECK: Duration = Duration::from_millis(100);
+
 /// Largest capacity accepted at creation (1 GiB).
 const MAX_CAPACITY: usize = 1 << 30;
 
@@ -325,9 +328,14 @@ impl Mailbox {
                 return Ok(());
             }
             drop(guard);
-            if once || !emptied.wait_change(seen, deadline) {
+            if once || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(SendError::Timeout);
             }
+            // Sleep in slices and look again under the lock: a peer killed
+            // between its commit and its wake-up never rings, and the state
+            // under the lock is the truth, not the wake-up.
+            let slice = Instant::now() + RECHECK;
+            emptied.wait_change(seen, Some(deadline.map_or(slice, |d| d.min(slice))));
         }
     }
 
@@ -408,9 +416,14 @@ impl Mailbox {
                 return result;
             }
             drop(guard);
-            if once || !filled.wait_change(seen, deadline) {
+            if once || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(RecvError::Timeout);
             }
+            // Sleep in slices and look again under the lock: a peer killed
+            // between its commit and its wake-up never rings, and the state
+            // under the lock is the truth, not the wake-up.
+            let slice = Instant::now() + RECHECK;
+            filled.wait_change(seen, Some(deadline.map_or(slice, |d| d.min(slice))));
         }
     }
 }

@@ -894,13 +894,26 @@ pub fn unlink(opts: &SegmentOptions) -> Result<(), SegmentError> {
     let location = opts.location()?;
     let what = location.to_string();
     let (dir, file) = location.open_dir()?;
-    // Mark it unlinked first, so that a racing attacher retries.
-    if let Ok((fd, map, _)) = open_file(&dir, &file, &what, true, true) {
+    // Under the attach lock, and only while the name still means the file
+    // we opened: mark it unlinked (a racing attacher retries), then unlink.
+    for _ in 0..4 {
+        let Ok((fd, map, _)) = open_file(&dir, &file, &what, true, true) else {
+            break;
+        };
+        let locked = flock_timeout(&fd, Duration::from_secs(1), &what).is_ok();
+        if !matches!(sys::same_file(&dir, &file, &fd), Ok(true)) {
+            continue; // replaced meanwhile: look at the new one
+        }
         if read_header(&fd, map.len() as u64, &what).is_ok() {
             flags_word(Region::of(&map)).fetch_or(FLAG_UNLINKED, Ordering::AcqRel);
         }
-        drop(fd);
+        let r = sys::unlink(&dir, &file).map_err(|e| SegmentError::io(&what, e));
+        if locked {
+            let _ = sys::unflock(&fd);
+        }
+        return r;
     }
+    // Not one of ours (or not openable): remove the name as it is.
     sys::unlink(&dir, &file).map_err(|e| SegmentError::io(what, e))
 }
 
@@ -958,23 +971,41 @@ pub fn gc(all: bool) -> Result<GcReport, SegmentError> {
                 continue;
             }
         };
-        let header = match read_header(&fd, info.size, name) {
-            Ok(h) => h,
-            Err(e) => {
-                report
-                    .kept
-                    .push((name.to_owned(), format!("not removed: {e}")));
-                continue;
-            }
-        };
+        // Only valid segments are collected (the flags come later, live).
+        if let Err(e) = read_header(&fd, info.size, name) {
+            report
+                .kept
+                .push((name.to_owned(), format!("not removed: {e}")));
+            continue;
+        }
         if flock_timeout(&fd, Duration::from_millis(200), name).is_err() {
             report.kept.push((name.to_owned(), "busy".into()));
             continue;
         }
         let live = any_slot_live(&fd).unwrap_or(true);
+        // The flags as they are now, under the attach lock (a copy read
+        // before it may predate a `set_persistent`), read with pread, not
+        // through the mapping: the object may have shrunk meanwhile.
+        let flags = match sys::fstat(&fd)
+            .ok()
+            .and_then(|i| read_header(&fd, i.size, name).ok())
+        {
+            Some(h) => h.flags,
+            None => {
+                report
+                    .kept
+                    .push((name.to_owned(), "changed while we looked".into()));
+                let _ = sys::unflock(&fd);
+                continue;
+            }
+        };
         if live {
             report.kept.push((name.to_owned(), "in use".into()));
-        } else if header.is_persistent() && !all {
+        } else if flags & FLAG_UNLINKED != 0 {
+            report
+                .kept
+                .push((name.to_owned(), "being removed by its last process".into()));
+        } else if flags & FLAG_PERSISTENT != 0 && !all {
             report
                 .kept
                 .push((name.to_owned(), "persistent (gc --all removes it)".into()));

@@ -117,7 +117,9 @@ impl Doorbell {
         };
         // SYNC(doorbell): pairs with the SeqCst load in `ring`.
         self.sleepers.fetch_add(1, Ordering::SeqCst);
-        #[cfg(mapshare_loom)] // see `ring_n`
+        // The callers' condition loads are Acquire, not SeqCst: this fence
+        // puts them after our registration in the total order, so either the
+        // ringer sees us or we see its publication (slow path only).
         crate::primitive::fence(Ordering::SeqCst);
         let seen = self.seq.load(Ordering::SeqCst);
         if !ready() {

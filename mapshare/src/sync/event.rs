@@ -18,6 +18,9 @@ use crate::primitive::{AtomicU32, Ordering};
 use crate::sync::next_sleep;
 use crate::sys;
 
+/// Longest single futex sleep (see `sleep_while`).
+const MAX_SLEEP: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Event mode word: a successful wait consumes the signal.
 pub(crate) const MODE_AUTO: u32 = 0;
 /// Event mode word: the signal stays set until `reset`.
@@ -146,7 +149,9 @@ impl EventWord {
     /// One futex sleep on `seq == seen`, registered in `waiters`. `false`
     /// once the deadline has passed.
     fn sleep_while(&self, seen: u32, deadline: Option<Instant>, check_signal: bool) -> bool {
-        let Some(sleep) = next_sleep(deadline, None) else {
+        // Capped: a notifier killed between setting `signaled` and bumping
+        // `seq` never wakes us; the next look finds the signal anyway.
+        let Some(sleep) = next_sleep(deadline, Some(MAX_SLEEP)) else {
             return false;
         };
         self.waiters.fetch_add(1, Ordering::SeqCst);

@@ -109,24 +109,39 @@ fn owner_alive(state: u32, peers: &dyn Liveness) -> bool {
 pub(crate) fn lock(w: &MutexWord, peers: &dyn Liveness, wait: Wait) -> Result<Acquired, Fail> {
     let me = LOCKED_BIT | (peers.token() & TOKEN_MASK);
     // Fast path: unlocked -> locked by us.
-    // SYNC(mutex): Acquire pairs with the Release swap in `unlock`.
+    // SYNC(mutex): Acquire pairs with the Release swap in `unlock`; Release
+    // publishes our registry slot (its generation) with our token, so a
+    // waiter that reads the token with Acquire sees the slot's generation.
     if w.state
-        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
         .is_ok()
     {
         return Ok(Acquired::Clean);
     }
     let mut waited = false;
     let mut spins = 0;
+    let mut rounds: u32 = 0;
     let mut check_owner = matches!(wait, Wait::Try);
     loop {
-        let s = w.state.load(Ordering::Relaxed);
+        // A peer that keeps changing the word makes every CAS fail: look at
+        // the clock now and then, so a deadline still ends the wait.
+        rounds = rounds.wrapping_add(1);
+        if rounds % 256 == 0 {
+            match wait {
+                Wait::Try if rounds >= 1024 => return Err(Fail::WouldBlock),
+                Wait::Until(Some(d)) if Instant::now() >= d => return Err(Fail::Timeout),
+                _ => {}
+            }
+        }
+        // Acquire: the owner's registry slot (its generation) was written
+        // before it locked; the liveness check below must see it.
+        let s = w.state.load(Ordering::Acquire);
         if s == 0 {
             // Unlocked: take it, keeping WAITERS if we slept (others may too).
             let new = if waited { me | WAITERS_BIT } else { me };
-            // SYNC(mutex): Acquire pairs with the Release swap in `unlock`.
+            // SYNC(mutex): as on the fast path.
             if w.state
-                .compare_exchange(0, new, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(0, new, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
                 return Ok(Acquired::Clean);
@@ -142,7 +157,7 @@ pub(crate) fn lock(w: &MutexWord, peers: &dyn Liveness, wait: Wait) -> Result<Ac
                 .compare_exchange(
                     s,
                     me | (s & WAITERS_BIT),
-                    Ordering::Acquire,
+                    Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
                 .is_ok()
