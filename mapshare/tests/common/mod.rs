@@ -243,28 +243,7 @@ pub(crate) struct ChildProc {
 /// Starts this test binary again as a child playing `role` of `test` on
 /// segment `name`, with `dir` for handshake files and a free-form `arg`.
 pub(crate) fn spawn_child(test: &str, role: &str, name: &str, dir: &Path, arg: &str) -> ChildProc {
-    let exe = std::env::current_exe().expect("current_exe");
-    let log = dir.join(format!("child-{role}-{}.log", next()));
-    let out = fs::File::create(&log).expect("create child log");
-    let err = out.try_clone().expect("clone log fd");
-    let child = Command::new(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(ENV_ROLE, role)
-        .env(ENV_NAME, name)
-        .env(ENV_DIR, dir)
-        .env(ENV_ARG, arg)
-        .env("RUST_BACKTRACE", "1")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .expect("spawn child test process");
-    ChildProc {
-        child,
-        role: role.to_owned(),
-        log,
-        exited: None,
-    }
+    spawn_child_via(&[], test, role, name, dir, arg)
 }
 
 impl ChildProc {
@@ -417,7 +396,8 @@ pub(crate) fn assert_clean(names: &[&str], child_pids: &[u32]) {
 /// Like [`spawn_child`], but runs the test binary through `wrapper`: a
 /// command and its arguments that end by executing the rest of the command
 /// line, for example `unshare -m -- sh -c '<setup> && exec "$0" "$@"'`
-/// (a child in a private mount namespace with its own `/dev/shm`).
+/// (a child in a private mount namespace with its own `/dev/shm`). An empty
+/// `wrapper` runs the test binary directly.
 pub(crate) fn spawn_child_via(
     wrapper: &[&str],
     test: &str,
@@ -430,10 +410,15 @@ pub(crate) fn spawn_child_via(
     let log = dir.join(format!("child-{role}-{}.log", next()));
     let out = fs::File::create(&log).expect("create child log");
     let err = out.try_clone().expect("clone log fd");
-    let (program, wrapper_args) = wrapper.split_first().expect("a wrapper command");
-    let child = Command::new(program)
-        .args(wrapper_args)
-        .arg(exe)
+    let mut cmd = match wrapper.split_first() {
+        Some((program, wrapper_args)) => {
+            let mut c = Command::new(program);
+            c.args(wrapper_args).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let child = cmd
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(ENV_ROLE, role)
         .env(ENV_NAME, name)
@@ -444,7 +429,7 @@ pub(crate) fn spawn_child_via(
         .stdout(out)
         .stderr(err)
         .spawn()
-        .expect("spawn wrapped child test process");
+        .expect("spawn child test process");
     ChildProc {
         child,
         role: role.to_owned(),
