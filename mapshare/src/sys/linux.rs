@@ -199,8 +199,10 @@ pub(crate) struct Mapping {
     len: usize,
 }
 
-// SAFETY: a `Mapping` is a plain address range; all access to its bytes goes
-// through atomics or raw copies in `region`, never through `&`/`&mut` slices.
+// SAFETY: a `Mapping` is a plain address range that owns no thread-bound
+// state; all access to its bytes goes through `region` (atomics, raw copies,
+// and the scoped slices of the zero-copy loan, each with its own contract),
+// which is equally valid from any thread.
 unsafe impl Send for Mapping {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Mapping {}
