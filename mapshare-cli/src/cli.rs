@@ -48,16 +48,6 @@ pub(crate) enum Command {
     Pub(PubArgs),
     /// Print each message published on the pub/sub ring NAME, as it arrives.
     Sub(SubArgs),
-    /// Measure channels, pipes and Unix sockets between two processes,
-    /// against the hardware floor and memcpy.
-    Bench(crate::bench::BenchArgs),
-    /// Internal: the peer process of `bench` (the parent re-runs this binary).
-    #[command(name = "bench-peer", hide = true)]
-    BenchPeer {
-        /// Passed verbatim to the peer.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
 }
 
 /// Policy of a ring `pub` creates.

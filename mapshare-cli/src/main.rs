@@ -6,7 +6,6 @@
 
 #![forbid(unsafe_code)]
 
-mod bench;
 mod cli;
 mod cmd;
 mod exit;

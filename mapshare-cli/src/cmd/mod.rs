@@ -30,7 +30,5 @@ pub(crate) fn run(command: Command) -> Result<ExitCode> {
         Command::Gc(args) => gc::run(&args),
         Command::Pub(args) => pubsub::publish(&args),
         Command::Sub(args) => pubsub::subscribe(&args),
-        Command::Bench(args) => crate::bench::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::BenchPeer { args } => crate::bench::peer(&args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -6,14 +6,15 @@ use std::hint::{black_box, spin_loop};
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use mapshare::floor::SpinLine;
-use mapshare::{Receiver, RecvTimeoutError, SegmentOptions, Sender};
+use mapshare::{Receiver, RecvTimeoutError, Sender};
+use mapshare_bench::floor::SpinLine;
 
 use super::jobs::{Job, Mode, Transport};
-use super::stats::{cpu_time, fold, seq_of, stamp};
+use super::measure::{cpu_time, fold, seq_of, stamp};
 use super::IDLE;
 
 /// The line's value once the peer has attached everything.
@@ -30,7 +31,8 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     let deadline = Instant::now() + PEER_TIMEOUT;
     let ppid = std::os::unix::process::parent_id();
     let orphan = move || std::os::unix::process::parent_id() != ppid || Instant::now() > deadline;
-    let line = SpinLine::open(&SegmentOptions::new(&line)).context("bench peer: floor line")?;
+    let line = SpinLine::open(Path::new(&line))
+        .with_context(|| format!("bench peer: floor line {line}"))?;
     match job.transport {
         Transport::Shm { loaned, .. } => {
             let mut rx = Receiver::open(&job.channel(&ping)).context("bench peer: ping")?;

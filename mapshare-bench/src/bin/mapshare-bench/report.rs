@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use super::jobs::{Config, Job, Mode, Transport, Wait};
+use super::measure::{Machine, USER_HZ};
 use super::parent::{size_label, Idle, Memcpy, Outcome, Results, Sample};
-use super::stats::{Machine, USER_HZ};
 use super::{IDLE, PACED_PERIOD, STB_SPIN};
 
 /// A contender's best repetition: the lowest median (latency) or the most
@@ -327,7 +327,7 @@ pub(super) fn human(cfg: &Config, m: &Machine, r: &Results) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "mapshare bench: {} ({} CPUs), Linux {}, clock {} ({:.0} ns per read), load average {} \
+        "mapshare-bench: {} ({} CPUs), Linux {}, clock {} ({:.0} ns per read), load average {} \
          before, {} after",
         m.cpu, m.nproc, m.kernel, m.clocksource, m.clock_ns, m.load_before, m.load_after
     );

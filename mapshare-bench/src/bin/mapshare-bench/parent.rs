@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use mapshare::floor::SpinLine;
 use mapshare::{Receiver, SegmentOptions, Sender};
+use mapshare_bench::floor::SpinLine;
 
 use super::child::{FLOOR_DONE, IDLE_CMD, READY};
 use super::jobs::{self, Config, Job, Mode, Transport};
-use super::stats::{self, expected_fold, ns, one_way, seq_of, stamp, Dist};
+use super::measure::{self, expected_fold, ns, one_way, seq_of, stamp, Dist};
 use super::{IDLE, PACED_PERIOD, PEER_ARG};
 
 /// A job (peer included) that takes longer than this is abandoned.
@@ -210,7 +210,7 @@ pub(super) fn run_all(cfg: &Config) -> anyhow::Result<Results> {
                     size,
                     cfg.quick,
                 );
-                let (msgs_per_s, gb_per_s) = stats::memcpy(size, n);
+                let (msgs_per_s, gb_per_s) = measure::memcpy(size, n);
                 eprintln!(" {gb_per_s:.2} GB/s");
                 out.memcpy.push(Memcpy {
                     size,
@@ -288,16 +288,19 @@ static JOBS: AtomicU32 = AtomicU32::new(0);
 
 fn run_job(cfg: &Config, job: &Job, rep: u32) -> anyhow::Result<Sample> {
     let mut cleanup = Cleanup::default();
-    let base = format!(
-        "bench-{}-{}",
+    let job_id = format!(
+        "{}-{}",
         std::process::id(),
         JOBS.fetch_add(1, Ordering::Relaxed)
     );
-    let [line_name, ping_name, pong_name] = ["line", "ping", "pong"].map(|s| format!("{base}-{s}"));
+    let base = format!("bench-{job_id}");
+    let [ping_name, pong_name] = ["ping", "pong"].map(|s| format!("{base}-{s}"));
     let sock = std::env::temp_dir().join(format!("mapshare-{base}.sock"));
 
-    let line = SpinLine::create(&SegmentOptions::new(&line_name)).context("bench: floor line")?;
-    cleanup.names.push(line_name.clone());
+    // Declared after `cleanup`, so dropped (its file removed) before it.
+    let line_path = SpinLine::path_for(&job_id);
+    let line = SpinLine::create(&line_path)
+        .with_context(|| format!("bench: floor line {}", line_path.display()))?;
     let mut shm = None;
     let mut listener = None;
     match job.transport {
@@ -324,7 +327,7 @@ fn run_job(cfg: &Config, job: &Job, rep: u32) -> anyhow::Result<Sample> {
     let child = Command::new(exe)
         .arg(PEER_ARG)
         .args(job.encode(
-            &line_name,
+            &line_path.display().to_string(),
             &ping_name,
             &pong_name,
             &sock.display().to_string(),

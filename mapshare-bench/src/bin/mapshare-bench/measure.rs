@@ -1,8 +1,12 @@
-//! Small measuring helpers: percentiles, the byte fold, CPU time, machine
-//! facts, the clock's own cost and memcpy bandwidth.
+//! Small measuring helpers: one-way figures from round trips, the byte
+//! fold, CPU time, machine facts, the clock's own cost and memcpy bandwidth.
+//! The percentile itself is the one the soak uses too
+//! ([`mapshare_bench::stats`]).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+
+use mapshare_bench::stats::{cpu_model, percentile};
 
 /// Median and 99th percentile of one-way times, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -11,20 +15,14 @@ pub(super) struct Dist {
     pub(super) p99_ns: f64,
 }
 
-/// One-way figures from round-trip samples (ns): half of each.
+/// One-way figures from round-trip samples (ns): half of each; NaN without
+/// samples.
 pub(super) fn one_way(rtt_ns: &mut [u32]) -> Dist {
     rtt_ns.sort_unstable();
-    let n = rtt_ns.len();
-    if n == 0 {
-        return Dist {
-            median_ns: f64::NAN,
-            p99_ns: f64::NAN,
-        };
-    }
-    let at = |q: usize| f64::from(rtt_ns[(n * q / 100).min(n - 1)]) / 2.0;
+    let at = |p: f64| percentile(rtt_ns, p).map_or(f64::NAN, |v| f64::from(v) / 2.0);
     Dist {
-        median_ns: at(50),
-        p99_ns: at(99),
+        median_ns: at(50.0),
+        p99_ns: at(99.0),
     }
 }
 
@@ -128,15 +126,7 @@ pub(super) fn machine(load_before: String) -> Machine {
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|_| "unknown".into())
     };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".into());
+    let cpu = cpu_model().unwrap_or_else(|| "unknown".into());
     Machine {
         cpu,
         nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -211,8 +201,9 @@ mod tests {
     fn percentiles_halve_round_trips() {
         let mut s: Vec<u32> = (1..=100).map(|x| x * 2).collect();
         let d = one_way(&mut s);
-        assert_eq!(d.median_ns, 51.0);
-        assert_eq!(d.p99_ns, 100.0);
+        assert_eq!(d.median_ns, 50.0);
+        assert_eq!(d.p99_ns, 99.0);
+        assert!(one_way(&mut []).median_ns.is_nan());
     }
 
     #[test]
