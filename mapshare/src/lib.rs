@@ -58,8 +58,6 @@ mod sys;
 
 mod blackboard;
 mod error;
-#[doc(hidden)]
-pub mod floor;
 pub mod layout;
 mod mailbox;
 mod name;

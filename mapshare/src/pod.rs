@@ -47,8 +47,6 @@ unsafe impl ShmState for crate::channel::ChannelCtl {}
 unsafe impl ShmState for crate::channel::SlotHeader {}
 // SAFETY: `AtomicU32`s and `AtomicU64`s; `#[repr(C)]`.
 unsafe impl ShmState for crate::queue::spsc::LaneWords {}
-// SAFETY: one `AtomicU64` and padding; `#[repr(C)]`.
-unsafe impl ShmState for crate::floor::Line {}
 // SAFETY: an atomic integer: valid for every bit pattern, no pointers.
 unsafe impl ShmState for crate::primitive::AtomicU64 {}
 // SAFETY: `AtomicU64`s, `AtomicU32`s and `u64` padding; `#[repr(C)]`.
