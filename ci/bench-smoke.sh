@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `mapshare bench --quick`: the benchmark runs end to end and cleans up (its
+# `mapshare-bench --quick`: the benchmark runs end to end and cleans up (its
 # figures are not judged here: CI machines are too noisy for that).
 set -euo pipefail
-cargo run --release -p mapshare-cli -- bench --quick --json > target/bench-quick.json
+cargo run --release -p mapshare-bench --bin mapshare-bench -- --quick --json > target/bench-quick.json
 python3 -c "import json; d=json.load(open('target/bench-quick.json')); print('bench smoke:', len(d.get('targets', [])), 'targets evaluated')" 2>/dev/null || true
