@@ -1,7 +1,7 @@
 //! Criterion benches of a real shared-memory channel, inside one process.
 //!
 //! `cargo bench -p mapshare --bench queue`. Cross-process figures (latency
-//! against the hardware floor, pipes and sockets) come from `mapshare bench`.
+//! against the hardware floor, pipes and sockets) come from `mapshare-bench`.
 //!
 //! - `channel/send_recv_64B`: one thread, `try_send` then `try_recv_with`
 //!   of 64 bytes (no heap allocation on the measured path);
