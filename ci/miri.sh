@@ -23,6 +23,8 @@ filters=(
   layout
   name
   queue::spsc
+  region::tests
+  kinds::channel::tests
   sync::mutex::tests::lock_unlock_on_heap
   sync::mutex::tests::garbage_state_is_recovered_not_hung
 )

@@ -14,7 +14,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mapshare::{
-    ChannelOptions, ChannelStats, Fingerprint, Kind, Receiver, Sender, TryRecvError, MAX_CAPACITY,
+    ChannelStats, Fault, Fingerprint, Kind, Receiver, Sender, TryRecvError, MAX_CAPACITY,
     MAX_MESSAGE, MAX_SENDERS,
 };
 use mapshare_fuzz::{segment_image_at, split_offset, u64_at, Scratch};
@@ -31,11 +31,14 @@ const SLOT_WORDS: u64 = 16;
 /// message, whole 64-byte lines), not re-derived: where the data starts in
 /// a slot is the channel's business.
 fn check_geometry(st: &ChannelStats, payload: &[u8]) {
-    let (cap, mm, lanes) = (st.capacity as u64, st.max_message as u64, st.lanes as u64);
+    let (cap, mm, lanes) = (
+        st.capacity as u64,
+        st.max_message as u64,
+        st.lanes.len() as u64,
+    );
     assert!(st.capacity.is_power_of_two() && st.capacity <= MAX_CAPACITY);
     assert!(st.max_message >= 1 && st.max_message <= MAX_MESSAGE);
-    assert!(st.lanes >= 1 && st.lanes <= MAX_SENDERS);
-    assert_eq!(st.depth.len(), st.lanes);
+    assert!(!st.lanes.is_empty() && st.lanes.len() <= MAX_SENDERS);
     // Exactly the stored words.
     assert_eq!(u64_at(payload, 0), cap, "capacity word");
     assert_eq!(u64_at(payload, 8), mm, "max_message word");
@@ -49,8 +52,8 @@ fn check_geometry(st: &ChannelStats, payload: &[u8]) {
     let slots_offset = (LANES_OFFSET + lanes * LANE_LEN).div_ceil(128) * 128;
     let end = u128::from(slots_offset) + u128::from(lanes) * u128::from(cap) * u128::from(stride);
     assert!(end <= payload.len() as u128, "rings run past the payload");
-    for &(waiting, _, _) in &st.depth {
-        assert!(waiting <= cap);
+    for lane in &st.lanes {
+        assert!(lane.waiting <= cap);
     }
 }
 
@@ -65,38 +68,43 @@ fuzz_target!(|data: &[u8]| {
         offset,
         payload,
     );
-    let opts = ChannelOptions::with_segment(s.options());
 
     s.write(&img);
-    if let Ok(mut rx) = Receiver::open(&opts) {
+    if let Ok(mut rx) = s.options::<Receiver>().open() {
         let st = rx.stats();
         check_geometry(&st, payload);
         let _ = rx.len();
         let _ = rx.is_empty();
-        let bound = (st.lanes * st.capacity * 2).min(1024);
+        let bound = (st.lanes.len() * st.capacity * 2).min(1024);
         for _ in 0..bound {
             match rx.try_recv() {
                 Ok(msg) => assert!(msg.len() <= st.max_message),
-                Err(TryRecvError::Corrupt { len }) => assert!(len > st.max_message as u64),
-                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Fault(Fault::BadLength { len, max })) => {
+                    assert_eq!(max, st.max_message as u64);
+                    assert!(len > max);
+                }
+                // Nothing ready (and, the input may say, no live sender).
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                Err(e) => panic!("try_recv: {e:?}"),
             }
         }
         assert!(rx
-            .try_recv_with(|m| m.len())
-            .map_or(true, |n| n <= st.max_message));
+            .try_recv_ref()
+            .map_or(true, |m| m.len() <= st.max_message));
     }
 
     s.write(&img);
-    if let Ok(mut tx) = Sender::open(&opts) {
+    if let Ok(mut tx) = s.options::<Sender>().open() {
         let st = tx.stats();
         check_geometry(&st, payload);
         let msg = [0xa5u8; 8];
         let n = msg.len().min(tx.max_message());
         if let Ok(mut loan) = tx.try_loan() {
-            assert_eq!(loan.max_len(), st.max_message);
+            assert_eq!(loan.len(), st.max_message);
             assert!(loan.write_at(0, &msg[..n]));
-            assert!(!loan.write_at(loan.max_len(), b"x"));
-            loan.with_bytes(|b| assert_eq!(b.len(), st.max_message));
+            let end = loan.len();
+            assert!(!loan.write_at(end, b"x"));
+            assert_eq!(loan.as_view().len(), st.max_message);
             loan.commit(n);
         }
         for _ in 0..=tx.capacity().min(1024) {
@@ -105,8 +113,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         // The receiver, on what this sender left.
-        if let Ok(mut rx) = Receiver::open(&opts) {
-            while let Ok(r) = rx.try_recv_with(|m| m.len()) {
+        if let Ok(mut rx) = s.options::<Receiver>().open() {
+            while let Ok(r) = rx.try_recv_ref().map(|m| m.len()) {
                 assert!(r <= st.max_message);
             }
         }

@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mapshare::{Fingerprint, Kind, Mailbox, RecvError};
+use mapshare::{Fault, Fingerprint, Kind, Mailbox, TryRecvError};
 use mapshare_fuzz::{segment_image_at, split_offset, u64_at, Scratch};
 
 const DATA_OFFSET: u64 = 512; // mailbox.rs
@@ -32,16 +32,16 @@ fuzz_target!(|data: &[u8]| {
         payload,
     );
     s.write(&img);
-    if let Ok(m) = Mailbox::open_with(&s.options()) {
-        let cap = m.capacity();
+    if let Ok(m) = s.options::<Mailbox>().open() {
+        let cap = m.max_message();
         assert_eq!(cap as u64, capacity);
         assert!(DATA_OFFSET + cap as u64 <= payload.len() as u64);
         let _ = m.is_full();
         match m.try_recv() {
             Ok(msg) => assert!(msg.len() <= cap),
-            Err(RecvError::Corrupt { len, capacity }) => {
-                assert_eq!(capacity, cap as u64);
-                assert!(len > capacity);
+            Err(TryRecvError::Fault(Fault::BadLength { len, max })) => {
+                assert_eq!(max, cap as u64);
+                assert!(len > max);
             }
             Err(e) => {
                 let _ = e.to_string();

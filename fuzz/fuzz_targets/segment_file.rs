@@ -12,9 +12,8 @@ use libfuzzer_sys::fuzz_target;
 use mapshare::layout::header::{encode, FIXED_LEN, REGISTRY_SLOTS};
 use mapshare::segment::inspect;
 use mapshare::{
-    pubsub_stats, BlackboardReader, BlackboardWriter, ChannelOptions, Event, LockError, Mailbox,
-    Mutex, PodReceiver, PubSubOptions, PubSubRecvError, Publisher, Receiver, Sender, Shared,
-    Subscriber,
+    pubsub_stats, BlackboardReader, BlackboardWriter, Event, Mailbox, Mutex, PodReceiver,
+    Publisher, Receiver, Sender, Shared, Subscriber, TryLockError, TryRecvError,
 };
 use mapshare_fuzz::Scratch;
 
@@ -23,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
 
     // `mapshare info`: read-only, never attaches.
     s.write(data);
-    match inspect(&s.options()) {
+    match inspect(&s.location()) {
         Ok(info) => {
             assert_eq!(info.size, data.len() as u64);
             assert!(info.attached.len() <= REGISTRY_SLOTS);
@@ -47,35 +46,35 @@ fuzz_target!(|data: &[u8]| {
     }
 
     s.write(data);
-    if let Ok(v) = Shared::<u64>::open_with(&s.options()) {
+    if let Ok(v) = s.options::<Shared<u64>>().open() {
         match v.try_lock() {
-            Ok(g) | Err(LockError::OwnerDied(g)) => {
+            Ok(g) | Err(TryLockError::OwnerDied(g)) => {
                 let _ = g.get();
             }
             Err(_) => {}
         }
         let _ = v.wait_timeout(std::time::Duration::ZERO);
+        let _ = v.try_wait();
         v.notify();
     }
 
     s.write(data);
-    if let Ok(m) = Mailbox::open_with(&s.options()) {
+    if let Ok(m) = s.options::<Mailbox>().open() {
         if let Ok(msg) = m.try_recv() {
-            assert!(msg.len() <= m.capacity());
+            assert!(msg.len() <= m.max_message());
         }
         if m.try_send(b"x").is_ok() {
             assert_eq!(m.try_recv().as_deref(), Ok(&b"x"[..]));
         }
     }
 
-    let chan = ChannelOptions::with_segment(s.options());
     s.write(data);
-    if let Ok(mut rx) = Receiver::open(&chan) {
+    if let Ok(mut rx) = s.options::<Receiver>().open() {
         let max = rx.max_message();
         for _ in 0..64 {
             match rx.try_recv() {
                 Ok(msg) => assert!(msg.len() <= max),
-                Err(mapshare::TryRecvError::Empty) => break,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 Err(_) => {}
             }
         }
@@ -83,41 +82,40 @@ fuzz_target!(|data: &[u8]| {
     }
 
     s.write(data);
-    if let Ok(mut tx) = Sender::open(&chan) {
+    if let Ok(mut tx) = s.options::<Sender>().open() {
         let _ = tx.try_send(b"fuzz");
         let _ = tx.stats();
     }
 
     s.write(data);
-    if let Ok(mut rx) = PodReceiver::<u64>::open(&chan) {
+    if let Ok(mut rx) = s.options::<PodReceiver<u64>>().open() {
         let _ = rx.try_recv();
     }
 
     s.write(data);
-    if let Ok(m) = Mutex::open_with(&s.options()) {
+    if let Ok(m) = s.options::<Mutex>().open() {
         let _ = m.try_lock();
     }
 
     s.write(data);
-    if let Ok(e) = Event::open_with(&s.options()) {
+    if let Ok(e) = s.options::<Event>().open() {
         let _ = (e.mode(), e.is_set(), e.try_wait());
     }
 
-    let topic = PubSubOptions::with_segment(s.options());
     s.write(data);
-    if let Ok(mut sub) = Subscriber::open_with(&topic) {
+    if let Ok(mut sub) = s.options::<Subscriber>().open() {
         let max = sub.max_message();
         for _ in 0..64 {
             match sub.try_recv() {
                 Ok(msg) => assert!(msg.len() <= max),
-                Err(PubSubRecvError::Empty) | Err(PubSubRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 Err(_) => {}
             }
         }
         let _ = (sub.behind(), sub.publisher_alive(), sub.stats());
         // A subscriber joins at the tail: publish on the same bytes so that
         // it reads slots (through the geometry and words the input gave).
-        if let Ok(mut publisher) = Publisher::open_with(&topic) {
+        if let Ok(mut publisher) = s.options::<Publisher>().open() {
             let _ = publisher.try_publish(b"one");
             let _ = publisher.try_publish(b"two");
             for _ in 0..3 {
@@ -129,21 +127,21 @@ fuzz_target!(|data: &[u8]| {
     }
 
     s.write(data);
-    if let Ok(mut publisher) = Publisher::open_with(&topic) {
+    if let Ok(mut publisher) = s.options::<Publisher>().open() {
         let _ = publisher.try_publish(b"fuzz");
         let _ = (publisher.subscriber_count(), publisher.stats());
     }
 
     s.write(data);
-    let _ = pubsub_stats(&s.options()).map(|st| st.depth());
+    let _ = pubsub_stats(&s.location()).map(|st| st.depth());
 
     s.write(data);
-    if let Ok(r) = BlackboardReader::<u64>::open_with(&s.options()) {
+    if let Ok(r) = s.options::<BlackboardReader<u64>>().open() {
         let _ = (r.read(), r.version(), r.writer_alive(), r.try_read_newer(0));
     }
 
     s.write(data);
-    if let Ok(mut w) = BlackboardWriter::<u64>::open_with(&s.options()) {
+    if let Ok(mut w) = s.options::<BlackboardWriter<u64>>().open() {
         w.write(&7);
         let _ = w.version();
     }

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use mapshare::layout::header::{self, Header, FLAG_PERSISTENT, HEADER_LEN, STATE_READY};
-use mapshare::{Fingerprint, Kind, SegmentOptions};
+use mapshare::{Fingerprint, Kind, Location, Options};
 
 /// One scratch file, rewritten for every input.
 #[derive(Debug)]
@@ -53,10 +53,15 @@ impl Scratch {
         let _ = std::fs::remove_file(&self.path);
     }
 
-    /// Options for the scratch file, with a short attach timeout (nothing
-    /// else holds the attach lock; a long wait would be a bug).
-    pub fn options(&self) -> SegmentOptions {
-        SegmentOptions::file(&self.path).timeout(Duration::from_millis(500))
+    /// Options for a `K` in the scratch file, with a short attach timeout
+    /// (nothing else holds the attach lock; a long wait would be a bug).
+    pub fn options<K>(&self) -> Options<K> {
+        Options::file(&self.path).attach_timeout(Duration::from_millis(500))
+    }
+
+    /// The scratch file as a location (`inspect`, the stats readers).
+    pub fn location(&self) -> Location {
+        Location::file(&self.path)
     }
 }
 

@@ -110,7 +110,7 @@ pub(crate) struct SendArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub(crate) timeout: Option<Duration>,
     /// Capacity of the mailbox if this creates it (bytes).
-    #[arg(long, value_name = "BYTES", default_value_t = mapshare::DEFAULT_MAILBOX_CAPACITY)]
+    #[arg(long, value_name = "BYTES", default_value_t = mapshare::DEFAULT_MAILBOX_MAX_MESSAGE)]
     pub(crate) capacity: usize,
 }
 

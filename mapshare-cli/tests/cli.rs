@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mapshare::{segment, SegmentOptions, Shared};
+use mapshare::{segment, Location, Options, Shared};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mapshare");
@@ -59,7 +59,7 @@ impl Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for name in &self.names {
-            let _ = segment::unlink(&SegmentOptions::new(name));
+            let _ = segment::unlink(&Location::shm(name).unwrap());
             let _ = std::fs::remove_file(shm_path(name));
         }
         if let Some(dir) = &self.dir {
@@ -162,7 +162,7 @@ fn assert_one_line_error(run: &Run) {
 
 /// Number of live processes attached to `name` (0 if it does not exist).
 fn attached(name: &str) -> usize {
-    segment::inspect(&SegmentOptions::new(name)).map_or(0, |i| i.attached.len())
+    segment::inspect(&Location::shm(name).unwrap()).map_or(0, |i| i.attached.len())
 }
 
 /// `mapshare lock NAME [EXTRA...] -- sh -c '...; exec sleep 60'`, once it
@@ -626,7 +626,7 @@ fn info_reads_a_file_backed_segment() {
     let mut c = Cleanup::new(&[]);
     let dir = c.scratch("info-file");
     let path = dir.join("segment.bin");
-    let _value = Shared::<[u32; 4]>::create_with(&SegmentOptions::file(&path)).unwrap();
+    let _value = Options::<Shared<[u32; 4]>>::file(&path).create().unwrap();
     let run = mapshare(&["info", "--file", path.to_str().unwrap(), "--json"]);
     assert_eq!(run.code(), 0, "{run:?}");
     let v = run.json();

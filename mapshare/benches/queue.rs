@@ -3,8 +3,8 @@
 //! `cargo bench -p mapshare --bench queue`. Cross-process figures (latency
 //! against the hardware floor, pipes and sockets) come from `mapshare-bench`.
 //!
-//! - `channel/send_recv_64B`: one thread, `try_send` then `try_recv_with`
-//!   of 64 bytes (no heap allocation on the measured path);
+//! - `channel/send_recv_64B`: one thread, `try_send` then `try_recv_ref`
+//!   of 64 bytes, read in place (no heap allocation on the measured path);
 //! - `channel/two_threads_64B` and `_4KiB`: a sender thread streams, a
 //!   receiver thread reads every byte in place; one element = one message.
 
@@ -15,12 +15,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mapshare::{ChannelOptions, Receiver, Sender, WaitStrategy};
+use mapshare::options::{HasCapacity, HasMaxMessage};
+use mapshare::{Location, Options, Receiver, Sender, View, WaitStrategy};
 
 /// A channel that removes its name when the bench is done with it.
 struct Chan {
-    opts: ChannelOptions,
     name: String,
+    capacity: usize,
+    max_message: usize,
 }
 
 impl Chan {
@@ -31,38 +33,53 @@ impl Chan {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
-        let opts = ChannelOptions::new(&name)
-            .capacity(capacity)
-            .max_message(max_message)
-            .wait_strategy(WaitStrategy::Spin);
-        Chan { opts, name }
+        Chan {
+            name,
+            capacity,
+            max_message,
+        }
+    }
+
+    /// Options for either end.
+    fn opts<K: HasCapacity + HasMaxMessage>(&self) -> Options<K> {
+        Options::new(&self.name)
+            .capacity(self.capacity)
+            .max_message(self.max_message)
+            .wait_strategy(WaitStrategy::Spin)
+    }
+
+    /// Creates the channel as its receiver, and opens a sender.
+    fn ends(&self) -> (Receiver, Sender) {
+        let rx = self.opts().create().expect("create channel");
+        let tx = self.opts().open().expect("open channel");
+        (rx, tx)
     }
 }
 
 impl Drop for Chan {
     fn drop(&mut self) {
         // Non-persistent: usually gone already with its last handle.
-        let _ = mapshare::segment::unlink(&mapshare::SegmentOptions::new(&self.name));
+        if let Ok(at) = Location::shm(&self.name) {
+            let _ = mapshare::segment::unlink(&at);
+        }
     }
 }
 
-fn fold(msg: &[u8]) -> u64 {
-    msg.chunks_exact(8).fold(0, |a, w| {
-        a ^ u64::from_le_bytes(w.try_into().expect("8 bytes"))
-    })
+/// Reads every 8-byte word of the message in place (no copy of the whole).
+fn fold(msg: &View<'_>) -> u64 {
+    (0..msg.len() / 8).fold(0, |a, i| a ^ msg.u64_le_at(8 * i).expect("inside"))
 }
 
 fn send_recv(c: &mut Criterion) {
     let chan = Chan::new(64, 64);
-    let mut rx = Receiver::create(&chan.opts).expect("create channel");
-    let mut tx = Sender::open(&chan.opts).expect("open channel");
+    let (mut rx, mut tx) = chan.ends();
     let msg = [7u8; 64];
     let mut g = c.benchmark_group("channel");
     g.throughput(Throughput::Elements(1));
     g.bench_function("send_recv_64B", |b| {
         b.iter(|| {
             tx.try_send(black_box(&msg)).expect("room");
-            black_box(rx.try_recv_with(fold).expect("a message"))
+            black_box(fold(&rx.try_recv_ref().expect("a message")))
         })
     });
     g.finish();
@@ -72,8 +89,7 @@ fn two_threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("channel");
     for (label, size) in [("two_threads_64B", 64usize), ("two_threads_4KiB", 4096)] {
         let chan = Chan::new(1024, size);
-        let mut rx = Receiver::create(&chan.opts).expect("create channel");
-        let mut tx = Sender::open(&chan.opts).expect("open channel");
+        let (mut rx, mut tx) = chan.ends();
         let msg = vec![3u8; size];
         g.throughput(Throughput::Elements(1));
         g.bench_function(label, |b| {
@@ -84,9 +100,10 @@ fn two_threads(c: &mut Criterion) {
                     let reader = s.spawn(move || {
                         let mut acc = 0u64;
                         for _ in 0..iters {
-                            acc ^= rx
-                                .recv_timeout_with(Duration::from_secs(10), fold)
-                                .expect("a message");
+                            acc ^= fold(
+                                &rx.recv_ref_timeout(Duration::from_secs(10))
+                                    .expect("a message"),
+                            );
                         }
                         acc
                     });

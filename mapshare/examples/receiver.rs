@@ -10,7 +10,7 @@
 use std::error::Error;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mapshare::{Event, EventMode, FixedStr, LockError, Pod, Shared, Zeroable};
+use mapshare::{Event, FixedStr, LockTimeoutError, Pod, Shared, Zeroable};
 
 /// Must match the sender's record: same name, size and alignment, or
 /// `open` fails with a `LayoutMismatch` naming both.
@@ -27,14 +27,14 @@ fn main() -> Result<(), Box<dyn Error>> {
         .nth(1)
         .unwrap_or_else(|| "example-record".into());
     let shared = Shared::<Record>::open_or_create(&name)?;
-    let ack = Event::open_or_create(&format!("{name}.ack"), EventMode::AutoReset)?;
+    let ack = Event::open_or_create(&format!("{name}.ack"))?; // auto-reset
 
     shared
         .wait_timeout(Duration::from_secs(10))
         .map_err(|_| "no record within 10 s")?;
     let record = match shared.lock_timeout(Duration::from_secs(5)) {
         Ok(guard) => guard.get(),
-        Err(LockError::OwnerDied(guard)) => {
+        Err(LockTimeoutError::OwnerDied(guard)) => {
             eprintln!("receiver: the writer died holding the lock; the record may be torn");
             guard.get()
         }

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use mapshare::{LockError, Mutex, Policy, PubSubOptions, Publisher, Subscriber};
+use mapshare::{LockError, LockTimeoutError, Mutex, Policy, Publisher, Subscriber, TryLockError};
 
 const ROUNDS: u64 = 20;
 
@@ -86,23 +86,24 @@ fn main() {
             let m = Mutex::create(&name).unwrap();
             let (child, _) = spawn("holder", &name);
             let killer = kill_later(child, round);
-            let r = match path {
-                "lock" => m.lock().map(drop),
-                "lock_timeout" => m.lock_timeout(Duration::from_secs(10)).map(drop),
+            // Whether the call returned `OwnerDied` (each path has its own error type).
+            let died = match path {
+                "lock" => matches!(m.lock(), Err(LockError::OwnerDied(_))),
+                "lock_timeout" => matches!(
+                    m.lock_timeout(Duration::from_secs(10)),
+                    Err(LockTimeoutError::OwnerDied(_))
+                ),
                 _ => loop {
                     match m.try_lock() {
-                        Err(LockError::WouldBlock) => {
+                        Err(TryLockError::WouldBlock) => {
                             std::thread::sleep(Duration::from_micros(100))
                         }
-                        r => break r.map(drop),
+                        r => break matches!(r, Err(TryLockError::OwnerDied(_))),
                     }
                 },
             };
             let done = Instant::now();
-            assert!(
-                matches!(r, Err(LockError::OwnerDied(_))),
-                "{path}: expected OwnerDied"
-            );
+            assert!(died, "{path}: expected OwnerDied");
             lat.push(done.saturating_duration_since(killer.join().unwrap()));
         }
         report(&format!("mutex {path}: OwnerDied after the kill"), lat);
@@ -110,10 +111,11 @@ fn main() {
     let mut lat = Vec::new();
     for round in 0..ROUNDS {
         let name = format!("recovery-{pid}-pub-{round}");
-        let opts = PubSubOptions::new(&name)
+        let mut publisher = Publisher::options(&name)
             .capacity(4)
-            .policy(Policy::Lossless);
-        let mut publisher = Publisher::create_with(&opts).unwrap();
+            .policy(Policy::Lossless)
+            .create()
+            .unwrap();
         let (child, _) = spawn("subscriber", &name);
         for _ in 0..4 {
             publisher.publish(b"m").unwrap(); // fills the ring: the subscriber never reads

@@ -11,7 +11,7 @@
 use std::error::Error;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mapshare::{Event, EventMode, FixedStr, LockError, Pod, Shared, Zeroable};
+use mapshare::{Event, FixedStr, LockTimeoutError, Pod, Shared, Zeroable};
 
 /// The record both programs share. `#[repr(C)]`, no padding, plain data:
 /// the derive checks it, and `Shared` checks on open that both sides agree.
@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .nth(1)
         .unwrap_or_else(|| "example-record".into());
     let shared = Shared::<Record>::open_or_create(&name)?;
-    let ack = Event::open_or_create(&format!("{name}.ack"), EventMode::AutoReset)?;
+    let ack = Event::open_or_create(&format!("{name}.ack"))?; // auto-reset
 
     let text = "Grüße, Мир, 世界, مرحبا, नमस्ते, 🦀";
     let record = Record {
@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     {
         let mut guard = match shared.lock_timeout(Duration::from_secs(5)) {
             Ok(guard) => guard,
-            Err(LockError::OwnerDied(guard)) => {
+            Err(LockTimeoutError::OwnerDied(guard)) => {
                 eprintln!("sender: the previous lock holder died; overwriting its record");
                 guard
             }

@@ -195,138 +195,6 @@ impl fmt::Display for HeaderError {
 
 impl std::error::Error for HeaderError {}
 
-/// Why a lock was not taken.
-///
-/// `OwnerDied` carries the guard: the lock *is* held, but the previous owner
-/// died holding it, so the protected data may be half-updated. Handling the
-/// error is the acknowledgement (Win32's `WAIT_ABANDONED`, std's poisoning).
-#[derive(Debug)]
-pub enum LockError<G> {
-    /// The previous owner died while holding the lock; we hold it now.
-    OwnerDied(G),
-    /// `try_lock`: another live process holds it.
-    WouldBlock,
-    /// `lock_timeout` / `lock_deadline`: not acquired in time.
-    Timeout,
-}
-
-impl<G> LockError<G> {
-    /// The guard, if the lock was taken (after an owner died).
-    pub fn into_guard(self) -> Option<G> {
-        match self {
-            LockError::OwnerDied(g) => Some(g),
-            _ => None,
-        }
-    }
-}
-
-impl<G> fmt::Display for LockError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::OwnerDied(_) => write!(f, "previous lock owner died while holding the lock"),
-            LockError::WouldBlock => write!(f, "lock is held by another process"),
-            LockError::Timeout => write!(f, "timed out waiting for the lock"),
-        }
-    }
-}
-
-impl<G: fmt::Debug> std::error::Error for LockError<G> {}
-
-/// A wait for an event ran out of time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeout;
-
-impl fmt::Display for Timeout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "timed out")
-    }
-}
-
-impl std::error::Error for Timeout {}
-
-/// Why a mailbox send failed. The message is handed back where it was not stored.
-#[derive(Debug, PartialEq, Eq)]
-pub enum SendError {
-    /// The message is larger than the mailbox capacity; nothing was stored.
-    TooLarge {
-        /// Message length in bytes.
-        len: usize,
-        /// Mailbox capacity in bytes.
-        capacity: usize,
-    },
-    /// `try_send`: the mailbox holds a message already.
-    Full,
-    /// `send_timeout`: the mailbox stayed full.
-    Timeout,
-    /// Another process shrank the segment below the size it had when we
-    /// opened it: its memory is gone, nothing was stored. The handle is of
-    /// no further use (see "A segment shrunk under us" in [`segment`](crate::segment)).
-    Truncated,
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::TooLarge { len, capacity } => {
-                write!(
-                    f,
-                    "message of {len} bytes exceeds the mailbox capacity of {capacity} bytes"
-                )
-            }
-            SendError::Full => write!(f, "mailbox is full"),
-            SendError::Timeout => write!(f, "timed out waiting for room in the mailbox"),
-            SendError::Truncated => write!(
-                f,
-                "mailbox segment was truncated by another process; its memory is gone"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
-
-/// Why a mailbox receive failed.
-#[derive(Debug, PartialEq, Eq)]
-pub enum RecvError {
-    /// `try_recv`: the mailbox is empty.
-    Empty,
-    /// `recv_timeout`: no message arrived in time.
-    Timeout,
-    /// The stored length exceeds the capacity: a peer corrupted the mailbox.
-    /// The message is dropped and the mailbox emptied.
-    Corrupt {
-        /// The length found.
-        len: u64,
-        /// The mailbox capacity.
-        capacity: u64,
-    },
-    /// Another process shrank the segment below the size it had when we
-    /// opened it: its memory is gone, nothing was received. The handle is
-    /// of no further use (see "A segment shrunk under us" in [`segment`](crate::segment)).
-    Truncated,
-}
-
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecvError::Empty => write!(f, "mailbox is empty"),
-            RecvError::Timeout => write!(f, "timed out waiting for a message"),
-            RecvError::Corrupt { len, capacity } => {
-                write!(
-                    f,
-                    "corrupt mailbox: message length {len} exceeds capacity {capacity}"
-                )
-            }
-            RecvError::Truncated => write!(
-                f,
-                "mailbox segment was truncated by another process; its memory is gone"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for RecvError {}
-
 /// A string does not fit a [`FixedStr`](crate::FixedStr), or its stored bytes are invalid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StrError {
@@ -369,108 +237,370 @@ impl fmt::Display for StrError {
 
 impl std::error::Error for StrError {}
 
-/// Why a [`Publisher`](crate::Publisher) did not publish a message.
+/// Something a peer did (or a damaged segment) that a call detected and
+/// survived: no crash, no out-of-bounds access, no hang. Carried by the
+/// `Fault` variant of every send, receive, wait and lock error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PublishError {
-    /// The message is longer than the ring's maximum; nothing was published.
-    TooLarge {
-        /// Message length in bytes.
-        len: usize,
-        /// The ring's largest message in bytes.
-        max: usize,
-    },
-    /// `try_publish` (lossless ring): a live subscriber is a full ring behind.
-    Full,
-    /// `publish_timeout` / `publish_deadline`: still full when time ran out.
-    Timeout,
-}
-
-impl fmt::Display for PublishError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PublishError::TooLarge { len, max } => {
-                write!(
-                    f,
-                    "message of {len} bytes exceeds the ring's maximum of {max} bytes"
-                )
-            }
-            PublishError::Full => write!(f, "a subscriber is a full ring behind"),
-            PublishError::Timeout => write!(f, "timed out waiting for the slowest subscriber"),
-        }
-    }
-}
-
-impl std::error::Error for PublishError {}
-
-/// Why a [`Subscriber`](crate::Subscriber) did not receive a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PubSubRecvError {
-    /// `try_recv`: nothing new.
-    Empty,
-    /// `recv_timeout` / `recv_deadline`: nothing new in time.
-    Timeout,
-    /// The publisher overwrote this many messages before we read them. The
-    /// subscriber now stands at the oldest message still in the ring: the
-    /// next receive returns it.
-    Lagged(u64),
-    /// Nothing new, and no live publisher: it left or died. Receiving again
-    /// is allowed (a new publisher may take over).
-    Disconnected,
-    /// The slot of a published message held garbage (a peer broke the
+#[non_exhaustive]
+pub enum Fault {
+    /// Another process shrank the segment below the size it had when we
+    /// opened it: its memory is gone, and touching it would raise `SIGBUS`.
+    /// Nothing was sent or received; the handle is of no further use (see
+    /// "A segment shrunk under us" in [`segment`](crate::segment)).
+    Truncated,
+    /// A stored message length exceeds the maximum (a peer broke the
     /// protocol); the message was skipped.
-    Corrupt {
+    BadLength {
+        /// The length found.
+        len: u64,
+        /// The largest valid length.
+        max: u64,
+    },
+    /// The slot of a published message held garbage (its sequence word
+    /// contradicts the stream's position); the message was skipped.
+    BadSlot {
         /// Its position in the stream.
         position: u64,
-        /// The length found (0 when the sequence word was the problem).
-        len: u64,
     },
-}
-
-impl fmt::Display for PubSubRecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PubSubRecvError::Empty => write!(f, "no new message"),
-            PubSubRecvError::Timeout => write!(f, "timed out waiting for a message"),
-            PubSubRecvError::Lagged(n) => {
-                write!(f, "lagged behind the publisher: {n} messages missed")
-            }
-            PubSubRecvError::Disconnected => write!(f, "no new message and no live publisher"),
-            PubSubRecvError::Corrupt { position, len } => write!(
-                f,
-                "corrupt slot for message {position} (length {len}); skipped"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for PubSubRecvError {}
-
-/// Why a [`BlackboardReader`](crate::BlackboardReader) returned no value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlackboardError {
-    /// `try_read_newer`: no version newer than the one given.
-    Unchanged,
-    /// `read_newer_timeout` / `read_newer_deadline`: none in time.
-    Timeout,
-    /// Nothing newer, and no live writer: it left or died. The last
-    /// complete value stays readable with `read`.
-    Disconnected,
-    /// No consistent copy after many attempts: the writer updates faster
-    /// than we can copy, or a peer corrupted the sequence words.
+    /// No consistent copy after many attempts: a writer faster than the
+    /// copy, or a peer corrupting sequence words.
     Contended,
 }
 
-impl fmt::Display for BlackboardError {
+impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BlackboardError::Unchanged => write!(f, "no newer value"),
-            BlackboardError::Timeout => write!(f, "timed out waiting for a newer value"),
-            BlackboardError::Disconnected => write!(f, "no newer value and no live writer"),
-            BlackboardError::Contended => {
-                write!(f, "no consistent copy of the value after many attempts")
+            Fault::Truncated => write!(
+                f,
+                "segment was truncated by another process; its memory is gone"
+            ),
+            Fault::BadLength { len, max } => write!(
+                f,
+                "corrupt message length {len} (maximum {max}); message skipped"
+            ),
+            Fault::BadSlot { position } => {
+                write!(f, "corrupt slot for message {position}; message skipped")
             }
+            Fault::Contended => write!(f, "no consistent copy after many attempts"),
         }
     }
 }
 
-impl std::error::Error for BlackboardError {}
+impl std::error::Error for Fault {}
+
+/// A non-blocking send failed; the message is handed back
+/// (channels, pub/sub, mailboxes).
+#[derive(PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrySendError<T> {
+    /// No room now (the channel lane, a lossless ring's slowest subscriber,
+    /// or the mailbox is full).
+    Full(T),
+    /// The receiving side has gone (dropped, exited or killed). A new
+    /// receiver may attach later: sending again is allowed.
+    Disconnected(T),
+    /// The message is larger than the maximum; nothing was sent.
+    TooLarge(T),
+    /// A fault in the segment (see [`Fault`]); nothing was sent.
+    Fault(T, Fault),
+}
+
+/// A send with a timeout or deadline failed; the message is handed back.
+#[derive(PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendTimeoutError<T> {
+    /// Still no room when the time ran out.
+    Timeout(T),
+    /// The receiving side has gone (see [`TrySendError::Disconnected`]).
+    Disconnected(T),
+    /// The message is larger than the maximum; nothing was sent.
+    TooLarge(T),
+    /// A fault in the segment (see [`Fault`]); nothing was sent.
+    Fault(T, Fault),
+}
+
+/// A blocking send failed; the message is handed back. A blocking send
+/// waits as long as it takes for room, so it fails only when waiting
+/// cannot help.
+#[derive(PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError<T> {
+    /// The receiving side has gone (see [`TrySendError::Disconnected`]).
+    Disconnected(T),
+    /// The message is larger than the maximum; nothing was sent.
+    TooLarge(T),
+    /// A fault in the segment (see [`Fault`]); nothing was sent.
+    Fault(T, Fault),
+}
+
+macro_rules! send_error_common {
+    ($t:ident { $($var:ident => $msg:literal),* }) => {
+        impl<T> $t<T> {
+            /// The message that was not sent.
+            pub fn into_inner(self) -> T {
+                match self {
+                    $( $t::$var(m) => m, )*
+                    $t::Disconnected(m) | $t::TooLarge(m) | $t::Fault(m, _) => m,
+                }
+            }
+
+            /// Whether the receiving side has gone.
+            pub fn is_disconnected(&self) -> bool {
+                matches!(self, $t::Disconnected(_))
+            }
+        }
+
+        impl<T> fmt::Debug for $t<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $( $t::$var(_) => f.write_str(concat!(stringify!($var), "(..)")), )*
+                    $t::Disconnected(_) => f.write_str("Disconnected(..)"),
+                    $t::TooLarge(_) => f.write_str("TooLarge(..)"),
+                    $t::Fault(_, fault) => write!(f, "Fault(.., {fault:?})"),
+                }
+            }
+        }
+
+        impl<T> fmt::Display for $t<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $( $t::$var(_) => f.write_str($msg), )*
+                    $t::Disconnected(_) => f.write_str("sending on a disconnected channel: the receiving side has gone"),
+                    $t::TooLarge(_) => f.write_str("message larger than the maximum"),
+                    $t::Fault(_, fault) => write!(f, "{fault}"),
+                }
+            }
+        }
+
+        impl<T> std::error::Error for $t<T> {}
+    };
+}
+
+send_error_common!(TrySendError { Full => "no room: the queue is full" });
+send_error_common!(SendTimeoutError { Timeout => "timed out waiting for room" });
+send_error_common!(SendError {});
+
+impl<T> From<SendError<T>> for TrySendError<T> {
+    fn from(e: SendError<T>) -> Self {
+        match e {
+            SendError::Disconnected(m) => TrySendError::Disconnected(m),
+            SendError::TooLarge(m) => TrySendError::TooLarge(m),
+            SendError::Fault(m, f) => TrySendError::Fault(m, f),
+        }
+    }
+}
+
+impl<T> From<SendError<T>> for SendTimeoutError<T> {
+    fn from(e: SendError<T>) -> Self {
+        match e {
+            SendError::Disconnected(m) => SendTimeoutError::Disconnected(m),
+            SendError::TooLarge(m) => SendTimeoutError::TooLarge(m),
+            SendError::Fault(m, f) => SendTimeoutError::Fault(m, f),
+        }
+    }
+}
+
+impl<T> SendTimeoutError<T> {
+    /// The same failure with the message replaced (typed senders hand back
+    /// the value, not its bytes).
+    pub(crate) fn map<U>(self, m: U) -> SendTimeoutError<U> {
+        match self {
+            SendTimeoutError::Timeout(_) => SendTimeoutError::Timeout(m),
+            SendTimeoutError::Disconnected(_) => SendTimeoutError::Disconnected(m),
+            SendTimeoutError::TooLarge(_) => SendTimeoutError::TooLarge(m),
+            SendTimeoutError::Fault(_, f) => SendTimeoutError::Fault(m, f),
+        }
+    }
+}
+
+/// A non-blocking receive (or wait) found nothing, or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TryRecvError {
+    /// Nothing is waiting (no message; an event not set; no newer value).
+    Empty,
+    /// Nothing is waiting and the sending side has gone (every sender, the
+    /// publisher or the writer left or died). A new one may attach later:
+    /// receiving again is allowed.
+    Disconnected,
+    /// The publisher overwrote this many messages before we read them
+    /// (overwrite-oldest rings); the next receive returns the oldest
+    /// message still in the ring.
+    Lagged(u64),
+    /// A fault (see [`Fault`]); a corrupt message was skipped.
+    Fault(Fault),
+}
+
+/// A receive (or wait) with a timeout or deadline found nothing in time, or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvTimeoutError {
+    /// Nothing arrived in time.
+    Timeout,
+    /// See [`TryRecvError::Disconnected`].
+    Disconnected,
+    /// See [`TryRecvError::Lagged`].
+    Lagged(u64),
+    /// See [`TryRecvError::Fault`].
+    Fault(Fault),
+}
+
+/// A blocking receive (or wait) failed. It waits as long as it takes, so
+/// it fails only when waiting cannot help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// See [`TryRecvError::Disconnected`].
+    Disconnected,
+    /// See [`TryRecvError::Lagged`].
+    Lagged(u64),
+    /// See [`TryRecvError::Fault`].
+    Fault(Fault),
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("nothing is waiting"),
+            TryRecvError::Disconnected => RecvError::Disconnected.fmt(f),
+            TryRecvError::Lagged(n) => RecvError::Lagged(*n).fmt(f),
+            TryRecvError::Fault(x) => x.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvTimeoutError::Timeout => f.write_str("timed out waiting"),
+            RecvTimeoutError::Disconnected => RecvError::Disconnected.fmt(f),
+            RecvTimeoutError::Lagged(n) => RecvError::Lagged(*n).fmt(f),
+            RecvTimeoutError::Fault(x) => x.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::Disconnected => {
+                f.write_str("nothing is waiting and the sending side has gone")
+            }
+            RecvError::Lagged(n) => write!(f, "lagged behind the publisher: {n} messages missed"),
+            RecvError::Fault(x) => x.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {}
+impl std::error::Error for RecvTimeoutError {}
+impl std::error::Error for RecvError {}
+
+impl From<RecvError> for TryRecvError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Disconnected => TryRecvError::Disconnected,
+            RecvError::Lagged(n) => TryRecvError::Lagged(n),
+            RecvError::Fault(f) => TryRecvError::Fault(f),
+        }
+    }
+}
+
+impl From<RecvError> for RecvTimeoutError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Disconnected => RecvTimeoutError::Disconnected,
+            RecvError::Lagged(n) => RecvTimeoutError::Lagged(n),
+            RecvError::Fault(f) => RecvTimeoutError::Fault(f),
+        }
+    }
+}
+
+/// A blocking lock returned without a clean lock.
+///
+/// `OwnerDied` carries the guard: the lock *is* held, but the previous
+/// owner died holding it, so the protected data may be half-updated.
+/// Handling the error is the acknowledgement (Win32's `WAIT_ABANDONED`,
+/// std's poisoning).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LockError<G> {
+    /// The previous owner died while holding the lock; we hold it now.
+    OwnerDied(G),
+    /// A fault in the segment (see [`Fault`]); the lock is not held.
+    Fault(Fault),
+}
+
+/// `try_lock` returned without a clean lock.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TryLockError<G> {
+    /// See [`LockError::OwnerDied`].
+    OwnerDied(G),
+    /// Another live process holds it.
+    WouldBlock,
+    /// See [`LockError::Fault`].
+    Fault(Fault),
+}
+
+/// `lock_timeout` / `lock_deadline` returned without a clean lock.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LockTimeoutError<G> {
+    /// See [`LockError::OwnerDied`].
+    OwnerDied(G),
+    /// Not acquired in time.
+    Timeout,
+    /// See [`LockError::Fault`].
+    Fault(Fault),
+}
+
+macro_rules! lock_error_common {
+    ($t:ident { $($var:ident => $msg:literal),* }) => {
+        impl<G> $t<G> {
+            /// The guard, if the lock was taken (after an owner died).
+            pub fn into_guard(self) -> Option<G> {
+                match self {
+                    $t::OwnerDied(g) => Some(g),
+                    _ => None,
+                }
+            }
+        }
+
+        impl<G> fmt::Display for $t<G> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $t::OwnerDied(_) => {
+                        f.write_str("previous lock owner died while holding the lock")
+                    }
+                    $( $t::$var => f.write_str($msg), )*
+                    $t::Fault(x) => x.fmt(f),
+                }
+            }
+        }
+
+        impl<G: fmt::Debug> std::error::Error for $t<G> {}
+    };
+}
+
+lock_error_common!(LockError {});
+lock_error_common!(TryLockError { WouldBlock => "lock is held by another process" });
+lock_error_common!(LockTimeoutError { Timeout => "timed out waiting for the lock" });
+
+impl<G> From<LockError<G>> for TryLockError<G> {
+    fn from(e: LockError<G>) -> Self {
+        match e {
+            LockError::OwnerDied(g) => TryLockError::OwnerDied(g),
+            LockError::Fault(f) => TryLockError::Fault(f),
+        }
+    }
+}
+
+impl<G> From<LockError<G>> for LockTimeoutError<G> {
+    fn from(e: LockError<G>) -> Self {
+        match e {
+            LockError::OwnerDied(g) => LockTimeoutError::OwnerDied(g),
+            LockError::Fault(f) => LockTimeoutError::Fault(f),
+        }
+    }
+}

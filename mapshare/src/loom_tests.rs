@@ -124,7 +124,7 @@ fn loom_event_notify_racing_wait_is_not_lost() {
     loom::model(|| {
         let e = Arc::new(EventWord::new(MODE_AUTO));
         let e2 = e.clone();
-        let waiter = thread::spawn(move || e2.wait(None));
+        let waiter = thread::spawn(move || e2.wait(None, &|| true));
         e.notify();
         assert!(waiter.join().unwrap());
         assert!(!e.is_set(), "auto-reset: consumed");
@@ -138,7 +138,9 @@ fn loom_doorbell_ring_racing_sleep_is_not_lost() {
         let flag = Arc::new(AtomicU64::new(0));
         let (b2, f2) = (bell.clone(), flag.clone());
         let sleeper = thread::spawn(move || {
-            b2.wait_until(WaitStrategy::Block, None, || f2.load(Ordering::SeqCst) == 1)
+            b2.wait_until(WaitStrategy::Block, None, &|| true, || {
+                f2.load(Ordering::SeqCst) == 1
+            })
         });
         // SYNC(doorbell): publish with SeqCst, then ring.
         flag.store(1, Ordering::SeqCst);

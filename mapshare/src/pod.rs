@@ -29,31 +29,25 @@ unsafe impl<const N: usize> bytemuck::Pod for FixedStr<N> {}
 /// - no larger than their declared slot in the segment layout.
 pub(crate) unsafe trait ShmState: Sync {}
 
-// SAFETY: three `AtomicU32`s and padding of `u32`s; `#[repr(C)]`.
-unsafe impl ShmState for crate::sync::mutex::MutexWord {}
-// SAFETY: `AtomicU32`s only; `#[repr(C)]`.
-unsafe impl ShmState for crate::sync::event::EventWord {}
-// SAFETY: `AtomicU32`s and an `AtomicU64`; `#[repr(C)]`.
-unsafe impl ShmState for crate::segment::Slot {}
-// SAFETY: `AtomicU32`s and `AtomicU64`s; `#[repr(C)]`.
-unsafe impl ShmState for crate::mailbox::MailboxState {}
-// SAFETY: `AtomicU32`s only; `#[repr(C)]`.
-unsafe impl ShmState for crate::segment::HeaderWords {}
-// SAFETY: `AtomicU32`s and padding; `#[repr(C)]`.
-unsafe impl ShmState for crate::sync::doorbell::Doorbell {}
-// SAFETY: `AtomicU64`s and `AtomicU32`s; `#[repr(C)]`.
-unsafe impl ShmState for crate::channel::ChannelCtl {}
-// SAFETY: two `AtomicU64`s; `#[repr(C)]`.
-unsafe impl ShmState for crate::channel::SlotHeader {}
-// SAFETY: `AtomicU32`s and `AtomicU64`s; `#[repr(C)]`.
-unsafe impl ShmState for crate::queue::spsc::LaneWords {}
 // SAFETY: an atomic integer: valid for every bit pattern, no pointers.
 unsafe impl ShmState for crate::primitive::AtomicU64 {}
-// SAFETY: `AtomicU64`s, `AtomicU32`s and `u64` padding; `#[repr(C)]`.
-unsafe impl ShmState for crate::queue::broadcast::Control {}
-// SAFETY: one `AtomicU64` and `u64` padding; `#[repr(C)]`.
-unsafe impl ShmState for crate::queue::broadcast::TailLine {}
-// SAFETY: `AtomicU32`s, `AtomicU64`s and `u64` padding; `#[repr(C)]`.
-unsafe impl ShmState for crate::queue::broadcast::SubSlot {}
-// SAFETY: `AtomicU64`s, `AtomicU32`s and `u64` padding; `#[repr(C)]`.
-unsafe impl ShmState for crate::blackboard::BoardControl {}
+
+/// Declares that a control structure may live in shared memory: an
+/// `unsafe impl ShmState`, written where the type is defined so this
+/// module need not know the kinds above it.
+///
+/// The invocation states why the type meets the contract of [`ShmState`]
+/// (a `#[repr(C)]` struct of atomics and never-written padding); review it
+/// as a `// SAFETY:` comment. It also pins at compile time that the type
+/// holds nothing to drop (no pointers, no handles).
+macro_rules! shm_state {
+    ($t:ty, $why:literal) => {
+        #[cfg(not(mapshare_loom))] // loom atomics have drop glue
+        const _: () = assert!(!std::mem::needs_drop::<$t>(), $why);
+        #[allow(unsafe_code)] // Reason: the one unsafe impl this macro exists for.
+                              // SAFETY: as the invocation's justification says; checked by review.
+        unsafe impl $crate::pod::ShmState for $t {}
+    };
+}
+
+pub(crate) use shm_state;

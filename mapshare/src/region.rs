@@ -2,9 +2,23 @@
 //!
 //! The only code that turns offsets into addresses. Control words are handed
 //! out as `&T` for `T:` [`ShmState`] (atomics only); payload bytes move only by
-//! raw copies into and out of process-local buffers, never as `&[u8]` over
-//! memory a peer may write. Every offset and length is checked against the
-//! region; a check that fails is `None`, not an out-of-bounds access.
+//! volatile copies into and out of process-local buffers ([`Region::read`],
+//! [`Region::write`], and the public [`View`] / [`ViewMut`] built on them),
+//! never as a safe `&[u8]` over memory a peer may write. Every offset and
+//! length is checked against the region; a check that fails is `None` /
+//! `false`, not an out-of-bounds access.
+//!
+//! # Why volatile
+//! Memory another process maps is outside what the Rust abstract machine
+//! knows: a peer (buggy, hostile, or merely breaking the protocol) may
+//! write it at any moment. A plain load there is a data race the compiler
+//! may assume away (re-reading a value it already checked, say), so a
+//! checked length could change under safe code. A volatile access is one
+//! real load or store of the bytes as they are at that instant; every byte
+//! value is valid, so what we copy out is merely untrusted data, which the
+//! callers validate after the copy. On x86_64 the copy moves 16 bytes per
+//! volatile access (measured on the 2-vCPU AMD EPYC VM: 54 GB/s against
+//! `memcpy`'s 59 GB/s at 1 MiB, 88 against 109 at 4 KiB); elsewhere 8.
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -20,8 +34,10 @@ pub(crate) struct Region<'a> {
     _life: PhantomData<&'a Mapping>,
 }
 
-// SAFETY: a `Region` only hands out atomics (`Sync`) and does raw copies;
-// sharing it between threads is what a shared mapping is for.
+// SAFETY: a `Region` is an address range; it hands out atomics (`Sync`),
+// does volatile copies, and builds `View`s whose only non-copying accessors
+// are `unsafe fn`s with their own contract. None of that depends on which
+// thread does it: sharing it between threads is what a mapping is for.
 unsafe impl Send for Region<'_> {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Region<'_> {}
@@ -96,13 +112,10 @@ impl<'a> Region<'a> {
         if self.check(off, dst.len()).is_none() {
             return false;
         }
-        // SAFETY: the source range is inside the mapping (checked above) and
-        // `dst` is a distinct, process-local buffer. A peer writing the bytes
-        // meanwhile can only change which bytes we copy, which callers
-        // validate after the copy.
         let src = self.base.as_ptr().wrapping_add(off);
-        // SAFETY: (as above) `src..src + dst.len()` lies inside the mapping.
-        unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
+        // SAFETY: `src..src + dst.len()` lies inside the mapping (checked
+        // above), which outlives `self`; `dst` is a distinct local buffer.
+        unsafe { volatile_copy_in(src, dst) };
         true
     }
 
@@ -113,57 +126,25 @@ impl<'a> Region<'a> {
         if self.check(off, src.len()).is_none() {
             return false;
         }
-        // SAFETY: the destination range is inside the writable mapping
-        // (checked above); `src` is a distinct, process-local buffer.
         let dst = self.base.as_ptr().wrapping_add(off);
-        // SAFETY: (as above) `dst..dst + src.len()` lies inside the mapping.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+        // SAFETY: `dst..dst + src.len()` lies inside the writable mapping
+        // (checked above); `src` is a distinct local buffer.
+        unsafe { volatile_copy_out(src, dst) };
         true
     }
 
-    /// Runs `f` on the bytes `[off, off + len)` in place (zero-copy read).
-    /// `None` if the range is out of bounds.
-    ///
-    /// # Safety
-    /// - By the protocol in force, no process writes the range while `f`
-    ///   runs (a consumer holding a committed slot, say).
-    /// - A peer that breaks the protocol can still change the bytes under
-    ///   `f`: only bytes (every value valid) are exposed, and `f` must treat
-    ///   them as untrusted input, validating what it reads.
-    pub(crate) unsafe fn with_bytes<R>(
-        &self,
-        off: usize,
-        len: usize,
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> Option<R> {
-        self.check(off, len)?;
-        let p = self.base.as_ptr().wrapping_add(off);
-        // SAFETY: in bounds (checked above) of a mapping that outlives the
-        // call; exclusive by protocol, as the caller promises.
-        let bytes = unsafe { std::slice::from_raw_parts(p, len) };
-        Some(f(bytes))
+    /// The bytes `[off, off + len)` as a [`View`], if they lie inside.
+    pub(crate) fn view(&self, off: usize, len: usize) -> Option<View<'a>> {
+        Some(View {
+            region: self.sub(off, len)?,
+        })
     }
 
-    /// Runs `f` on the bytes `[off, off + len)` in place, writable
-    /// (zero-copy write). `None` if the range is out of bounds.
-    ///
-    /// # Safety
-    /// - By the protocol in force, no other process reads or writes the
-    ///   range while `f` runs (a producer holding a free slot, say).
-    /// - As for [`Region::with_bytes`], a peer breaking the protocol can only
-    ///   change byte values.
-    pub(crate) unsafe fn with_bytes_mut<R>(
-        &self,
-        off: usize,
-        len: usize,
-        f: impl FnOnce(&mut [u8]) -> R,
-    ) -> Option<R> {
-        self.check(off, len)?;
-        let p = self.base.as_ptr().wrapping_add(off);
-        // SAFETY: in bounds (checked above) of a writable mapping that
-        // outlives the call; exclusive by protocol, as the caller promises.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(p, len) };
-        Some(f(bytes))
+    /// The bytes `[off, off + len)` as a [`ViewMut`], if they lie inside.
+    pub(crate) fn view_mut(&self, off: usize, len: usize) -> Option<ViewMut<'a>> {
+        Some(ViewMut {
+            region: self.sub(off, len)?,
+        })
     }
 
     /// Copies a plain-data value out of the region.
@@ -175,5 +156,320 @@ impl<'a> Region<'a> {
     /// Copies a plain-data value into the region.
     pub(crate) fn write_pod<T: bytemuck::Pod>(&self, off: usize, v: &T) -> bool {
         self.write(off, bytemuck::bytes_of(v))
+    }
+}
+
+/// Copies `dst.len()` bytes from `src` with volatile loads.
+///
+/// # Safety
+/// - `src..src + dst.len()` is valid for reads (it may be written by other
+///   processes meanwhile: every byte value is valid);
+/// - `dst` does not overlap it.
+#[inline]
+unsafe fn volatile_copy_in(src: *const u8, dst: &mut [u8]) {
+    let n = dst.len();
+    let d = dst.as_mut_ptr();
+    let mut i = 0;
+    // Bytes up to the chunk alignment of the source.
+    while i < n && (src as usize).wrapping_add(i) % CHUNK != 0 {
+        // SAFETY: `i < n`: inside the source range (caller's contract).
+        let b = unsafe { src.wrapping_add(i).read_volatile() };
+        dst[i] = b;
+        i += 1;
+    }
+    while i + CHUNK <= n {
+        let p = src.wrapping_add(i).cast::<Chunk>();
+        // SAFETY: `p` is CHUNK-aligned (loop above) and its CHUNK bytes lie
+        // inside the source range; any bit pattern is a valid `Chunk`.
+        let v = unsafe { p.read_volatile() };
+        // SAFETY: the CHUNK bytes at `d + i` lie inside `dst`; unaligned store.
+        unsafe { d.wrapping_add(i).cast::<Chunk>().write_unaligned(v) };
+        i += CHUNK;
+    }
+    while i < n {
+        // SAFETY: `i < n`: inside the source range (caller's contract).
+        let b = unsafe { src.wrapping_add(i).read_volatile() };
+        dst[i] = b;
+        i += 1;
+    }
+}
+
+/// Copies `src` to `dst` with volatile stores.
+///
+/// # Safety
+/// - `dst..dst + src.len()` is valid for writes;
+/// - `src` does not overlap it.
+#[inline]
+unsafe fn volatile_copy_out(src: &[u8], dst: *mut u8) {
+    let n = src.len();
+    let s = src.as_ptr();
+    let mut i = 0;
+    while i < n && (dst as usize).wrapping_add(i) % CHUNK != 0 {
+        // SAFETY: `i < n`: inside the destination range (caller's contract).
+        unsafe { dst.wrapping_add(i).write_volatile(src[i]) };
+        i += 1;
+    }
+    while i + CHUNK <= n {
+        // SAFETY: the CHUNK bytes at `s + i` lie inside `src`; unaligned load.
+        let v = unsafe { s.wrapping_add(i).cast::<Chunk>().read_unaligned() };
+        let p = dst.wrapping_add(i).cast::<Chunk>();
+        // SAFETY: `p` is CHUNK-aligned (loop above), its CHUNK bytes inside
+        // the destination range.
+        unsafe { p.write_volatile(v) };
+        i += CHUNK;
+    }
+    while i < n {
+        // SAFETY: `i < n`: inside the destination range (caller's contract).
+        unsafe { dst.wrapping_add(i).write_volatile(src[i]) };
+        i += 1;
+    }
+}
+
+/// The unit of a volatile copy: one SSE register on x86_64.
+#[cfg(target_arch = "x86_64")]
+type Chunk = core::arch::x86_64::__m128i;
+#[cfg(not(target_arch = "x86_64"))]
+type Chunk = u64;
+const CHUNK: usize = std::mem::size_of::<Chunk>();
+
+/// Bytes in shared memory that the protocol has lent us (a received
+/// message in its slot), reached only by copies: nothing here can hand
+/// safe code a slice whose bytes change under it.
+///
+/// The bytes are untrusted: a peer breaking the protocol may rewrite them
+/// at any moment. Every method copies out what is there at that instant;
+/// validate what you copied, not what you saw earlier.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    region: Region<'a>,
+}
+
+/// Bytes in shared memory lent to us for writing (a loaned slot), reached
+/// only by copies. See [`View`].
+pub struct ViewMut<'a> {
+    region: Region<'a>,
+}
+
+impl std::fmt::Debug for View<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View").field("len", &self.len()).finish()
+    }
+}
+
+impl std::fmt::Debug for ViewMut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewMut").field("len", &self.len()).finish()
+    }
+}
+
+impl<'a> View<'a> {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.region.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.region.len == 0
+    }
+
+    /// Copies `dst.len()` bytes starting at `offset` into `dst`; `false`
+    /// (copying nothing) if they do not lie inside.
+    pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> bool {
+        self.region.read(offset, dst)
+    }
+
+    /// Copies all of it into `dst`.
+    ///
+    /// # Panics
+    /// If `dst.len()` differs from [`View::len`] (as `slice::copy_from_slice`).
+    pub fn copy_to_slice(&self, dst: &mut [u8]) {
+        assert_eq!(
+            dst.len(),
+            self.len(),
+            "destination length must equal the view's"
+        );
+        self.region.read(0, dst);
+    }
+
+    /// A copy of all of it.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0u8; self.len()];
+        self.region.read(0, &mut v);
+        v
+    }
+
+    /// A copy of the plain-data value at `offset` (any alignment), if it
+    /// lies inside. Integers are stored in this machine's byte order; use
+    /// `u32::from_le` and friends for a fixed one.
+    pub fn read_pod<T: bytemuck::Pod>(&self, offset: usize) -> Option<T> {
+        self.region.read_pod(offset)
+    }
+
+    /// The byte at `offset`.
+    pub fn u8_at(&self, offset: usize) -> Option<u8> {
+        self.read_pod(offset)
+    }
+
+    /// The little-endian `u16` at `offset`.
+    pub fn u16_le_at(&self, offset: usize) -> Option<u16> {
+        self.read_pod(offset).map(u16::from_le)
+    }
+
+    /// The little-endian `u32` at `offset`.
+    pub fn u32_le_at(&self, offset: usize) -> Option<u32> {
+        self.read_pod(offset).map(u32::from_le)
+    }
+
+    /// The little-endian `u64` at `offset`.
+    pub fn u64_le_at(&self, offset: usize) -> Option<u64> {
+        self.read_pod(offset).map(u64::from_le)
+    }
+
+    /// The bytes as a slice, in place (zero-copy).
+    ///
+    /// # Safety
+    /// No process may write these bytes while the slice lives. The protocol
+    /// guarantees that for peers that follow it (the sender has committed
+    /// the slot and does not touch it again until it is released); calling
+    /// this asserts that every process with write access to the segment
+    /// follows the protocol. A peer that breaks it would make the slice
+    /// change under safe code: undefined behaviour.
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: in bounds of a mapping that outlives 'a (built by
+        // `Region::sub`); unchanging while the slice lives, as the caller
+        // promises.
+        unsafe { std::slice::from_raw_parts(self.region.base.as_ptr(), self.region.len) }
+    }
+}
+
+impl<'a> ViewMut<'a> {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.region.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.region.len == 0
+    }
+
+    /// The same bytes, for reading back.
+    pub fn as_view(&self) -> View<'_> {
+        View {
+            region: self.region,
+        }
+    }
+
+    /// Copies `src` into the bytes at `offset`; `false` (copying nothing)
+    /// if it does not fit.
+    pub fn write_at(&mut self, offset: usize, src: &[u8]) -> bool {
+        self.region.write(offset, src)
+    }
+
+    /// Copies the plain-data value to `offset` (any alignment); `false` if
+    /// it does not fit.
+    pub fn write_pod<T: bytemuck::Pod>(&mut self, offset: usize, value: &T) -> bool {
+        self.region.write_pod(offset, value)
+    }
+
+    /// Copies `dst.len()` bytes starting at `offset` into `dst`; `false`
+    /// if they do not lie inside.
+    pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> bool {
+        self.region.read(offset, dst)
+    }
+
+    /// The bytes as a mutable slice, in place (zero-copy write).
+    ///
+    /// # Safety
+    /// No other process may read or write these bytes while the slice
+    /// lives. The protocol guarantees that for peers that follow it (the
+    /// slot is ours until we commit); calling this asserts that every
+    /// process with access to the segment follows it.
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: in bounds of a writable mapping that outlives 'a; exclusive
+        // while the slice lives, as the caller promises.
+        unsafe { std::slice::from_raw_parts_mut(self.region.base.as_ptr(), self.region.len) }
+    }
+}
+
+/// A heap-backed region for unit tests and Miri: the production copy and
+/// slot paths run on it unchanged.
+#[cfg(test)]
+pub(crate) struct HeapRegion {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+#[cfg(test)]
+impl HeapRegion {
+    const ALIGN: usize = 4096;
+
+    /// `len` zeroed bytes, 4096-aligned.
+    pub(crate) fn new(len: usize) -> HeapRegion {
+        let layout = std::alloc::Layout::from_size_align(len.max(1), Self::ALIGN).expect("layout");
+        // SAFETY: the layout has a non-zero size.
+        let p = unsafe { std::alloc::alloc_zeroed(layout) };
+        HeapRegion {
+            ptr: NonNull::new(p).expect("allocation"),
+            len,
+        }
+    }
+
+    /// The whole allocation as a region.
+    pub(crate) fn region(&self) -> Region<'_> {
+        Region {
+            base: self.ptr,
+            len: self.len,
+            _life: PhantomData,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Drop for HeapRegion {
+    fn drop(&mut self) {
+        let layout =
+            std::alloc::Layout::from_size_align(self.len.max(1), Self::ALIGN).expect("layout");
+        // SAFETY: allocated in `new` with this very layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volatile_copies_round_trip_every_offset_and_length() {
+        let heap = HeapRegion::new(256);
+        let r = heap.region();
+        for off in 0..40 {
+            for len in 0..70 {
+                let src: Vec<u8> = (0..len).map(|i| (i * 7 + off) as u8).collect();
+                assert!(r.write(off, &src));
+                let mut back = vec![0u8; len];
+                assert!(r.read(off, &mut back));
+                assert_eq!(back, src, "off {off} len {len}");
+            }
+        }
+        assert!(!r.read(250, &mut [0u8; 7]));
+        assert!(!r.write(usize::MAX, &[1]));
+    }
+
+    #[test]
+    fn views_copy_and_bounds_check() {
+        let heap = HeapRegion::new(128);
+        let r = heap.region();
+        let mut w = r.view_mut(8, 16).unwrap();
+        assert!(w.write_at(0, &0x0102_0304u32.to_le_bytes()));
+        assert!(!w.write_at(14, &[0; 4]));
+        assert!(w.write_pod(8, &7u64));
+        let v = r.view(8, 16).unwrap();
+        assert_eq!(v.u32_le_at(0), Some(0x0102_0304));
+        assert_eq!(v.read_pod::<u64>(8), Some(7));
+        assert_eq!(v.u64_le_at(9), None);
+        assert_eq!(v.to_vec().len(), 16);
+        assert!(r.view(120, 16).is_none());
     }
 }

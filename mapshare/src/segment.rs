@@ -25,6 +25,24 @@
 //! last process was killed is removed by [`gc`], or replaced by the next
 //! `open_or_create`.
 //!
+//! # `fork()` without `exec`
+//! A handle is one registry slot held by one open file description. A
+//! child created by `fork()` inherits the descriptor, so it shares that
+//! description and, with it, the slot's byte lock and liveness token: the
+//! two processes are one attachment to every peer. Until this is made
+//! safe (tracked in the issue that introduced this note), do not use, or
+//! rely on, a handle across `fork()`:
+//! - the child must not call anything on an inherited handle (it would act
+//!   with its parent's token: two receivers of one channel, say), and
+//!   should not drop it either (`std::mem::forget` it, or `exec` at once:
+//!   descriptors are `O_CLOEXEC`, so `exec` drops them cleanly);
+//! - while such a child lives, the parent's slot stays locked even after
+//!   the parent dies, so a lock the parent held is not taken over until the
+//!   child exits or execs.
+//!
+//! Opening the segment anew in the child (after the fork) is fine: it gets
+//! a slot of its own.
+//!
 //! # A segment shrunk under us (`SIGBUS`)
 //! A process with write access to the object (our own user, or root: the
 //! object is 0600 and another user's object is refused) can shrink it with
@@ -36,17 +54,24 @@
 //!   checks the object's size against the header, so opening, `inspect`
 //!   and `gc` never fault on a shrunk object.
 //! - `Segment::is_intact` (one `fstat`) tells whether every mapped page
-//!   is still backed. The slow paths call it before touching the payload:
-//!   mailbox `send`/`recv` return `Truncated`, and detaching skips the
-//!   header words when even the header page is gone. The lock-free paths
-//!   (channel sends and receives, `Shared` and `Mutex` locking, events)
-//!   do not: a system call there would cost more than the operation.
+//!   is still backed. Every call that sleeps asks it after each sleep,
+//!   before it touches the segment again (the doorbell, event and mutex
+//!   waits take it as a closure, through `Liveness::intact`), and returns
+//!   [`Fault::Truncated`](crate::Fault::Truncated); mailboxes ask before
+//!   every send and receive; the drops of channel, pub/sub and blackboard
+//!   ends ask before they release their role; detaching skips the header
+//!   words when even the header page is gone. The fast paths that do not
+//!   sleep (a message copied into a slot with room, a lock taken without
+//!   waiting, a spin-poll) do not ask: a system call there would cost more
+//!   than the operation.
 //! - What remains: a truncation racing an access in progress, or landing
-//!   between the check and the access, or hitting a path that does not
-//!   check, still raises `SIGBUS`. We install no signal handler (a
-//!   library must not take over a process-wide signal); a caller that
-//!   shares segments with processes it does not trust to leave the size
-//!   alone can install one, and should prefer a user of its own.
+//!   between the check and the access, or during a fast path, still raises
+//!   `SIGBUS`; so does a peer that punches holes into the object while
+//!   `/dev/shm` is full (a hole is backed again on the next touch only if
+//!   memory is free). We install no signal handler (a library must not
+//!   take over a process-wide signal); a caller that shares segments with
+//!   processes it does not trust to leave the size alone can install one,
+//!   and should prefer a user of its own.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -100,6 +125,8 @@ const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_LEN);
 const _: () = assert!(std::mem::offset_of!(Slot, pid) == 4);
 #[cfg(not(mapshare_loom))]
 const _: () = assert!(std::mem::offset_of!(Slot, since_ms) == 8);
+crate::pod::shm_state!(Slot, "AtomicU32s and an AtomicU64; repr(C)");
+crate::pod::shm_state!(HeaderWords, "AtomicU32s only; repr(C)");
 
 /// Where a segment lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,18 +174,25 @@ impl std::fmt::Display for Location {
     }
 }
 
-/// How to create or open a segment: where, lifetime, permissions, patience.
-///
-/// # Examples
-/// ```
-/// use mapshare::{SegmentOptions, Shared};
-/// # let name = format!("doc-opts-{}", std::process::id());
-/// let opts = SegmentOptions::new(&name).persistent(false).mode(0o600);
-/// let v = Shared::<u64>::create_with(&opts)?;
-/// # Ok::<(), mapshare::SegmentError>(())
-/// ```
+impl Location {
+    /// The RAM-backed segment `name` (`/dev/shm/mapshare.NAME`).
+    ///
+    /// # Errors
+    /// [`SegmentError::InvalidName`].
+    pub fn shm(name: &str) -> Result<Location, SegmentError> {
+        Name::new(name).map(Location::Shm)
+    }
+
+    /// The file-backed segment at `path`.
+    pub fn file(path: impl Into<PathBuf>) -> Location {
+        Location::File(path.into())
+    }
+}
+
+/// Where a segment lives and how to attach to it: the segment half of
+/// [`Options`](crate::Options).
 #[derive(Debug, Clone)]
-pub struct SegmentOptions {
+pub(crate) struct SegmentOptions {
     name: String,
     file: Option<PathBuf>,
     persistent: bool,
@@ -170,7 +204,7 @@ pub struct SegmentOptions {
 impl SegmentOptions {
     /// A RAM-backed segment named `name` (checked when used): non-persistent,
     /// mode 0600, own objects only, 5 s attach timeout.
-    pub fn new(name: &str) -> SegmentOptions {
+    pub(crate) fn new(name: &str) -> SegmentOptions {
         SegmentOptions {
             name: name.to_owned(),
             file: None,
@@ -182,7 +216,7 @@ impl SegmentOptions {
     }
 
     /// A segment backed by the file at `path` instead of RAM.
-    pub fn file(path: impl Into<PathBuf>) -> SegmentOptions {
+    pub(crate) fn file(path: impl Into<PathBuf>) -> SegmentOptions {
         let path = path.into();
         let mut o = SegmentOptions::new(&path.display().to_string());
         o.file = Some(path);
@@ -191,27 +225,27 @@ impl SegmentOptions {
 
     /// Keep the segment after its last process detaches, until
     /// [`unlink`] (default `false`: gone with the last process).
-    pub fn persistent(mut self, yes: bool) -> Self {
+    pub(crate) fn persistent(mut self, yes: bool) -> Self {
         self.persistent = yes;
         self
     }
 
     /// Permission bits for a created segment, applied whatever the umask
     /// (default `0o600`: this user only).
-    pub fn mode(mut self, mode: u32) -> Self {
+    pub(crate) fn mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o777;
         self
     }
 
     /// Accept a segment owned by another user (default `false`: such an
     /// object is refused, since anyone can pre-create a name).
-    pub fn allow_foreign_owner(mut self, yes: bool) -> Self {
+    pub(crate) fn allow_foreign_owner(mut self, yes: bool) -> Self {
         self.allow_foreign_owner = yes;
         self
     }
 
     /// How long to wait for a peer holding the attach lock (default 5 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
@@ -220,7 +254,14 @@ impl SegmentOptions {
     ///
     /// # Errors
     /// [`SegmentError::InvalidName`].
-    pub fn location(&self) -> Result<Location, SegmentError> {
+    pub(crate) fn at(location: &Location) -> SegmentOptions {
+        match location {
+            Location::Shm(n) => SegmentOptions::new(n.as_str()),
+            Location::File(p) => SegmentOptions::file(p.clone()),
+        }
+    }
+
+    pub(crate) fn location(&self) -> Result<Location, SegmentError> {
         match &self.file {
             Some(p) => Ok(Location::File(p.clone())),
             None => Name::new(&self.name).map(Location::Shm),
@@ -336,6 +377,17 @@ fn any_slot_live(fd: &OwnedFd) -> io::Result<bool> {
     sys::byte_range_locked(fd, SLOT_LOCK_BASE, REGISTRY_SLOTS as u64)
 }
 
+/// Something under a segment's name that is not a regular file (a FIFO, a
+/// directory, a device): never mapped, never read.
+fn not_regular(what: &str) -> SegmentError {
+    SegmentError::Header {
+        name: what.to_owned(),
+        error: crate::error::HeaderError::BadField {
+            what: "file type: not a regular file",
+        },
+    }
+}
+
 /// Opens an existing object's file and checks ownership and size; maps it.
 fn open_file(
     dir: &Dir,
@@ -351,6 +403,9 @@ fn open_file(
         _ => SegmentError::io(what, e),
     })?;
     let info = sys::fstat(&fd).map_err(|e| SegmentError::io(what, e))?;
+    if !info.regular {
+        return Err(not_regular(what));
+    }
     let our_uid = sys::euid();
     if info.uid != our_uid && !allow_foreign_owner {
         return Err(SegmentError::ForeignOwner {
@@ -380,6 +435,22 @@ fn open_file(
 }
 
 impl Segment {
+    /// Creates, opens, or opens-or-creates, as `how` says.
+    pub(crate) fn attach(
+        opts: &SegmentOptions,
+        how: crate::options::How,
+        spec: &Spec,
+        payload_len: u64,
+        init: impl Fn(Region<'_>),
+    ) -> Result<Segment, SegmentError> {
+        use crate::options::How;
+        match how {
+            How::Create => Segment::create(opts, spec, payload_len, &init),
+            How::Open => Segment::open(opts, spec),
+            How::OpenOrCreate => Segment::open_or_create(opts, spec, payload_len, init),
+        }
+    }
+
     /// Creates a new segment; `init` fills the payload before it is published.
     pub(crate) fn create(
         opts: &SegmentOptions,
@@ -401,17 +472,20 @@ impl Segment {
         let map_len =
             usize::try_from(total_len).map_err(|_| SegmentError::InvalidSize(what.clone()))?;
 
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut attempts = 0;
         let (tmp, fd, mut guard) = loop {
-            let tmp = format!(
-                "{INIT_PREFIX}{}.{}.{}",
-                sys::pid(),
-                COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                now_ms()
-            );
-            let fd = sys::create_exclusive(&dir, &tmp, opts.mode)
-                .map_err(|e| SegmentError::io(&what, e))?;
+            attempts += 1;
+            if attempts > 16 {
+                return Err(SegmentError::Busy(what));
+            }
+            // Unguessable (64 random bits), so no other user can squat the
+            // name we are about to create; one that exists anyway is skipped.
+            let tmp = format!("{INIT_PREFIX}{}.{:016x}", sys::pid(), sys::random_u64());
+            let fd = match sys::create_exclusive(&dir, &tmp, opts.mode) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(SegmentError::io(&what, e)),
+            };
             let guard = TmpGuard {
                 dir: &dir,
                 name: tmp.clone(),
@@ -431,10 +505,6 @@ impl Segment {
                     .map_err(|e| SegmentError::io(format!("{what}: lock"), e))?
             {
                 break (tmp, fd, guard);
-            }
-            attempts += 1;
-            if attempts >= 16 {
-                return Err(SegmentError::Busy(what));
             }
         };
         sys::reserve(&fd, total_len).map_err(|e| match e.raw_os_error() {
@@ -583,10 +653,16 @@ impl Segment {
     ) -> Result<Option<(u32, u32)>, SegmentError> {
         let region = Region::of(map);
         let flags = flags_word(region).load(Ordering::Acquire);
-        if flags & FLAG_UNLINKED != 0
-            || !sys::same_file(dir, file, fd).map_err(|e| SegmentError::io(what, e))?
-        {
+        if !sys::same_file(dir, file, fd).map_err(|e| SegmentError::io(what, e))? {
             return Ok(None);
+        }
+        if flags & FLAG_UNLINKED != 0 {
+            // Marked for removal, yet still under its name while we hold the
+            // attach lock: the marker is set only under this lock and the
+            // unlink follows under it, so its remover died in between.
+            // Finish the removal (crash-safe), and report the name absent.
+            let _ = sys::unlink(dir, file);
+            return Err(SegmentError::NotFound(what.to_owned()));
         }
         let live = any_slot_live(fd).map_err(|e| SegmentError::io(what, e))?;
         if !live && flags & FLAG_PERSISTENT == 0 {
@@ -715,6 +791,10 @@ const _: () = assert!(std::mem::offset_of!(HeaderWords, state) == header::OFF_ST
 const _: () = assert!(std::mem::offset_of!(HeaderWords, flags) == header::OFF_FLAGS);
 
 impl Liveness for Segment {
+    fn intact(&self) -> bool {
+        self.is_intact()
+    }
+
     fn token(&self) -> u32 {
         ((self.gen & GEN_MASK) << 8) | self.slot
     }
@@ -807,8 +887,8 @@ pub struct SegmentInfo {
 ///
 /// # Errors
 /// [`SegmentError`] when the object cannot be opened at all.
-pub fn inspect(opts: &SegmentOptions) -> Result<SegmentInfo, SegmentError> {
-    let location = opts.location()?;
+pub fn inspect(at: &Location) -> Result<SegmentInfo, SegmentError> {
+    let location = at.clone();
     let what = location.to_string();
     let (dir, file) = location.open_dir()?;
     let fd = sys::open_existing(&dir, &file, false).map_err(|e| SegmentError::io(&what, e))?;
@@ -821,6 +901,12 @@ pub fn inspect(opts: &SegmentOptions) -> Result<SegmentInfo, SegmentError> {
         header: Err(crate::error::HeaderError::TooShort { len: info.size }),
         attached: Vec::new(),
     };
+    if !info.regular {
+        out.header = Err(crate::error::HeaderError::BadField {
+            what: "file type: not a regular file",
+        });
+        return Ok(out);
+    }
     if info.size < HEADER_LEN as u64 || info.size > header::MAX_SEGMENT_LEN {
         if info.size > header::MAX_SEGMENT_LEN {
             out.header = Err(crate::error::HeaderError::BadSize {
@@ -890,8 +976,8 @@ pub fn list() -> Result<Vec<Name>, SegmentError> {
 ///
 /// # Errors
 /// [`SegmentError::NotFound`], [`SegmentError::PermissionDenied`], ...
-pub fn unlink(opts: &SegmentOptions) -> Result<(), SegmentError> {
-    let location = opts.location()?;
+pub fn unlink(at: &Location) -> Result<(), SegmentError> {
+    let location = at.clone();
     let what = location.to_string();
     let (dir, file) = location.open_dir()?;
     // Under the attach lock, and only while the name still means the file
@@ -904,7 +990,10 @@ pub fn unlink(opts: &SegmentOptions) -> Result<(), SegmentError> {
         if !matches!(sys::same_file(&dir, &file, &fd), Ok(true)) {
             continue; // replaced meanwhile: look at the new one
         }
-        if read_header(&fd, map.len() as u64, &what).is_ok() {
+        // The marker only under the lock (attachers rely on it: a marked
+        // file still under its name while they hold the lock is the
+        // leftover of a remover that died, and they finish the removal).
+        if locked && read_header(&fd, map.len() as u64, &what).is_ok() {
             flags_word(Region::of(&map)).fetch_or(FLAG_UNLINKED, Ordering::AcqRel);
         }
         let r = sys::unlink(&dir, &file).map_err(|e| SegmentError::io(&what, e));
@@ -1001,11 +1090,7 @@ pub fn gc(all: bool) -> Result<GcReport, SegmentError> {
         };
         if live {
             report.kept.push((name.to_owned(), "in use".into()));
-        } else if flags & FLAG_UNLINKED != 0 {
-            report
-                .kept
-                .push((name.to_owned(), "being removed by its last process".into()));
-        } else if flags & FLAG_PERSISTENT != 0 && !all {
+        } else if flags & FLAG_PERSISTENT != 0 && flags & FLAG_UNLINKED == 0 && !all {
             report
                 .kept
                 .push((name.to_owned(), "persistent (gc --all removes it)".into()));

@@ -20,19 +20,18 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use common::{assert_clean, shm_path, spawn_child, unique_name, ChildCtx, Cleanup, TempDir};
+use mapshare::options::{HasCapacity, HasMaxMessage, HasSenders};
 use mapshare::segment;
-use mapshare::{ChannelOptions, LockError, Mailbox, Receiver, SegmentOptions, Sender, Shared};
+use mapshare::{Location, LockTimeoutError, Mailbox, Options, Receiver, Sender, Shared};
 
 /// How long the attacker attacks.
 const ATTACK: Duration = Duration::from_secs(3);
 /// Every blocking call we make under attack waits at most this long.
 const SHORT: Duration = Duration::from_millis(5);
 
-fn channel_opts(name: &str) -> ChannelOptions {
-    ChannelOptions::new(name)
-        .capacity(16)
-        .max_message(256)
-        .senders(4)
+/// The attacked channel's options, for either end.
+fn channel_opts<K: HasCapacity + HasMaxMessage + HasSenders>(name: &str) -> Options<K> {
+    Options::new(name).capacity(16).max_message(256).senders(4)
 }
 
 /// Where the channel's slot headers are, for the attacker to aim at: the
@@ -229,10 +228,13 @@ fn hostile_peer_rewrites_live_segments_while_we_keep_working() {
     cleanup.add(&sh_name);
     cleanup.add(&ch_name);
 
-    let mailbox = Mailbox::create(&mb_name, 4096).unwrap();
+    let mailbox = Mailbox::options(&mb_name)
+        .max_message(4096)
+        .create()
+        .unwrap();
     let shared = Shared::<u64>::create(&sh_name).unwrap();
-    let mut rx = Receiver::create(&channel_opts(&ch_name)).unwrap();
-    let mut tx = Sender::open(&channel_opts(&ch_name)).unwrap();
+    let mut rx: Receiver = channel_opts(&ch_name).create().unwrap();
+    let mut tx: Sender = channel_opts(&ch_name).open().unwrap();
     // Some traffic in flight when the attack starts.
     mailbox.try_send(b"before the attack").unwrap();
     for i in 0..8u8 {
@@ -263,7 +265,7 @@ fn hostile_peer_rewrites_live_segments_while_we_keep_working() {
                 t.count("mailbox.send_timeout", &mailbox.send_timeout(b"hi", SHORT));
                 let r = mailbox.try_recv();
                 if let Ok(m) = &r {
-                    assert!(m.len() <= mailbox.capacity(), "a message above capacity");
+                    assert!(m.len() <= mailbox.max_message(), "a message above capacity");
                 }
                 t.count("mailbox.try_recv", &r);
                 let _ = mailbox.is_full();
@@ -282,7 +284,7 @@ fn hostile_peer_rewrites_live_segments_while_we_keep_working() {
                 // A guard after OwnerDied is still the lock: use it too.
                 let guard = match r {
                     Ok(g) => Some(g),
-                    Err(LockError::OwnerDied(g)) => Some(g),
+                    Err(LockTimeoutError::OwnerDied(g)) => Some(g),
                     Err(_) => None,
                 };
                 if let Some(mut g) = guard {
@@ -316,11 +318,8 @@ fn hostile_peer_rewrites_live_segments_while_we_keep_working() {
                 t.count("channel.send_timeout", &tx.send_timeout(&msg[..1], SHORT));
                 match tx.loan_timeout(SHORT) {
                     Ok(mut loan) => {
-                        let n = loan.with_bytes(|b| {
-                            b[..4].copy_from_slice(b"loan");
-                            4
-                        });
-                        loan.commit(n);
+                        assert!(loan.write_at(0, b"loan"), "a loan of 256 bytes");
+                        loan.commit(4);
                         t.count::<_, ()>("channel.loan", &Ok(()));
                     }
                     Err(e) => t.count::<(), _>("channel.loan", &Err(e)),
@@ -341,7 +340,11 @@ fn hostile_peer_rewrites_live_segments_while_we_keep_working() {
                 }
                 t.count("channel.recv_timeout", &r);
                 t.count("channel.try_recv", &rx.try_recv());
-                t.count("channel.try_recv_with", &rx.try_recv_with(|b| b.len()));
+                let r = rx.try_recv_ref().map(|m| m.len());
+                if let Ok(n) = r {
+                    assert!(n <= rx.max_message());
+                }
+                t.count("channel.try_recv_ref", &r);
                 let _ = (rx.len(), rx.is_empty(), rx.stats());
             });
             tallies.lock().unwrap().merge(t);
@@ -363,12 +366,12 @@ fn hostile_peer_rewrites_live_segments_while_we_keep_working() {
                     drop(s.try_lock());
                 }
                 t.count("reopen.shared", &r);
-                let r = Sender::open(&channel_opts(&ch_name));
+                let r = channel_opts::<Sender>(&ch_name).open();
                 t.count("reopen.channel_sender", &r);
-                let r = Receiver::open(&channel_opts(&ch_name));
+                let r = channel_opts::<Receiver>(&ch_name).open();
                 t.count("reopen.channel_receiver", &r);
                 for name in [&mb_name, &sh_name, &ch_name] {
-                    let r = segment::inspect(&SegmentOptions::new(name));
+                    let r = segment::inspect(&Location::shm(name).unwrap());
                     if let Ok(info) = &r {
                         t.count("inspect.header", &info.header);
                     }
@@ -449,11 +452,12 @@ fn hostile_peer_flipping_the_next_slot_never_panics_the_receiver() {
     let dir = TempDir::new("flip");
     let name = unique_name("flip");
     let _c = Cleanup::new(&name);
-    let opts = ChannelOptions::new(&name)
+    let mut rx = Receiver::options(&name)
         .capacity(16)
         .max_message(256)
-        .senders(1);
-    let mut rx = Receiver::create(&opts).unwrap();
+        .senders(1)
+        .create()
+        .unwrap();
     let mut flipper = spawn_child(test, "flipper", &name, dir.path(), "2000");
     assert!(common::wait_for_flag_or_exit(
         dir.path(),
@@ -464,7 +468,11 @@ fn hostile_peer_flipping_the_next_slot_never_panics_the_receiver() {
     while !flipper.has_exited() {
         for _ in 0..1000 {
             t.count("channel.try_recv", &rx.try_recv());
-            t.count("channel.try_recv_with", &rx.try_recv_with(|b| b.len()));
+            let r = rx.try_recv_ref().map(|m| m.len());
+            if let Ok(n) = r {
+                assert!(n <= rx.max_message());
+            }
+            t.count("channel.try_recv_ref", &r);
         }
         t.count(
             "channel.recv_timeout",

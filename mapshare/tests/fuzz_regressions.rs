@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use mapshare::layout::header::{decode, encode};
-use mapshare::{
-    Event, EventMode, HeaderError, Mailbox, Mutex, SegmentError, SegmentOptions, Shared,
-};
+use mapshare::{Event, HeaderError, Mailbox, Mutex, Options, SegmentError, Shared};
 
 /// A directory of this test's own, removed on drop.
 struct TempDir(PathBuf);
@@ -59,23 +57,30 @@ fn assert_bad_payload_offset<T>(r: Result<T, SegmentError>) {
 #[test]
 fn open_fails_on_payload_offset_not_page_aligned() {
     let dir = TempDir::new("offset");
-    let opts = |name: &str| SegmentOptions::file(dir.0.join(name)).persistent(true);
+    fn opts<K>(dir: &TempDir, name: &str) -> Options<K> {
+        Options::file(dir.0.join(name)).persistent(true)
+    }
 
-    drop(Shared::<u64>::create_with(&opts("shared")).unwrap());
+    drop(opts::<Shared<u64>>(&dir, "shared").create().unwrap());
     shift_payload_offset(&dir.0.join("shared"));
-    assert_bad_payload_offset(Shared::<u64>::open_with(&opts("shared")));
+    assert_bad_payload_offset(opts::<Shared<u64>>(&dir, "shared").open());
 
-    drop(Mailbox::create_with(&opts("mailbox"), 64).unwrap());
+    drop(
+        opts::<Mailbox>(&dir, "mailbox")
+            .max_message(64)
+            .create()
+            .unwrap(),
+    );
     shift_payload_offset(&dir.0.join("mailbox"));
-    assert_bad_payload_offset(Mailbox::open_with(&opts("mailbox")));
+    assert_bad_payload_offset(opts::<Mailbox>(&dir, "mailbox").open());
 
-    drop(Mutex::create_with(&opts("mutex")).unwrap());
+    drop(opts::<Mutex>(&dir, "mutex").create().unwrap());
     shift_payload_offset(&dir.0.join("mutex"));
-    assert_bad_payload_offset(Mutex::open_with(&opts("mutex")));
+    assert_bad_payload_offset(opts::<Mutex>(&dir, "mutex").open());
 
-    drop(Event::create_with(&opts("event"), EventMode::AutoReset).unwrap());
+    drop(opts::<Event>(&dir, "event").create().unwrap());
     shift_payload_offset(&dir.0.join("event"));
-    assert_bad_payload_offset(Event::open_with(&opts("event")));
+    assert_bad_payload_offset(opts::<Event>(&dir, "event").open());
 }
 
 /// The pure check under it: `decode` accepts only page-aligned payloads.
@@ -83,7 +88,12 @@ fn open_fails_on_payload_offset_not_page_aligned() {
 fn decode_fails_on_payload_offset_not_page_aligned() {
     let dir = TempDir::new("decode");
     let path = dir.0.join("shared");
-    drop(Shared::<u64>::create_with(&SegmentOptions::file(&path).persistent(true)).unwrap());
+    drop(
+        Options::<Shared<u64>>::file(&path)
+            .persistent(true)
+            .create()
+            .unwrap(),
+    );
     let good = std::fs::read(&path).unwrap();
     let h = decode(&good).unwrap();
     assert_eq!(h.payload_offset, 4096);

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use common::{assert_clean, spawn_child, unique_name, ChildCtx, ChildProc, Cleanup, TempDir};
 use mapshare::segment;
 use mapshare::{
-    LockError, Mailbox, Pod, SegmentError, SegmentOptions, Shared, SharedGuard, Zeroable,
+    Location, LockError, LockTimeoutError, Mailbox, Pod, SegmentError, Shared, SharedGuard,
+    TryLockError, Zeroable,
 };
 
 /// The data the mutex protects. A critical section bumps `begun`, then the
@@ -146,16 +147,24 @@ const PATHS: [Path; 3] = [Path::Lock, Path::TryLock, Path::LockTimeout];
 /// Returns the guard and whether the previous owner died.
 fn acquire(s: &Shared<Ledger>, path: Path) -> (SharedGuard<'_, Ledger>, bool) {
     loop {
-        let r = match path {
-            Path::Lock => s.lock(),
-            Path::TryLock => s.try_lock(),
-            Path::LockTimeout => s.lock_timeout(Duration::from_millis(50)),
-        };
-        match r {
-            Ok(g) => return (g, false),
-            Err(LockError::OwnerDied(g)) => return (g, true),
-            Err(LockError::WouldBlock) => std::thread::sleep(Duration::from_micros(200)),
-            Err(LockError::Timeout) => {}
+        match path {
+            Path::Lock => match s.lock() {
+                Ok(g) => return (g, false),
+                Err(LockError::OwnerDied(g)) => return (g, true),
+                Err(e) => panic!("lock: {e}"),
+            },
+            Path::TryLock => match s.try_lock() {
+                Ok(g) => return (g, false),
+                Err(TryLockError::OwnerDied(g)) => return (g, true),
+                Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_micros(200)),
+                Err(e) => panic!("try_lock: {e}"),
+            },
+            Path::LockTimeout => match s.lock_timeout(Duration::from_millis(50)) {
+                Ok(g) => return (g, false),
+                Err(LockTimeoutError::OwnerDied(g)) => return (g, true),
+                Err(LockTimeoutError::Timeout) => {}
+                Err(e) => panic!("lock_timeout: {e}"),
+            },
         }
     }
 }
@@ -442,8 +451,11 @@ fn creator_child(c: &ChildCtx) {
     let capacity: usize = c.arg.split_once(':').unwrap().1.parse().unwrap();
     let round = c.arg.split_once(':').unwrap().0;
     c.signal(&format!("starting-{round}"));
-    let opts = SegmentOptions::new(&c.name).persistent(true);
-    let mb = Mailbox::create_with(&opts, capacity).expect("create");
+    let mb = Mailbox::options(&c.name)
+        .persistent(true)
+        .max_message(capacity)
+        .create()
+        .expect("create");
     c.signal(&format!("created-{round}"));
     drop(mb);
     wait_to_be_killed();
@@ -480,7 +492,7 @@ fn creator_killed_at_each_step_never_exposes_a_partial_segment() {
     let probe = unique_name("killcreate-probe");
     let _p = Cleanup::new(&probe);
     let start = Instant::now();
-    drop(Mailbox::create(&probe, BIG).unwrap());
+    drop(Mailbox::options(&probe).max_message(BIG).create().unwrap());
     let window = (start.elapsed() * 2).max(Duration::from_millis(2));
     let window_us = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
 
@@ -509,7 +521,11 @@ fn creator_killed_at_each_step_never_exposes_a_partial_segment() {
             opens += 1;
             match Mailbox::open(&name) {
                 Ok(mb) => {
-                    assert_eq!(mb.capacity(), BIG, "round {i}: not the creator's mailbox");
+                    assert_eq!(
+                        mb.max_message(),
+                        BIG,
+                        "round {i}: not the creator's mailbox"
+                    );
                     assert!(!mb.is_full());
                     complete += 1;
                 }
@@ -523,16 +539,18 @@ fn creator_killed_at_each_step_never_exposes_a_partial_segment() {
         leftovers += usize::from(remove_init_leftovers(creator.id()) > 0);
         // Afterwards: a persistent mailbox that was published is opened;
         // otherwise ours is created.
-        let mb = Mailbox::open_or_create_with(&SegmentOptions::new(&name), 64)
+        let mb = Mailbox::options(&name)
+            .max_message(64)
+            .open_or_create()
             .unwrap_or_else(|e| panic!("round {i}: open_or_create after the kill: {e:?}"));
-        if mb.capacity() == BIG {
+        if mb.max_message() == BIG {
             reopened_theirs += 1;
         } else {
-            assert_eq!(mb.capacity(), 64);
+            assert_eq!(mb.max_message(), 64);
             created_ours += 1;
         }
         drop(mb);
-        match segment::unlink(&SegmentOptions::new(&name)) {
+        match segment::unlink(&Location::shm(&name).unwrap()) {
             Ok(()) | Err(SegmentError::NotFound(_)) => {}
             Err(e) => panic!("unlink: {e}"),
         }
@@ -559,23 +577,25 @@ fn racer_child(c: &ChildCtx) {
         c.signal(&format!("ready-{idx}-{r}"));
         c.wait_for(&format!("go-{r}"));
         let (outcome, handle) = match c.role.as_str() {
-            "create" => match Mailbox::create(&name, 4096) {
+            "create" => match Mailbox::options(&name).max_message(4096).create() {
                 Ok(mb) => ("created".to_owned(), Some(mb)),
                 Err(SegmentError::AlreadyExists(_)) => ("exists".to_owned(), None),
                 Err(e) => (format!("error {e:?}"), None),
             },
             _ => {
-                let opts = SegmentOptions::new(&name);
-                match Mailbox::open_or_create_with(&opts, 1000 + idx) {
+                match Mailbox::options(&name)
+                    .max_message(1000 + idx)
+                    .open_or_create()
+                {
                     Ok(mb) => {
-                        let creator = segment::inspect(&opts)
+                        let creator = segment::inspect(&Location::shm(&name).unwrap())
                             .ok()
                             .and_then(|i| i.header.ok())
                             .map_or(0, |h| h.creator_pid);
                         // One mailbox holds one message: of the racers
                         // sharing it, exactly one send goes in.
                         let sent = mb.try_send(&[idx as u8]).is_ok();
-                        let cap = mb.capacity();
+                        let cap = mb.max_message();
                         (format!("ok {cap} {creator} {sent}"), Some(mb))
                     }
                     Err(e) => (format!("error {e:?}"), None),

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use common::{assert_clean, shm_path, spawn_child, unique_name, ChildProc, Cleanup, TempDir};
 use mapshare::segment;
-use mapshare::{Mailbox, RecvError, SegmentError, SegmentOptions, SendError, Shared};
+use mapshare::{
+    Fault, Location, Mailbox, RecvTimeoutError, SegmentError, SendError, SendTimeoutError, Shared,
+    TryRecvError, TrySendError,
+};
 
 /// `gc` is global: it removes every unattached segment of ours in
 /// `/dev/shm`. Tests that leave a segment unattached on purpose, or that
@@ -33,7 +36,10 @@ fn mailbox_round_trip_when_receiver_starts_first() {
     if let Some(child) = common::child() {
         child.run(|c| {
             // The receiver comes first and creates the mailbox.
-            let mb = Mailbox::open_or_create_with(&SegmentOptions::new(&c.name), 4096).unwrap();
+            let mb = Mailbox::options(&c.name)
+                .max_message(4096)
+                .open_or_create()
+                .unwrap();
             c.signal("ready");
             let got = mb.recv_timeout(TIMEOUT).expect("no message");
             assert_eq!(got, b"hello from the sender");
@@ -46,7 +52,7 @@ fn mailbox_round_trip_when_receiver_starts_first() {
     let mut rx = spawn_child(test, "receiver", &name, dir.path(), "");
     assert!(common::wait_for_flag_or_exit(dir.path(), "ready", &mut rx));
     let mb = Mailbox::open(&name).unwrap();
-    assert_eq!(mb.capacity(), 4096);
+    assert_eq!(mb.max_message(), 4096);
     mb.send_timeout(b"hello from the sender", TIMEOUT).unwrap();
     rx.wait_ok();
     assert!(!mb.is_full());
@@ -61,8 +67,11 @@ fn mailbox_round_trip_when_sender_starts_first() {
         child.run(|c| {
             // Persistent, as the CLI's `send` makes it: the message
             // outlives its sender.
-            let opts = SegmentOptions::new(&c.name).persistent(true);
-            let mb = Mailbox::create_with(&opts, 1024).unwrap();
+            let mb = Mailbox::options(&c.name)
+                .persistent(true)
+                .max_message(1024)
+                .create()
+                .unwrap();
             mb.send_timeout(b"left for you", TIMEOUT).unwrap();
         });
     }
@@ -80,9 +89,9 @@ fn mailbox_round_trip_when_sender_starts_first() {
     let mb = Mailbox::open(&name).unwrap();
     assert!(mb.is_full());
     assert_eq!(mb.recv_timeout(TIMEOUT).unwrap(), b"left for you");
-    assert_eq!(mb.try_recv(), Err(RecvError::Empty), "delivered twice");
+    assert_eq!(mb.try_recv(), Err(TryRecvError::Empty), "delivered twice");
     drop(mb);
-    segment::unlink(&SegmentOptions::new(&name)).unwrap();
+    segment::unlink(&Location::shm(&name).unwrap()).unwrap();
     assert_clean(&[&name], &[tx.id()]);
 }
 
@@ -105,7 +114,7 @@ fn mailbox_round_trips_unicode_byte_for_byte() {
     let dir = TempDir::new("unicode");
     let name = unique_name("unicode");
     let _c = Cleanup::new(&name);
-    let mb = Mailbox::create(&name, 4096).unwrap();
+    let mb = Mailbox::options(&name).max_message(4096).create().unwrap();
     let mut child = spawn_child(test, "echo", &name, dir.path(), "");
     mb.send_timeout(UNICODE.as_bytes(), TIMEOUT).unwrap();
     assert!(common::wait_for_flag_or_exit(
@@ -127,21 +136,25 @@ fn recv_timeout_fails_on_empty_mailbox() {
     let _wd = common::watchdog("recv_timeout_fails_on_empty_mailbox");
     let name = unique_name("empty");
     let _c = Cleanup::new(&name);
-    let mb = Mailbox::create(&name, 64).unwrap();
+    let mb = Mailbox::options(&name).max_message(64).create().unwrap();
     let timeout = Duration::from_millis(150);
     let start = Instant::now();
-    assert_eq!(mb.recv_timeout(timeout), Err(RecvError::Timeout));
+    assert_eq!(mb.recv_timeout(timeout), Err(RecvTimeoutError::Timeout));
     assert!(
         start.elapsed() >= timeout,
         "returned early: {:?}",
         start.elapsed()
     );
-    assert_eq!(mb.try_recv(), Err(RecvError::Empty));
-    // And the other way round: a full mailbox makes send wait, then time out.
+    assert_eq!(mb.try_recv(), Err(TryRecvError::Empty));
+    // And the other way round: a full mailbox makes send wait, then time out
+    // (the refused message is handed back).
     mb.try_send(b"x").unwrap();
-    assert_eq!(mb.try_send(b"y"), Err(SendError::Full));
+    assert_eq!(mb.try_send(b"y"), Err(TrySendError::Full(&b"y"[..])));
     let start = Instant::now();
-    assert_eq!(mb.send_timeout(b"y", timeout), Err(SendError::Timeout));
+    assert_eq!(
+        mb.send_timeout(b"y", timeout),
+        Err(SendTimeoutError::Timeout(&b"y"[..]))
+    );
     assert!(start.elapsed() >= timeout);
     assert_eq!(mb.try_recv().unwrap(), b"x");
 }
@@ -151,31 +164,20 @@ fn send_fails_on_message_larger_than_capacity() {
     let _wd = common::watchdog("send_fails_on_message_larger_than_capacity");
     let name = unique_name("toolarge");
     let _c = Cleanup::new(&name);
-    let mb = Mailbox::create(&name, 16).unwrap();
+    let mb = Mailbox::options(&name).max_message(16).create().unwrap();
     let rx = Mailbox::open(&name).unwrap();
-    assert_eq!(rx.capacity(), 16);
+    assert_eq!(rx.max_message(), 16);
+    assert_eq!(mb.max_message(), 16);
+    // Refused whole by every form, and handed back (all 17 bytes).
     let big = [b'z'; 17];
-    let want = SendError::TooLarge {
-        len: 17,
-        capacity: 16,
-    };
-    assert_eq!(mb.try_send(&big), Err(want));
+    assert_eq!(mb.try_send(&big), Err(TrySendError::TooLarge(&big[..])));
     assert_eq!(
         mb.send_timeout(&big, Duration::from_millis(10)),
-        Err(SendError::TooLarge {
-            len: 17,
-            capacity: 16
-        })
+        Err(SendTimeoutError::TooLarge(&big[..]))
     );
-    assert_eq!(
-        mb.send(&big),
-        Err(SendError::TooLarge {
-            len: 17,
-            capacity: 16
-        })
-    );
+    assert_eq!(mb.send(&big), Err(SendError::TooLarge(&big[..])));
     assert!(!mb.is_full(), "a refused message was stored");
-    assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     // Exactly the capacity fits, and an empty message is a message.
     mb.try_send(&[b'a'; 16]).unwrap();
     assert_eq!(rx.try_recv().unwrap(), [b'a'; 16]);
@@ -184,7 +186,9 @@ fn send_fails_on_message_larger_than_capacity() {
     assert_eq!(rx.try_recv().unwrap(), b"");
     // A zero capacity is refused at creation.
     assert!(matches!(
-        Mailbox::create(&unique_name("zero"), 0),
+        Mailbox::options(&unique_name("zero"))
+            .max_message(0)
+            .create(),
         Err(SegmentError::InvalidSize(_))
     ));
 }
@@ -227,7 +231,7 @@ fn mailbox_delivers_each_message_exactly_once_to_two_receivers() {
     let dir = TempDir::new("once");
     let name = unique_name("once");
     let _c = Cleanup::new(&name);
-    let mb = Mailbox::create(&name, 64).unwrap();
+    let mb = Mailbox::options(&name).max_message(64).create().unwrap();
     let mut kids: Vec<ChildProc> = (0..RECEIVERS)
         .map(|i| spawn_child(test, "receiver", &name, dir.path(), &i.to_string()))
         .collect();
@@ -280,7 +284,10 @@ fn creator_killed_during_init_leaves_nothing_after_gc() {
     if let Some(child) = common::child() {
         child.run(|c| {
             c.signal("starting");
-            let mb = Mailbox::create(&c.name, BIG).expect("create");
+            let mb = Mailbox::options(&c.name)
+                .max_message(BIG)
+                .create()
+                .expect("create");
             c.signal("created");
             loop {
                 std::thread::sleep(Duration::from_secs(1)); // until killed
@@ -313,7 +320,7 @@ fn creator_killed_during_init_leaves_nothing_after_gc() {
         let _ = fs::remove_file(dir.join("created"));
         match Mailbox::open(&name) {
             Ok(mb) => {
-                assert_eq!(mb.capacity(), BIG);
+                assert_eq!(mb.max_message(), BIG);
                 assert!(!mb.is_full());
                 opened += 1;
             }
@@ -386,8 +393,10 @@ fn gc_removes_persistent_segment_only_with_all() {
     let test = "gc_removes_persistent_segment_only_with_all";
     if let Some(child) = common::child() {
         child.run(|c| {
-            let opts = SegmentOptions::new(&c.name).persistent(true);
-            let s = Shared::<u64>::create_with(&opts).unwrap();
+            let s = Shared::<u64>::options(&c.name)
+                .persistent(true)
+                .create()
+                .unwrap();
             s.lock().unwrap().set(&3);
         });
     }
@@ -464,7 +473,7 @@ fn mailbox_survives_random_payload_corruption() {
     let name = unique_name("mbcorrupt");
     let _c = Cleanup::new(&name);
     let cap = 64usize;
-    let mb = Mailbox::create(&name, cap).unwrap();
+    let mb = Mailbox::options(&name).max_message(cap).create().unwrap();
     let file = fs::OpenOptions::new()
         .write(true)
         .open(shm_path(&name))
@@ -486,7 +495,11 @@ fn mailbox_survives_random_payload_corruption() {
                 assert!(m.len() <= cap);
                 got += 1;
             }
-            Err(RecvError::Corrupt { .. }) => corrupt += 1,
+            Err(TryRecvError::Fault(Fault::BadLength { len, max })) => {
+                assert_eq!(max, cap as u64);
+                assert!(len > max, "a valid length reported corrupt: {len}");
+                corrupt += 1;
+            }
             Err(_) => {}
         }
         let _ = mb.try_send(b"ping");
@@ -509,8 +522,12 @@ fn gc_and_inspect_survive_a_segment_truncated_under_them() {
     let _gc = gc_lock();
     let name = unique_name("truncated");
     let _c = Cleanup::new(&name);
-    let opts = SegmentOptions::new(&name).persistent(true);
-    drop(Shared::<u64>::create_with(&opts).unwrap());
+    drop(
+        Shared::<u64>::options(&name)
+            .persistent(true)
+            .create()
+            .unwrap(),
+    );
     let image = fs::read(shm_path(&name)).unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let rewriter = {
@@ -535,7 +552,7 @@ fn gc_and_inspect_survive_a_segment_truncated_under_them() {
     for _ in 0..3000 {
         let report = segment::gc(false).unwrap();
         assert!(!report.removed.contains(&name), "{report:?}");
-        if let Ok(info) = segment::inspect(&SegmentOptions::new(&name)) {
+        if let Ok(info) = segment::inspect(&Location::shm(&name).unwrap()) {
             if info.header.is_ok() {
                 valid += 1;
             }
@@ -544,5 +561,5 @@ fn gc_and_inspect_survive_a_segment_truncated_under_them() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let rounds = rewriter.join().unwrap();
     eprintln!("{rounds} rewrites; inspect saw a valid header {valid} times");
-    segment::unlink(&SegmentOptions::new(&name)).unwrap();
+    segment::unlink(&Location::shm(&name).unwrap()).unwrap();
 }

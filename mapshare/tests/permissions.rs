@@ -27,8 +27,9 @@ use std::time::Duration;
 use common::{assert_clean, shm_path, spawn_child, unique_name, ChildCtx, Cleanup, TempDir};
 use mapshare::segment;
 use mapshare::{
-    ChannelOptions, Event, EventMode, HeaderError, Mailbox, Mutex, Receiver, RecvError,
-    SegmentError, SegmentOptions, SendError, Shared,
+    Event, Fault, HeaderError, Location, Mailbox, Mutex, Options, Receiver, RecvError,
+    RecvTimeoutError, SegmentError, SendError, SendTimeoutError, Shared, TryRecvError,
+    TrySendError,
 };
 
 /// The second user, created on demand (root only).
@@ -135,11 +136,15 @@ fn object_pre_created_by_another_user_is_refused() {
     // A valid persistent mailbox holding a message, as bytes.
     let model = unique_name("squat-model");
     let _m = Cleanup::new(&model);
-    let mb = Mailbox::create_with(&SegmentOptions::new(&model).persistent(true), 256).unwrap();
+    let mb = Mailbox::options(&model)
+        .persistent(true)
+        .max_message(256)
+        .create()
+        .unwrap();
     mb.send(b"left by the squatter").unwrap();
     drop(mb);
     let valid = fs::read(shm_path(&model)).unwrap();
-    segment::unlink(&SegmentOptions::new(&model)).unwrap();
+    segment::unlink(&Location::shm(&model).unwrap()).unwrap();
     let mut garbage = vec![0u8; 8192];
     common::XorShift::new(7).fill(&mut garbage);
 
@@ -148,17 +153,16 @@ fn object_pre_created_by_another_user_is_refused() {
         let _c = Cleanup::new(&name);
         squat(&name, bytes, uid, gid);
         let before = snapshot(&name);
-        let opts = SegmentOptions::new(&name);
 
         assert_foreign(Mailbox::open(&name), uid, "Mailbox::open");
         assert_foreign(
-            Mailbox::open_or_create_with(&opts, 256),
+            Mailbox::options(&name).max_message(256).open_or_create(),
             uid,
             "Mailbox::open_or_create",
         );
         assert!(
             matches!(
-                Mailbox::create(&name, 256),
+                Mailbox::options(&name).max_message(256).create(),
                 Err(SegmentError::AlreadyExists(_))
             ),
             "Mailbox::create over {what}"
@@ -170,13 +174,9 @@ fn object_pre_created_by_another_user_is_refused() {
             "Shared::open_or_create",
         );
         assert_foreign(Mutex::open_or_create(&name), uid, "Mutex::open_or_create");
+        assert_foreign(Event::open_or_create(&name), uid, "Event::open_or_create");
         assert_foreign(
-            Event::open_or_create(&name, EventMode::AutoReset),
-            uid,
-            "Event::open_or_create",
-        );
-        assert_foreign(
-            Receiver::open_or_create(&ChannelOptions::new(&name)),
+            Receiver::open_or_create(&name),
             uid,
             "Receiver::open_or_create",
         );
@@ -184,7 +184,7 @@ fn object_pre_created_by_another_user_is_refused() {
         eprintln!("{what} squatted by uid {uid}: {e}");
         assert!(e.to_string().contains("allow_foreign_owner"), "{e}");
         // Inspection (read-only) shows whose it is.
-        let info = segment::inspect(&opts).unwrap();
+        let info = segment::inspect(&Location::shm(&name).unwrap()).unwrap();
         assert_eq!(info.owner_uid, uid);
         // Not silently used: not one byte, mode bit or owner changed.
         assert!(
@@ -193,8 +193,7 @@ fn object_pre_created_by_another_user_is_refused() {
         );
 
         // Opting in: the header checks decide.
-        let trusting = SegmentOptions::new(&name).allow_foreign_owner(true);
-        match Mailbox::open_with(&trusting) {
+        match Mailbox::options(&name).allow_foreign_owner(true).open() {
             Ok(mb) => {
                 assert!(bytes == &valid, "garbage opened as a mailbox");
                 assert_eq!(mb.try_recv().unwrap(), b"left by the squatter");
@@ -225,15 +224,20 @@ fn objects_are_created_0600_whatever_the_umask() {
             for (i, umask) in [0o000, 0o077, 0o777].into_iter().enumerate() {
                 rustix::process::umask(rustix::fs::Mode::from_raw_mode(umask));
                 let n = |k: &str| format!("{}.{i}.{k}", c.name);
-                let mb = Mailbox::create(&n("mb"), 64).unwrap();
+                let mb = Mailbox::options(&n("mb")).max_message(64).create().unwrap();
                 let sh = Shared::<u64>::create(&n("sh")).unwrap();
                 let mx = Mutex::create(&n("mx")).unwrap();
-                let ev = Event::create(&n("ev"), EventMode::ManualReset).unwrap();
-                let rx = Receiver::create(&ChannelOptions::new(&n("ch"))).unwrap();
-                let asked = SegmentOptions::new(&n("640")).mode(0o640);
-                let m640 = Shared::<u64>::create_with(&asked).unwrap();
+                let ev = Event::options(&n("ev"))
+                    .manual_reset(true)
+                    .create()
+                    .unwrap();
+                let rx = Receiver::create(&n("ch")).unwrap();
+                let m640 = Shared::<u64>::options(&n("640"))
+                    .mode(0o640)
+                    .create()
+                    .unwrap();
                 let file = c.dir.join(format!("file-{i}.seg"));
-                let fb = Shared::<u64>::create_with(&SegmentOptions::file(&file)).unwrap();
+                let fb = Options::<Shared<u64>>::file(&file).create().unwrap();
                 for k in ["mb", "sh", "mx", "ev", "ch"] {
                     assert_eq!(mode_of(&n(k)), 0o600, "{k} under umask {umask:03o}");
                 }
@@ -301,19 +305,22 @@ fn symlink_name_is_never_followed() {
             matches!(e, SegmentError::PermissionDenied(_)),
             "open through a link to {target:?}: {e:?}"
         );
-        assert!(Mailbox::open_or_create_with(&SegmentOptions::new(&name), 64).is_err());
+        assert!(Mailbox::options(&name)
+            .max_message(64)
+            .open_or_create()
+            .is_err());
         assert!(Shared::<u64>::open_or_create(&name).is_err());
         assert!(matches!(
-            Mailbox::create(&name, 64),
+            Mailbox::options(&name).max_message(64).create(),
             Err(SegmentError::AlreadyExists(_))
         ));
-        assert!(segment::inspect(&SegmentOptions::new(&name)).is_err());
+        assert!(segment::inspect(&Location::shm(&name).unwrap()).is_err());
         assert_eq!(
             fs::read(target).ok(),
             target_before,
             "the link's target {target:?} was created or changed"
         );
-        segment::unlink(&SegmentOptions::new(&name)).unwrap();
+        segment::unlink(&Location::shm(&name).unwrap()).unwrap();
         assert!(
             fs::symlink_metadata(shm_path(&name)).is_err(),
             "link still there"
@@ -376,11 +383,9 @@ fn tiny_shm_child(c: &ChildCtx) {
         other => panic!("{what}: expected NoSpace, got {other:?}"),
     };
     let name = |k: &str| format!("{}.{k}", c.name);
-    no_space(
-        Mailbox::create(&name("big"), 1 << 20).map(drop),
-        "a 1 MiB mailbox",
-    );
-    let e = Mailbox::create(&name("big"), 1 << 20).unwrap_err();
+    let big = || Mailbox::options(&name("big")).max_message(1 << 20).create();
+    no_space(big().map(drop), "a 1 MiB mailbox");
+    let e = big().unwrap_err();
     let mut report = format!("tmpfs size={}: a 1 MiB mailbox: {e}", c.arg);
     assert!(
         common::shm_listing().is_empty(),
@@ -399,7 +404,10 @@ fn tiny_shm_child(c: &ChildCtx) {
         return;
     }
     // 64 KiB: a small mailbox fits and works.
-    let mb = Mailbox::create(&name("small"), 1024).unwrap();
+    let mb = Mailbox::options(&name("small"))
+        .max_message(1024)
+        .create()
+        .unwrap();
     let other = Mailbox::open(&name("small")).unwrap();
     mb.send_timeout(b"fits", Duration::from_secs(5)).unwrap();
     assert_eq!(other.recv_timeout(Duration::from_secs(5)).unwrap(), b"fits");
@@ -504,7 +512,10 @@ fn segment_truncated_by_another_process_is_reported_not_sigbus() {
     for shrink in ["4096", "0", "4096,back"] {
         let name = unique_name("truncate");
         let _c = Cleanup::new(&name);
-        let mb = Mailbox::create(&name, capacity).unwrap();
+        let mb = Mailbox::options(&name)
+            .max_message(capacity)
+            .create()
+            .unwrap();
         let size = fs::metadata(shm_path(&name)).unwrap().len();
         let shrink = &shrink.replace("back", &size.to_string());
         mb.send(b"before").unwrap();
@@ -517,22 +528,26 @@ fn segment_truncated_by_another_process_is_reported_not_sigbus() {
             assert_eq!(fs::metadata(shm_path(&name)).unwrap().len(), size);
             // Same size, so no fault and no Truncated: the pages are back,
             // zero-filled. The message is gone; the mailbox works again.
-            assert_eq!(mb.try_recv(), Err(RecvError::Empty));
+            assert_eq!(mb.try_recv(), Err(TryRecvError::Empty));
             mb.try_send(b"after").unwrap();
             assert_eq!(mb.try_recv().unwrap(), b"after");
         } else {
-            assert_eq!(mb.try_send(b"x"), Err(SendError::Truncated));
+            let x = &b"x"[..];
             assert_eq!(
-                mb.send_timeout(b"x", Duration::from_millis(10)),
-                Err(SendError::Truncated)
+                mb.try_send(x),
+                Err(TrySendError::Fault(x, Fault::Truncated))
             );
-            assert_eq!(mb.send(b"x"), Err(SendError::Truncated));
-            assert_eq!(mb.try_recv(), Err(RecvError::Truncated));
+            assert_eq!(
+                mb.send_timeout(x, Duration::from_millis(10)),
+                Err(SendTimeoutError::Fault(x, Fault::Truncated))
+            );
+            assert_eq!(mb.send(x), Err(SendError::Fault(x, Fault::Truncated)));
+            assert_eq!(mb.try_recv(), Err(TryRecvError::Fault(Fault::Truncated)));
             assert_eq!(
                 mb.recv_timeout(Duration::from_millis(10)),
-                Err(RecvError::Truncated)
+                Err(RecvTimeoutError::Fault(Fault::Truncated))
             );
-            assert_eq!(mb.recv(), Err(RecvError::Truncated));
+            assert_eq!(mb.recv(), Err(RecvError::Fault(Fault::Truncated)));
             eprintln!("shrunk to {shrink} bytes: {}", mb.try_recv().unwrap_err());
             match Mailbox::open(&name) {
                 Err(SegmentError::Header { error, .. }) => assert!(
@@ -544,7 +559,7 @@ fn segment_truncated_by_another_process_is_reported_not_sigbus() {
                 ),
                 other => panic!("open after the shrink: {other:?}"),
             }
-            let info = segment::inspect(&SegmentOptions::new(&name)).unwrap();
+            let info = segment::inspect(&Location::shm(&name).unwrap()).unwrap();
             assert!(info.header.is_err());
         }
         // Detaching must not touch lost pages either.

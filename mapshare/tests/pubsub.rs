@@ -9,9 +9,11 @@ mod common;
 use std::time::Duration;
 
 use common::{assert_clean, spawn_child, unique_name, Cleanup, TempDir};
+use mapshare::options::{HasCapacity, HasMaxMessage};
 use mapshare::{
-    BlackboardError, BlackboardReader, BlackboardWriter, Pod, Policy, PubSubOptions,
-    PubSubRecvError, PublishError, Publisher, SegmentOptions, Subscriber, WaitStrategy, Zeroable,
+    BlackboardReader, BlackboardWriter, Fault, Options, Pod, Policy, Publisher, RecvError,
+    RecvTimeoutError, SendTimeoutError, Subscriber, TryRecvError, TrySendError, WaitStrategy,
+    Zeroable,
 };
 
 /// A test message: `[seq u64][seq-dependent filler][checksum u64]`.
@@ -44,8 +46,10 @@ fn check_message(m: &[u8]) -> u64 {
     u64::from_le_bytes(m[0..8].try_into().unwrap())
 }
 
-fn opts(name: &str) -> PubSubOptions {
-    PubSubOptions::new(name).capacity(64).max_message(512)
+/// The test ring's options, for either end (`opts::<Publisher>`,
+/// `opts::<Subscriber>`).
+fn opts<K: HasCapacity + HasMaxMessage>(name: &str) -> Options<K> {
+    Options::new(name).capacity(64).max_message(512)
 }
 
 /// Receives `n` messages and checks they are 0..n, whole and in order.
@@ -66,12 +70,10 @@ fn pubsub_every_subscriber_gets_every_message_64_threads_and_2_processes() {
     let n: u64 = 2000;
     if let Some(child) = common::child() {
         child.run(|c| {
-            let o = opts(&c.name).wait_strategy(WaitStrategy::Block);
+            let o = opts::<Subscriber>(&c.name).wait_strategy(WaitStrategy::Block);
             if c.role == "threads" {
                 // 64 subscribers, each a thread with its own handle.
-                let subs: Vec<Subscriber> = (0..64)
-                    .map(|_| Subscriber::open_with(&o).unwrap())
-                    .collect();
+                let subs: Vec<Subscriber> = (0..64).map(|_| o.open().unwrap()).collect();
                 c.signal("joined-threads");
                 std::thread::scope(|s| {
                     for (k, mut sub) in subs.into_iter().enumerate() {
@@ -79,7 +81,7 @@ fn pubsub_every_subscriber_gets_every_message_64_threads_and_2_processes() {
                     }
                 });
             } else {
-                let mut sub = Subscriber::open_with(&o).unwrap();
+                let mut sub = o.open().unwrap();
                 c.signal(&format!("joined-{}", c.arg));
                 expect_stream(&mut sub, n, &c.role);
             }
@@ -89,7 +91,7 @@ fn pubsub_every_subscriber_gets_every_message_64_threads_and_2_processes() {
     let dir = TempDir::new("ps-fanout");
     let name = unique_name("ps-fanout");
     let _c = Cleanup::new(&name);
-    let mut publisher = Publisher::create_with(&opts(&name).policy(Policy::Lossless)).unwrap();
+    let mut publisher: Publisher = opts(&name).policy(Policy::Lossless).create().unwrap();
     let mut kids = vec![spawn_child(test, "threads", &name, dir.path(), "")];
     for k in 0..2 {
         kids.push(spawn_child(
@@ -143,7 +145,7 @@ fn pubsub_killed_subscriber_unblocks_a_waiting_lossless_publisher() {
     let dir = TempDir::new("ps-kill-sub");
     let name = unique_name("ps-kill-sub");
     let _c = Cleanup::new(&name);
-    let mut publisher = Publisher::create_with(&opts(&name).capacity(8)).unwrap();
+    let mut publisher: Publisher = opts(&name).capacity(8).create().unwrap();
     // A live subscriber in this process keeps up throughout.
     let mut live = Subscriber::open(&name).unwrap();
     let mut stall = spawn_child(test, "stall", &name, dir.path(), "");
@@ -160,15 +162,19 @@ fn pubsub_killed_subscriber_unblocks_a_waiting_lossless_publisher() {
     }
     // The ring is full for the stalled subscriber only.
     make_message(8, &mut buf);
-    assert_eq!(publisher.try_publish(&buf), Err(PublishError::Full));
+    assert_eq!(
+        publisher.try_publish(&buf),
+        Err(TrySendError::Full(&buf[..]))
+    );
     assert_eq!(
         publisher.publish_timeout(&buf, Duration::from_millis(50)),
-        Err(PublishError::Timeout)
+        Err(SendTimeoutError::Timeout(&buf[..]))
     );
     // Block in `publish` (no timeout), and kill the stalled subscriber meanwhile.
     let msg = buf.clone();
     let blocked = std::thread::spawn(move || {
-        let r = publisher.publish(&msg);
+        // The error borrows `msg`: hand back its text.
+        let r = publisher.publish(&msg).map_err(|e| format!("{e:?}: {e}"));
         (publisher, r)
     });
     std::thread::sleep(Duration::from_millis(50));
@@ -202,13 +208,13 @@ fn pubsub_overwrite_ring_tells_a_stalled_subscriber_what_it_missed() {
             c.signal("joined");
             c.wait_for("published");
             assert_eq!(sub.behind(), n);
-            assert_eq!(sub.try_recv(), Err(PubSubRecvError::Lagged(n - 16)));
+            assert_eq!(sub.try_recv(), Err(TryRecvError::Lagged(n - 16)));
             let mut buf = Vec::new();
             for want in n - 16..n {
                 sub.try_recv_into(&mut buf).unwrap();
                 assert_eq!(check_message(&buf), want);
             }
-            assert_eq!(sub.try_recv(), Err(PubSubRecvError::Empty));
+            assert_eq!(sub.try_recv(), Err(TryRecvError::Empty));
             assert_eq!(sub.stats().subscribers[0].missed, n - 16);
         });
     }
@@ -216,8 +222,11 @@ fn pubsub_overwrite_ring_tells_a_stalled_subscriber_what_it_missed() {
     let dir = TempDir::new("ps-overwrite");
     let name = unique_name("ps-overwrite");
     let _c = Cleanup::new(&name);
-    let o = opts(&name).capacity(16).policy(Policy::OverwriteOldest);
-    let mut publisher = Publisher::create_with(&o).unwrap();
+    let mut publisher: Publisher = opts(&name)
+        .capacity(16)
+        .policy(Policy::OverwriteOldest)
+        .create()
+        .unwrap();
     let mut kid = spawn_child(test, "stalled", &name, dir.path(), "");
     assert!(common::wait_for_flag_or_exit(
         dir.path(),
@@ -242,8 +251,7 @@ fn pubsub_killed_publisher_is_reported_and_can_be_replaced() {
     let test = "pubsub_killed_publisher_is_reported_and_can_be_replaced";
     if let Some(child) = common::child() {
         child.run(|c| {
-            let o = opts(&c.name).initial_position(u64::MAX - 5);
-            let mut publisher = Publisher::create_with(&o).unwrap();
+            let mut publisher: Publisher = opts(&c.name).create().unwrap();
             c.signal("created");
             c.wait_for("subscribed");
             let mut buf = Vec::new();
@@ -280,8 +288,8 @@ fn pubsub_killed_publisher_is_reported_and_can_be_replaced() {
     assert!(sub.publisher_alive());
     kid.kill();
     // Blocking receive returns: nothing left, nobody to send it.
-    assert_eq!(sub.recv(), Err(PubSubRecvError::Disconnected));
-    // A new publisher takes over and continues the stream (across the u64 wrap).
+    assert_eq!(sub.recv(), Err(RecvError::Disconnected));
+    // A new publisher takes over and continues the stream.
     let mut publisher = Publisher::open(&name).unwrap();
     assert_eq!(publisher.published(), 10);
     let mut buf = Vec::new();
@@ -291,7 +299,7 @@ fn pubsub_killed_publisher_is_reported_and_can_be_replaced() {
         assert_eq!(check_message(&sub.recv().unwrap()), seq);
     }
     drop(publisher);
-    assert_eq!(sub.recv(), Err(PubSubRecvError::Disconnected));
+    assert_eq!(sub.recv(), Err(RecvError::Disconnected));
     drop(sub);
     assert_clean(&[&name], &[kid.id()]);
 }
@@ -333,7 +341,7 @@ fn blackboard_readers_in_other_processes_never_see_torn_values() {
             while last < n {
                 // Alternate plain reads and waits for a newer version.
                 let got = if reads % 2 == 0 {
-                    r.read_with_version()
+                    r.read_with_version().map_err(RecvError::Fault)
                 } else {
                     r.read_newer(last)
                 };
@@ -349,7 +357,7 @@ fn blackboard_readers_in_other_processes_never_see_torn_values() {
                         last = version;
                         reads += 1;
                     }
-                    Err(BlackboardError::Contended) => contended += 1,
+                    Err(RecvError::Fault(Fault::Contended)) => contended += 1,
                     Err(e) => panic!("read: {e}"),
                 }
             }
@@ -409,9 +417,10 @@ fn blackboard_writer_killed_mid_run_leaves_readers_working() {
         "writing",
         &mut kid
     ));
-    let r = BlackboardReader::<Reading>::open(&name)
-        .unwrap()
-        .with_wait_strategy(WaitStrategy::Block);
+    let r = BlackboardReader::<Reading>::options(&name)
+        .wait_strategy(WaitStrategy::Block)
+        .open()
+        .unwrap();
     assert!(r.writer_alive());
     kid.kill(); // at an arbitrary point, possibly mid-write
     assert!(!r.writer_alive());
@@ -421,15 +430,12 @@ fn blackboard_writer_killed_mid_run_leaves_readers_working() {
     assert!(version >= 1000);
     assert_eq!(r.read_with_version().unwrap(), (v, version));
     // Waiting for a newer value returns instead of hanging.
-    assert_eq!(r.read_newer(version), Err(BlackboardError::Disconnected));
+    assert_eq!(r.read_newer(version), Err(RecvError::Disconnected));
     assert_eq!(
         r.read_newer_timeout(version, Duration::from_secs(10)),
-        Err(BlackboardError::Disconnected)
+        Err(RecvTimeoutError::Disconnected)
     );
-    assert_eq!(
-        r.try_read_newer(version),
-        Err(BlackboardError::Disconnected)
-    );
+    assert_eq!(r.try_read_newer(version), Err(TryRecvError::Disconnected));
     // A new writer takes over; versions continue.
     let mut w = BlackboardWriter::<Reading>::open(&name).unwrap();
     assert_eq!(w.version(), version);
@@ -440,7 +446,7 @@ fn blackboard_writer_killed_mid_run_leaves_readers_working() {
     );
     // Another type is refused.
     assert!(BlackboardReader::<u64>::open(&name).is_err());
-    assert!(BlackboardWriter::<Reading>::open_with(&SegmentOptions::new(&name)).is_err());
+    assert!(BlackboardWriter::<Reading>::options(&name).open().is_err());
     drop((w, r));
     assert_clean(&[&name], &[kid.id()]);
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::{assert_clean, shm_path, spawn_child, unique_name, Cleanup, TempDir, XorShift};
 use mapshare::segment::{self, SegmentInfo};
 use mapshare::{
-    Event, EventMode, HeaderError, Mailbox, Mutex, Pod, SegmentError, SegmentOptions, Shared,
-    Zeroable,
+    Event, EventMode, HeaderError, Location, LockTimeoutError, Mailbox, Mutex, Options, Pod,
+    SegmentError, Shared, Zeroable,
 };
 
 /// Same size and alignment as `u64`, another name.
@@ -75,7 +75,8 @@ fn open_every_way(name: &str) -> Vec<SegmentError> {
     for e in &errors {
         assert!(!e.to_string().is_empty());
     }
-    let _: Result<SegmentInfo, SegmentError> = segment::inspect(&SegmentOptions::new(name));
+    let _: Result<SegmentInfo, SegmentError> =
+        Location::shm(name).and_then(|at| segment::inspect(&at));
     errors
 }
 
@@ -111,7 +112,10 @@ fn open_or_create_creates_then_opens() {
     );
     let m = Mutex::open_or_create(&unique_name("ooc_mutex")).unwrap();
     drop(m);
-    let e = Event::open_or_create(&unique_name("ooc_event"), EventMode::ManualReset).unwrap();
+    let e = Event::options(&unique_name("ooc_event"))
+        .manual_reset(true)
+        .open_or_create()
+        .unwrap();
     assert_eq!(e.mode(), EventMode::ManualReset);
 }
 
@@ -126,7 +130,7 @@ fn create_fails_on_existing_name() {
         Err(SegmentError::AlreadyExists(_))
     ));
     assert!(matches!(
-        Mailbox::create(&name, 64),
+        Mailbox::options(&name).max_message(64).create(),
         Err(SegmentError::AlreadyExists(_))
     ));
     assert!(matches!(
@@ -134,7 +138,7 @@ fn create_fails_on_existing_name() {
         Err(SegmentError::AlreadyExists(_))
     ));
     assert!(matches!(
-        Event::create(&name, EventMode::AutoReset),
+        Event::create(&name),
         Err(SegmentError::AlreadyExists(_))
     ));
 }
@@ -154,10 +158,10 @@ fn open_fails_on_missing_name() {
     assert!(matches!(Mutex::open(&name), Err(SegmentError::NotFound(_))));
     assert!(matches!(Event::open(&name), Err(SegmentError::NotFound(_))));
     assert!(matches!(
-        segment::unlink(&SegmentOptions::new(&name)),
+        segment::unlink(&Location::shm(&name).unwrap()),
         Err(SegmentError::NotFound(_))
     ));
-    assert!(segment::inspect(&SegmentOptions::new(&name)).is_err());
+    assert!(segment::inspect(&Location::shm(&name).unwrap()).is_err());
     assert!(!shm_path(&name).exists());
 }
 
@@ -192,22 +196,27 @@ fn bad_names_fail_with_invalid_name_and_create_nothing() {
             Shared::<u64>::open_or_create(name).map(drop),
             "Shared::open_or_create",
         );
-        invalid(Mailbox::create(name, 64).map(drop), "Mailbox::create");
         invalid(
-            Mailbox::open_or_create_with(&SegmentOptions::new(name), 64).map(drop),
-            "Mailbox::open_or_create_with",
+            Mailbox::options(name).max_message(64).create().map(drop),
+            "Mailbox::create",
+        );
+        invalid(
+            Mailbox::options(name)
+                .max_message(64)
+                .open_or_create()
+                .map(drop),
+            "Mailbox::open_or_create",
         );
         invalid(Mutex::create(name).map(drop), "Mutex::create");
+        invalid(Event::create(name).map(drop), "Event::create");
+        // A `Location` is checked when made: unlink and inspect never see a bad name.
+        invalid(Location::shm(name).map(drop), "Location::shm");
         invalid(
-            Event::create(name, EventMode::AutoReset).map(drop),
-            "Event::create",
-        );
-        invalid(
-            segment::unlink(&SegmentOptions::new(name)),
+            Location::shm(name).and_then(|at| segment::unlink(&at)),
             "segment::unlink",
         );
         invalid(
-            segment::inspect(&SegmentOptions::new(name)).map(drop),
+            Location::shm(name).and_then(|at| segment::inspect(&at).map(drop)),
             "segment::inspect",
         );
         let e = Shared::<u64>::create(name).unwrap_err();
@@ -256,7 +265,7 @@ fn created_segment_has_mode_0600() {
     let _c = Cleanup::new(&name);
     let _s = Shared::<u64>::create(&name).unwrap();
     assert_eq!(mode_of(&shm_path(&name)), 0o600);
-    let info = segment::inspect(&SegmentOptions::new(&name)).unwrap();
+    let info = segment::inspect(&Location::shm(&name).unwrap()).unwrap();
     assert_eq!(info.mode & 0o777, 0o600);
 }
 
@@ -274,8 +283,10 @@ fn created_segment_mode_ignores_umask() {
                 "umask 0 widened the mode"
             );
             rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-            let opts = SegmentOptions::new(&explicit_name).mode(0o640);
-            let b = Shared::<u64>::create_with(&opts).unwrap();
+            let b = Shared::<u64>::options(&explicit_name)
+                .mode(0o640)
+                .create()
+                .unwrap();
             assert_eq!(
                 mode_of(&shm_path(&explicit_name)),
                 0o640,
@@ -325,19 +336,21 @@ fn persistent_segment_survives_until_unlink() {
     let _wd = common::watchdog("persistent_segment_survives_until_unlink");
     let name = unique_name("persist");
     let _c = Cleanup::new(&name);
-    let opts = SegmentOptions::new(&name).persistent(true);
-    let a = Shared::<u64>::create_with(&opts).unwrap();
+    let a = Shared::<u64>::options(&name)
+        .persistent(true)
+        .create()
+        .unwrap();
     a.lock().unwrap().set(&99);
     drop(a);
     assert!(shm_path(&name).exists());
-    let info = segment::inspect(&SegmentOptions::new(&name)).unwrap();
+    let info = segment::inspect(&Location::shm(&name).unwrap()).unwrap();
     assert!(info.header.as_ref().unwrap().is_persistent());
     assert!(info.attached.is_empty());
     let b = Shared::<u64>::open(&name).unwrap();
     assert_eq!(b.lock().unwrap().get(), 99);
     drop(b);
     assert!(shm_path(&name).exists());
-    segment::unlink(&SegmentOptions::new(&name)).unwrap();
+    segment::unlink(&Location::shm(&name).unwrap()).unwrap();
     assert!(!shm_path(&name).exists());
     assert!(matches!(
         Shared::<u64>::open(&name),
@@ -387,7 +400,7 @@ fn open_fails_on_kind_mismatch() {
     let _wd = common::watchdog("open_fails_on_kind_mismatch");
     let name = unique_name("kind");
     let _c = Cleanup::new(&name);
-    let _m = Mailbox::create(&name, 128).unwrap();
+    let _m = Mailbox::options(&name).max_message(128).create().unwrap();
     let e = Mutex::open(&name).unwrap_err();
     match &e {
         SegmentError::KindMismatch {
@@ -460,7 +473,7 @@ fn open_fails_cleanly_on_garbage_objects() {
                     }
                 ));
             }
-            match segment::inspect(&SegmentOptions::new(&name)) {
+            match segment::inspect(&Location::shm(&name).unwrap()) {
                 Ok(info) => {
                     assert_eq!(info.size, size as u64);
                     assert!(info.header.is_err(), "garbage decoded: {:?}", info.header);
@@ -482,8 +495,10 @@ fn open_survives_random_header_corruption() {
     let mut rng = XorShift::from_time("open_survives_random_header_corruption");
     let name = unique_name("corrupt");
     let _c = Cleanup::new(&name);
-    let opts = SegmentOptions::new(&name).persistent(true);
-    let s = Shared::<u64>::create_with(&opts).unwrap();
+    let s = Shared::<u64>::options(&name)
+        .persistent(true)
+        .create()
+        .unwrap();
     s.lock().unwrap().set(&5);
     drop(s);
     let image = fs::read(shm_path(&name)).unwrap();
@@ -521,7 +536,7 @@ fn open_survives_random_header_corruption() {
         } else {
             ok += 1;
         }
-        if let Ok(info) = segment::inspect(&SegmentOptions::new(&name)) {
+        if let Ok(info) = segment::inspect(&Location::shm(&name).unwrap()) {
             if let Ok(h) = &info.header {
                 assert_eq!(h.total_len, info.size, "iteration {i}");
             }
@@ -565,7 +580,7 @@ fn open_survives_corruption_of_a_live_header() {
     // payload (a peer may); the live handle must still lock and work.
     let mut g = match live.lock_timeout(Duration::from_secs(10)) {
         Ok(g) => g,
-        Err(mapshare::LockError::OwnerDied(g)) => g,
+        Err(LockTimeoutError::OwnerDied(g)) => g,
         Err(e) => panic!("live handle cannot lock: {e}"),
     };
     g.set(&12);
@@ -577,45 +592,42 @@ fn file_backed_segment_round_trips_and_is_removed_on_last_drop() {
     let _wd = common::watchdog("file_backed_segment_round_trips_and_is_removed_on_last_drop");
     let dir = TempDir::new("filebacked");
     let path = dir.join("x.seg");
-    let opts = SegmentOptions::file(&path);
-    let a = Shared::<u64>::create_with(&opts).unwrap();
+    let opts = Options::<Shared<u64>>::file(&path);
+    let a = opts.create().unwrap();
     assert!(path.exists());
     assert_eq!(mode_of(&path), 0o600);
     a.lock().unwrap().set(&0xfeed);
-    let b = Shared::<u64>::open_with(&opts).unwrap();
+    let b = opts.open().unwrap();
     assert_eq!(b.lock().unwrap().get(), 0xfeed);
-    let c = Shared::<u64>::open_or_create_with(&opts).unwrap();
+    let c = opts.open_or_create().unwrap();
     c.lock().unwrap().update(|v| *v += 1);
     assert_eq!(a.lock().unwrap().get(), 0xfeee);
+    assert!(matches!(opts.create(), Err(SegmentError::AlreadyExists(_))));
     assert!(matches!(
-        Shared::<u64>::create_with(&opts),
-        Err(SegmentError::AlreadyExists(_))
-    ));
-    assert!(matches!(
-        Shared::<u32>::open_with(&opts),
+        Options::<Shared<u32>>::file(&path).open(),
         Err(SegmentError::LayoutMismatch { .. })
     ));
-    let info = segment::inspect(&opts).unwrap();
+    let info = segment::inspect(&Location::file(&path)).unwrap();
     assert_eq!(info.attached.len(), 3);
     drop((a, b));
     assert!(path.exists());
     drop(c);
     assert!(!path.exists(), "last handle did not remove the file");
-    assert!(matches!(
-        Shared::<u64>::open_with(&opts),
-        Err(SegmentError::NotFound(_))
-    ));
+    assert!(matches!(opts.open(), Err(SegmentError::NotFound(_))));
 
     // Persistent: stays until unlink.
-    let popts = SegmentOptions::file(&path).persistent(true);
-    let m = Mailbox::create_with(&popts, 256).unwrap();
+    let m = Options::<Mailbox>::file(&path)
+        .persistent(true)
+        .max_message(256)
+        .create()
+        .unwrap();
     m.try_send(b"kept on disk").unwrap();
     drop(m);
     assert!(path.exists());
-    let m = Mailbox::open_with(&SegmentOptions::file(&path)).unwrap();
+    let m = Options::<Mailbox>::file(&path).open().unwrap();
     assert_eq!(m.try_recv().unwrap(), b"kept on disk");
     drop(m);
-    segment::unlink(&SegmentOptions::file(&path)).unwrap();
+    segment::unlink(&Location::file(&path)).unwrap();
     assert!(!path.exists());
     // Nothing else (creator temp files) left in the directory.
     let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
@@ -628,8 +640,10 @@ fn open_does_not_follow_symlink_name() {
     let dir = TempDir::new("symlink");
     // The target is a valid segment: were the link followed, opens would succeed.
     let target = dir.join("target.seg");
-    let topts = SegmentOptions::file(&target).persistent(true);
-    let t = Shared::<u64>::create_with(&topts).unwrap();
+    let t = Options::<Shared<u64>>::file(&target)
+        .persistent(true)
+        .create()
+        .unwrap();
     t.lock().unwrap().set(&4242);
     drop(t);
     let before = fs::read(&target).unwrap();
@@ -654,17 +668,17 @@ fn open_does_not_follow_symlink_name() {
         Err(SegmentError::AlreadyExists(_))
     ));
     assert!(Mailbox::open(&name).is_err());
-    assert!(segment::inspect(&SegmentOptions::new(&name)).is_err());
+    assert!(segment::inspect(&Location::shm(&name).unwrap()).is_err());
     // unlink removes the link itself, never the target.
-    segment::unlink(&SegmentOptions::new(&name)).unwrap();
+    segment::unlink(&Location::shm(&name).unwrap()).unwrap();
     assert!(fs::symlink_metadata(shm_path(&name)).is_err());
 
     assert_eq!(fs::read(&target).unwrap(), before, "target was modified");
     assert_eq!(mode_of(&target), mode_before);
-    let t = Shared::<u64>::open_with(&SegmentOptions::file(&target)).unwrap();
+    let t = Options::<Shared<u64>>::file(&target).open().unwrap();
     assert_eq!(t.lock().unwrap().get(), 4242);
     drop(t);
-    segment::unlink(&SegmentOptions::file(&target)).unwrap();
+    segment::unlink(&Location::file(&target)).unwrap();
 }
 
 #[test]
@@ -676,7 +690,7 @@ fn open_or_create_race_has_exactly_one_creator() {
             c.wait_for("go");
             let s = Shared::<u64>::open_or_create(&c.name).expect("open_or_create");
             s.lock().expect("clean lock").update(|v| *v += 1);
-            let info = segment::inspect(&SegmentOptions::new(&c.name)).expect("inspect");
+            let info = segment::inspect(&Location::shm(&c.name).unwrap()).expect("inspect");
             let creator = info.header.expect("valid header").creator_pid;
             common::write_atomic(
                 &c.dir,

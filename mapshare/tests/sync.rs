@@ -9,7 +9,10 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::{assert_clean, spawn_child, unique_name, ChildProc, Cleanup, TempDir};
-use mapshare::{Event, EventMode, LockError, Mutex, Pod, Shared, Timeout, Zeroable};
+use mapshare::{
+    Event, EventMode, Fault, LockError, LockTimeoutError, Mutex, Pod, RecvTimeoutError, Shared,
+    TryLockError, TryRecvError, Zeroable,
+};
 
 /// The shared counter, with the holder's pid to catch two holders at once.
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -19,21 +22,58 @@ struct Counter {
     holder: u64,
 }
 
-/// How a lock attempt ended (guards are dropped at once).
+/// How a lock attempt ended (guards are dropped at once), whatever the
+/// lock path's own error type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Clean,
     OwnerDied,
     WouldBlock,
     Timeout,
+    Fault(Fault),
 }
 
-fn outcome<G>(r: Result<G, LockError<G>>) -> Outcome {
+/// The error of any lock path, as an [`Outcome`].
+trait ToOutcome {
+    fn outcome(&self) -> Outcome;
+}
+
+impl<G> ToOutcome for LockError<G> {
+    fn outcome(&self) -> Outcome {
+        match self {
+            LockError::OwnerDied(_) => Outcome::OwnerDied,
+            LockError::Fault(f) => Outcome::Fault(*f),
+            _ => unreachable!("a LockError variant this test does not know"),
+        }
+    }
+}
+
+impl<G> ToOutcome for TryLockError<G> {
+    fn outcome(&self) -> Outcome {
+        match self {
+            TryLockError::OwnerDied(_) => Outcome::OwnerDied,
+            TryLockError::WouldBlock => Outcome::WouldBlock,
+            TryLockError::Fault(f) => Outcome::Fault(*f),
+            _ => unreachable!("a TryLockError variant this test does not know"),
+        }
+    }
+}
+
+impl<G> ToOutcome for LockTimeoutError<G> {
+    fn outcome(&self) -> Outcome {
+        match self {
+            LockTimeoutError::OwnerDied(_) => Outcome::OwnerDied,
+            LockTimeoutError::Timeout => Outcome::Timeout,
+            LockTimeoutError::Fault(f) => Outcome::Fault(*f),
+            _ => unreachable!("a LockTimeoutError variant this test does not know"),
+        }
+    }
+}
+
+fn outcome<G, E: ToOutcome>(r: Result<G, E>) -> Outcome {
     match r {
         Ok(_) => Outcome::Clean,
-        Err(LockError::OwnerDied(_)) => Outcome::OwnerDied,
-        Err(LockError::WouldBlock) => Outcome::WouldBlock,
-        Err(LockError::Timeout) => Outcome::Timeout,
+        Err(e) => e.outcome(),
     }
 }
 
@@ -89,16 +129,33 @@ impl Lockable for Shared<u64> {
         Shared::open(name).unwrap()
     }
     fn attempt(&self, path: Path) -> Outcome {
-        let r = match path {
-            Path::Lock => self.lock(),
-            Path::TryLock => self.try_lock(),
-            Path::LockTimeout => self.lock_timeout(Duration::from_secs(10)),
-        };
-        if let Err(LockError::OwnerDied(g)) = &r {
-            // What the dead holder wrote before dying is visible to the next owner.
+        // What the dead holder wrote before dying is visible to the next owner.
+        let check = |g: &mapshare::SharedGuard<'_, u64>| {
             assert_eq!(g.get(), 0xdead, "half-done update not visible");
+        };
+        match path {
+            Path::Lock => {
+                let r = self.lock();
+                if let Err(LockError::OwnerDied(g)) = &r {
+                    check(g);
+                }
+                outcome(r)
+            }
+            Path::TryLock => {
+                let r = self.try_lock();
+                if let Err(TryLockError::OwnerDied(g)) = &r {
+                    check(g);
+                }
+                outcome(r)
+            }
+            Path::LockTimeout => {
+                let r = self.lock_timeout(Duration::from_secs(10));
+                if let Err(LockTimeoutError::OwnerDied(g)) = &r {
+                    check(g);
+                }
+                outcome(r)
+            }
         }
-        outcome(r)
     }
     fn hold_forever(&self, c: &common::ChildCtx) -> ! {
         let mut g = self.lock().expect("clean lock");
@@ -331,14 +388,15 @@ fn event_wakes_waiter_in_another_process() {
     let dir = TempDir::new("event");
     let name = unique_name("event");
     let _c = Cleanup::new(&name);
-    let e = Event::create(&name, EventMode::AutoReset).unwrap();
+    let e = Event::create(&name).unwrap();
+    assert_eq!(e.mode(), EventMode::AutoReset);
     let mut w = spawn_child(test, "waiter", &name, dir.path(), "");
     assert!(common::wait_for_flag_or_exit(dir.path(), "waiting", &mut w));
     e.notify();
     w.wait_ok();
     // Auto-reset: the waiter consumed the signal.
     assert!(!e.is_set());
-    assert_eq!(e.try_wait(), Err(Timeout));
+    assert_eq!(e.try_wait(), Err(TryRecvError::Empty));
     drop(e);
     assert_clean(&[&name], &[w.id()]);
 }
@@ -389,7 +447,7 @@ fn manual_reset_event_wakes_every_waiter() {
     let dir = TempDir::new("manual");
     let name = unique_name("manual");
     let _c = Cleanup::new(&name);
-    let e = Event::create(&name, EventMode::ManualReset).unwrap();
+    let e = Event::options(&name).manual_reset(true).create().unwrap();
     let mut ws: Vec<ChildProc> = (0..2)
         .map(|i| spawn_child(test, "waiter", &name, dir.path(), &i.to_string()))
         .collect();
@@ -408,7 +466,7 @@ fn manual_reset_event_wakes_every_waiter() {
     assert!(e.is_set());
     assert!(e.try_wait().is_ok());
     e.reset();
-    assert_eq!(e.try_wait(), Err(Timeout));
+    assert_eq!(e.try_wait(), Err(TryRecvError::Empty));
     drop(e);
     let pids: Vec<u32> = ws.iter().map(|w| w.id()).collect();
     assert_clean(&[&name], &pids);
@@ -438,8 +496,8 @@ fn event_ping_pong_loses_no_wake_up() {
     let (ping_name, pong_name) = (format!("{name}.ping"), format!("{name}.pong"));
     let mut c = Cleanup::new(&ping_name);
     c.add(&pong_name);
-    let ping = Event::create(&ping_name, EventMode::AutoReset).unwrap();
-    let pong = Event::create(&pong_name, EventMode::AutoReset).unwrap();
+    let ping = Event::create(&ping_name).unwrap();
+    let pong = Event::create(&pong_name).unwrap();
     let mut child = spawn_child(test, "ponger", &name, dir.path(), "");
     assert!(common::wait_for_flag_or_exit(
         dir.path(),
@@ -463,9 +521,13 @@ fn event_wait_timeout_fails_after_timeout_when_unsignalled() {
     let _c = Cleanup::new(&name);
     let timeout = Duration::from_millis(150);
     for mode in [EventMode::AutoReset, EventMode::ManualReset] {
-        let e = Event::open_or_create(&name, mode).unwrap();
+        let e = Event::options(&name)
+            .manual_reset(mode == EventMode::ManualReset)
+            .open_or_create()
+            .unwrap();
+        assert_eq!(e.mode(), mode);
         let start = Instant::now();
-        assert_eq!(e.wait_timeout(timeout), Err(Timeout));
+        assert_eq!(e.wait_timeout(timeout), Err(RecvTimeoutError::Timeout));
         assert!(
             start.elapsed() >= timeout,
             "returned early: {:?}",
@@ -475,7 +537,7 @@ fn event_wait_timeout_fails_after_timeout_when_unsignalled() {
     }
     let s = Shared::<u64>::create(&name).unwrap();
     let start = Instant::now();
-    assert_eq!(s.wait_timeout(timeout), Err(Timeout));
+    assert_eq!(s.wait_timeout(timeout), Err(RecvTimeoutError::Timeout));
     assert!(start.elapsed() >= timeout);
     // A lock held by a live owner: lock_timeout waits at least the timeout too.
     let other = Shared::<u64>::open(&name).unwrap();
@@ -483,7 +545,7 @@ fn event_wait_timeout_fails_after_timeout_when_unsignalled() {
     let start = Instant::now();
     assert!(matches!(
         other.lock_timeout(timeout),
-        Err(LockError::Timeout)
+        Err(LockTimeoutError::Timeout)
     ));
     assert!(start.elapsed() >= timeout);
 }

@@ -19,7 +19,7 @@ use std::process::{Child, ChildStdout, Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use mapshare::{segment, Event, EventMode, FixedStr, LockError, Shared};
+use mapshare::{segment, Event, FixedStr, LockTimeoutError, Shared};
 
 use crate::cli::{DemoRole, DemoRoleArgs};
 use crate::exit::{flat, timed_out};
@@ -195,7 +195,7 @@ pub(crate) fn run() -> Result<ExitCode> {
         .filter(|n| *n == name || *n == ack_name(&name))
         .collect();
     for n in &left {
-        let _ = segment::unlink(&mapshare::SegmentOptions::new(n));
+        let _ = segment::unlink(&mapshare::Location::shm(n).map_err(flat)?);
         problems.push(format!("{n} was left in /dev/shm (now removed)"));
     }
 
@@ -235,7 +235,7 @@ fn say(line: &str) -> Result<()> {
 /// checks the text against `expected`, byte for byte.
 fn receiver(name: &str, expected: &str) -> Result<ExitCode> {
     let shared = Shared::<Record>::open_or_create(name).map_err(flat)?;
-    let ack = Event::open_or_create(&ack_name(name), EventMode::AutoReset).map_err(flat)?;
+    let ack = Event::open_or_create(&ack_name(name)).map_err(flat)?;
     say(&format!(
         "pid {}: opened {name}; asleep on the \"data ready\" event (futex, up to {} s)",
         std::process::id(),
@@ -246,7 +246,7 @@ fn receiver(name: &str, expected: &str) -> Result<ExitCode> {
         .map_err(|_| timed_out(format!("{name}: timed out waiting for the sender")))?;
     let record = match shared.lock_timeout(PATIENCE) {
         Ok(guard) => guard.get(),
-        Err(LockError::OwnerDied(guard)) => {
+        Err(LockTimeoutError::OwnerDied(guard)) => {
             eprintln!("mapshare: {name}: recovered the lock from a dead owner");
             guard.get()
         }
@@ -294,11 +294,11 @@ fn receiver(name: &str, expected: &str) -> Result<ExitCode> {
 /// the receiver acknowledges.
 fn sender(name: &str, text: &str) -> Result<ExitCode> {
     let shared = Shared::<Record>::open_or_create(name).map_err(flat)?;
-    let ack = Event::open_or_create(&ack_name(name), EventMode::AutoReset).map_err(flat)?;
+    let ack = Event::open_or_create(&ack_name(name)).map_err(flat)?;
     let text = FixedStr::new(text).map_err(|e| flat(format!("{name}: {e}")))?;
     let mut guard = match shared.lock_timeout(PATIENCE) {
         Ok(g) => g,
-        Err(LockError::OwnerDied(g)) => {
+        Err(LockTimeoutError::OwnerDied(g)) => {
             eprintln!("mapshare: {name}: recovered the lock from a dead owner");
             g
         }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use mapshare::segment::{self, Attached, SegmentInfo};
-use mapshare::{Location, SegmentOptions};
+use mapshare::Location;
 use serde_json::{json, Value};
 
 use crate::cli::InfoArgs;
@@ -17,8 +17,8 @@ use crate::output::{octal_mode, print, print_json, table, utc, yes_no};
 /// validator) and prints it; a corrupt header is an error, never a crash.
 pub(crate) fn run(args: &InfoArgs) -> Result<ExitCode> {
     let opts = match (&args.name, &args.file) {
-        (_, Some(path)) => SegmentOptions::file(path),
-        (Some(name), None) => SegmentOptions::new(name),
+        (_, Some(path)) => Location::file(path),
+        (Some(name), None) => Location::shm(name).map_err(flat)?,
         (None, None) => unreachable!("clap requires NAME or --file"),
     };
     let info = segment::inspect(&opts).map_err(flat)?;
@@ -151,9 +151,10 @@ fn channel_json(st: mapshare::ChannelStats) -> Value {
     json!({
         "capacity": st.capacity,
         "max_message": st.max_message,
-        "depth": st.depth.iter().map(|d| d.0).sum::<u64>(),
-        "lanes": st.depth.iter().enumerate().map(|(i, (waiting, sent, live))| json!({
-            "lane": i, "waiting": waiting, "sent": sent, "sender_alive": live,
+        "depth": st.lanes.iter().map(|l| l.waiting).sum::<u64>(),
+        "receiver_alive": st.receiver_alive,
+        "lanes": st.lanes.iter().enumerate().map(|(i, l)| json!({
+            "lane": i, "waiting": l.waiting, "sent": l.sent, "sender_alive": l.sender_alive,
         })).collect::<Vec<Value>>(),
     })
 }

@@ -5,7 +5,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, ExitStatus};
 
 use anyhow::Result;
-use mapshare::{LockError, Mutex, SegmentOptions};
+use mapshare::{LockTimeoutError, Mutex};
 
 use crate::cli::LockArgs;
 use crate::exit::{deadline, flat, timed_out, Exit, CANNOT_EXECUTE, NOT_FOUND};
@@ -14,21 +14,24 @@ use crate::exit::{deadline, flat, timed_out, Exit, CANNOT_EXECUTE, NOT_FOUND};
 /// command with inherited stdio while holding it, and returns its status.
 pub(crate) fn run(args: &LockArgs) -> Result<ExitCode> {
     let name = &args.name;
-    let opts = SegmentOptions::new(name).persistent(args.persistent);
-    let mutex = Mutex::open_or_create_with(&opts).map_err(flat)?;
+    let mutex = Mutex::options(name)
+        .persistent(args.persistent)
+        .open_or_create()
+        .map_err(flat)?;
     let locked = match deadline(args.timeout) {
         Some(d) => mutex.lock_deadline(d),
-        None => mutex.lock(),
+        None => mutex.lock().map_err(LockTimeoutError::from),
     };
     let _guard = match locked {
         Ok(guard) => guard,
-        Err(LockError::OwnerDied(guard)) => {
+        Err(LockTimeoutError::OwnerDied(guard)) => {
             eprintln!("mapshare: {name}: recovered the lock from a dead owner");
             guard
         }
-        Err(LockError::Timeout | LockError::WouldBlock) => {
+        Err(LockTimeoutError::Timeout) => {
             return Err(timed_out(format!("{name}: timed out waiting for the lock")));
         }
+        Err(e) => return Err(flat(format!("{name}: {e}"))),
     };
     let (program, rest) = args
         .command

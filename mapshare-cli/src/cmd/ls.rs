@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use mapshare::{segment, SegmentError, SegmentOptions};
+use mapshare::{segment, Location, SegmentError};
 use serde_json::{json, Value};
 
 use crate::cli::LsArgs;
@@ -26,7 +26,7 @@ pub(crate) fn run(args: &LsArgs) -> Result<ExitCode> {
     let mut rows = Vec::new();
     for name in segment::list().map_err(flat)? {
         let name = name.as_str();
-        match segment::inspect(&SegmentOptions::new(name)) {
+        match Location::shm(name).and_then(|at| segment::inspect(&at)) {
             Ok(info) => rows.push(match &info.header {
                 Ok(h) => Row {
                     name: name.to_owned(),

@@ -6,9 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use mapshare::{
-    Policy, PubSubOptions, PubSubRecvError, PublishError, Publisher, SegmentError, Subscriber,
-};
+use mapshare::{Policy, Publisher, RecvTimeoutError, SegmentError, SendTimeoutError, Subscriber};
 
 use crate::cli::{PolicyArg, PubArgs, SubArgs};
 use crate::exit::{deadline, flat, timed_out};
@@ -22,11 +20,12 @@ pub(crate) fn publish(args: &PubArgs) -> Result<ExitCode> {
         PolicyArg::Lossless => Policy::Lossless,
         PolicyArg::Overwrite => Policy::OverwriteOldest,
     };
-    let opts = PubSubOptions::new(name)
+    let mut publisher = Publisher::options(name)
         .capacity(args.capacity)
         .max_message(args.max_message)
-        .policy(policy);
-    let mut publisher = Publisher::open_or_create_with(&opts).map_err(flat)?;
+        .policy(policy)
+        .open_or_create()
+        .map_err(flat)?;
     if args.wait_subscribers > 0 {
         let until = deadline(args.timeout);
         while publisher.subscriber_count() < args.wait_subscribers {
@@ -47,11 +46,11 @@ pub(crate) fn publish(args: &PubArgs) -> Result<ExitCode> {
         }
         let sent = match deadline(args.timeout) {
             Some(d) => publisher.publish_deadline(&line, d),
-            None => publisher.publish(&line),
+            None => publisher.publish(&line).map_err(SendTimeoutError::from),
         };
         match sent {
             Ok(()) => {}
-            Err(PublishError::Timeout | PublishError::Full) => {
+            Err(SendTimeoutError::Timeout(_)) => {
                 return Err(timed_out(format!(
                     "{name}: timed out publishing line {}",
                     n + 1
@@ -90,7 +89,7 @@ pub(crate) fn subscribe(args: &SubArgs) -> Result<ExitCode> {
     while args.count.is_none_or(|c| got < c) {
         let r = match deadline(args.timeout) {
             Some(d) => sub.recv_into_deadline(&mut buf, d),
-            None => sub.recv_into(&mut buf),
+            None => sub.recv_into(&mut buf).map_err(RecvTimeoutError::from),
         };
         match r {
             Ok(_) => {
@@ -101,14 +100,16 @@ pub(crate) fn subscribe(args: &SubArgs) -> Result<ExitCode> {
                 // Flush per message: `sub` is used in pipelines, live.
                 out.flush().context("writing to stdout")?;
             }
-            Err(PubSubRecvError::Lagged(n)) => eprintln!("mapshare: {name}: missed {n} message(s)"),
-            Err(PubSubRecvError::Disconnected) => break,
-            Err(PubSubRecvError::Timeout | PubSubRecvError::Empty) => {
+            Err(RecvTimeoutError::Lagged(n)) => {
+                eprintln!("mapshare: {name}: missed {n} message(s)")
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
                 return Err(timed_out(format!(
                     "{name}: timed out waiting for a message"
                 )))
             }
-            Err(e @ PubSubRecvError::Corrupt { .. }) => eprintln!("mapshare: {name}: {e}"),
+            Err(e) => eprintln!("mapshare: {name}: {e}"),
         }
     }
     Ok(ExitCode::SUCCESS)

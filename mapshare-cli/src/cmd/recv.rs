@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use mapshare::{Mailbox, RecvError, SegmentError, SegmentOptions};
+use mapshare::{Mailbox, Options, RecvTimeoutError, SegmentError};
 
 use crate::cli::RecvArgs;
 use crate::exit::{deadline, flat, timed_out};
@@ -20,15 +20,15 @@ use crate::exit::{deadline, flat, timed_out};
 /// never removed with it.
 pub(crate) fn run(args: &RecvArgs) -> Result<ExitCode> {
     let name = &args.name;
-    let opts = SegmentOptions::new(name);
+    let opts = Mailbox::options(name);
     let (mailbox, created) = open_or_create(&opts)?;
     let got = match deadline(args.timeout) {
         Some(d) => mailbox.recv_deadline(d),
-        None => mailbox.recv(),
+        None => mailbox.recv().map_err(RecvTimeoutError::from),
     };
     match got {
         Ok(msg) => print_message(&msg),
-        Err(RecvError::Timeout | RecvError::Empty) => {
+        Err(RecvTimeoutError::Timeout) => {
             if created {
                 // A sender may have slipped its message in since the
                 // deadline passed: deliver it rather than lose it.
@@ -48,17 +48,17 @@ pub(crate) fn run(args: &RecvArgs) -> Result<ExitCode> {
 }
 
 /// Opens the mailbox or creates it (non-persistent, default capacity), and
-/// says whether we created it. This is `Mailbox::open_or_create_with` spelled
+/// says whether we created it. This is `Options::open_or_create` spelled
 /// out, since only the creator may remove the mailbox again on a timeout.
-fn open_or_create(opts: &SegmentOptions) -> Result<(Mailbox, bool)> {
+fn open_or_create(opts: &Options<Mailbox>) -> Result<(Mailbox, bool)> {
     let mut last = None;
     for _ in 0..16 {
-        match Mailbox::open_with(opts) {
+        match opts.open() {
             Ok(m) => return Ok((m, false)),
             Err(SegmentError::NotFound(_)) => {}
             Err(e) => return Err(flat(e)),
         }
-        match Mailbox::create_with(opts, mapshare::DEFAULT_MAILBOX_CAPACITY) {
+        match opts.create() {
             Ok(m) => return Ok((m, true)),
             // Another process created it between our open and our create.
             Err(e @ SegmentError::AlreadyExists(_)) => last = Some(e),

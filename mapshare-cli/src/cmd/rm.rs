@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use mapshare::{segment, SegmentOptions};
+use mapshare::{segment, Location};
 
 use crate::cli::RmArgs;
 
@@ -12,7 +12,7 @@ use crate::cli::RmArgs;
 pub(crate) fn run(args: &RmArgs) -> Result<ExitCode> {
     let mut failed = false;
     for name in &args.names {
-        if let Err(e) = segment::unlink(&SegmentOptions::new(name)) {
+        if let Err(e) = Location::shm(name).and_then(|at| segment::unlink(&at)) {
             eprintln!("mapshare: {e}");
             failed = true;
         }

@@ -4,7 +4,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use mapshare::{Mailbox, SegmentError, SegmentOptions, SendError};
+use mapshare::{Mailbox, SegmentError, SendTimeoutError};
 
 use crate::cli::SendArgs;
 use crate::exit::{deadline, flat, timed_out};
@@ -14,15 +14,21 @@ use crate::exit::{deadline, flat, timed_out};
 pub(crate) fn run(args: &SendArgs) -> Result<ExitCode> {
     let name = &args.name;
     let msg = args.text.as_bytes();
-    let opts = SegmentOptions::new(name).persistent(true);
-    let mailbox = match Mailbox::open_with(&opts) {
+    let opts = Mailbox::options(name).persistent(true);
+    let mailbox = match opts.open() {
         Ok(m) => m,
         Err(SegmentError::NotFound(_)) => {
             // Refuse before creating anything: a failed send leaves no trace.
             if msg.len() > args.capacity {
-                bail!("{name}: {}", too_large(msg.len(), args.capacity));
+                bail!(
+                    "{name}: message of {} bytes exceeds the mailbox capacity of {} bytes",
+                    msg.len(),
+                    args.capacity
+                );
             }
-            Mailbox::open_or_create_with(&opts, args.capacity).map_err(flat)?
+            opts.max_message(args.capacity)
+                .open_or_create()
+                .map_err(flat)?
         }
         Err(e) => return Err(flat(e)),
     };
@@ -31,18 +37,18 @@ pub(crate) fn run(args: &SendArgs) -> Result<ExitCode> {
     mailbox.set_persistent(true).map_err(flat)?;
     let sent = match deadline(args.timeout) {
         Some(d) => mailbox.send_deadline(msg, d),
-        None => mailbox.send(msg),
+        None => mailbox.send(msg).map_err(SendTimeoutError::from),
     };
     match sent {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(SendError::Timeout | SendError::Full) => Err(timed_out(format!(
+        Err(SendTimeoutError::Timeout(_)) => Err(timed_out(format!(
             "{name}: timed out waiting for room in the mailbox"
+        ))),
+        Err(SendTimeoutError::TooLarge(m)) => Err(flat(format!(
+            "{name}: message of {} bytes exceeds the mailbox capacity of {} bytes",
+            m.len(),
+            mailbox.max_message()
         ))),
         Err(e) => Err(flat(format!("{name}: {e}"))),
     }
-}
-
-/// The library's wording for a message that does not fit.
-fn too_large(len: usize, capacity: usize) -> SendError {
-    SendError::TooLarge { len, capacity }
 }

@@ -33,7 +33,7 @@ use crate::layout::{Fingerprint, Kind, FINGERPRINT_NAME_MAX};
 /// The magic bytes at offset 0.
 pub const MAGIC: [u8; 8] = *b"MAPSHARE";
 /// The format version this library reads and writes.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Bytes [`decode`] reads: the fixed part, before the registry.
 pub const FIXED_LEN: usize = 256;
 /// Header plus registry; the payload starts at or after this offset.

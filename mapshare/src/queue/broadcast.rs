@@ -194,6 +194,9 @@ pub(crate) struct SubSlot {
 
 #[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::size_of::<SubSlot>() == 128);
+crate::pod::shm_state!(Control, "AtomicU64s, AtomicU32s and u64 padding; repr(C)");
+crate::pod::shm_state!(TailLine, "one AtomicU64 and u64 padding; repr(C)");
+crate::pod::shm_state!(SubSlot, "AtomicU32s, AtomicU64s and u64 padding; repr(C)");
 
 #[cfg(test)]
 impl Control {
@@ -422,6 +425,8 @@ pub(crate) enum PubFail {
     TooLarge,
     /// Lossless: a live subscriber is a full ring behind (until the deadline).
     Full,
+    /// The segment shrank while we waited (see [`Liveness::intact`]).
+    Truncated,
 }
 
 /// What one receive attempt found.
@@ -439,6 +444,8 @@ pub(crate) enum Recv {
     /// The slot of `pos` held garbage (a length of `len` bytes, or a
     /// sequence word that contradicts `tail`); it was skipped.
     Corrupt { pos: u64, len: u64 },
+    /// The segment shrank while we waited (see [`Liveness::intact`]).
+    Truncated,
 }
 
 /// What the slot of a position held.
@@ -574,7 +581,7 @@ impl<'a> Ring<'a> {
     pub(crate) fn release_publisher(&self, st: &PubState) {
         // SYNC(publisher): Release (SeqCst) after our last tail store: a
         // subscriber that sees 0 sees every message we published. SeqCst
-        // also orders it before the doorbell's `sleepers` load.
+        // also orders it before the doorbell's load of its word.
         let _ =
             self.ctl
                 .publisher
@@ -676,9 +683,16 @@ impl<'a> Ring<'a> {
                 let until = deadline.map_or(slice, |d| d.min(slice));
                 if self
                     .room_bell
-                    .wait_until(strategy, Some(until), || self.has_room(st, peers))
+                    .wait_until(strategy, Some(until), &|| peers.intact(), || {
+                        self.has_room(st, peers)
+                    })
                 {
                     break;
+                }
+                // Asked again only when no room came (a sleep may have
+                // ended it early): the pages of a shrunk segment are gone.
+                if !peers.intact() {
+                    return Err(PubFail::Truncated);
                 }
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Err(PubFail::Full);
@@ -702,7 +716,7 @@ impl<'a> Ring<'a> {
         st.tail = pos.wrapping_add(1);
         // SYNC(tail): a SeqCst swap: Release pairs with the subscribers'
         // Acquire loads of `tail`; SeqCst orders it before the doorbell's
-        // `sleepers` load (Dekker with a subscriber going to sleep); and as
+        // load of its word (Dekker with a subscriber going to sleep); and as
         // a read-modify-write it acquires from a joiner's `fetch_add(0)` in
         // `announce` (module doc, "Joining"). On x86 it costs what a SeqCst
         // store does (both are `xchg`).
@@ -828,7 +842,7 @@ impl<'a> Ring<'a> {
         }
         // SYNC(cursor): SeqCst store: Release pairs with the publisher's
         // load in `scan` (our copy happens before it reuses the slot);
-        // SeqCst orders it before the doorbell's `sleepers` load (Dekker
+        // SeqCst orders it before the doorbell's load of its word (Dekker
         // with a publisher going to sleep).
         s.cursor.store(to, Ordering::SeqCst);
         if self.g.policy == Policy::Lossless {
@@ -996,9 +1010,14 @@ impl<'a> Ring<'a> {
             let slice = Instant::now() + peer_poll;
             let until = deadline.map_or(slice, |d| d.min(slice));
             let (cursor, p) = (st.cursor, st.pub_seen);
-            let ready = self.data_bell.wait_until(strategy, Some(until), || {
-                self.readable(cursor) || self.ctl.publisher.load(Ordering::Relaxed) != p
-            });
+            let ready =
+                self.data_bell
+                    .wait_until(strategy, Some(until), &|| peers.intact(), || {
+                        self.readable(cursor) || self.ctl.publisher.load(Ordering::Relaxed) != p
+                    });
+            if !ready && !peers.intact() {
+                return Recv::Truncated;
+            }
             if !ready && deadline.is_some_and(|d| Instant::now() >= d) {
                 return Recv::Empty;
             }

@@ -66,6 +66,7 @@ pub(crate) struct LaneWords {
 
 #[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::size_of::<LaneWords>() == 256);
+crate::pod::shm_state!(LaneWords, "AtomicU32s, AtomicU64s and u64 padding; repr(C)");
 
 impl LaneWords {
     /// A lane starting at `base` (for heap-backed tests and loom).
@@ -146,8 +147,8 @@ impl Producer {
         let i = index(s, self.tail);
         s.len(i).store(len as u64, Ordering::Relaxed);
         // SYNC(slot-full): Release pairs with the consumer's Acquire in
-        // `readable`; SeqCst also orders it before the doorbell's `sleepers`
-        // load (Dekker with a consumer going to sleep).
+        // `readable`; SeqCst also orders it before the doorbell's load of its
+        // word (Dekker with a consumer going to sleep).
         s.seq(i).store(self.tail.wrapping_add(1), Ordering::SeqCst);
         self.tail = self.tail.wrapping_add(1);
         lane.tail.store(self.tail, Ordering::Relaxed);
@@ -178,7 +179,7 @@ pub(crate) fn readable<S: Slots + ?Sized>(s: &S, head: u64) -> Option<Result<usi
 pub(crate) fn release(lane: &LaneWords, head: u64) -> u64 {
     let next = head.wrapping_add(1);
     // SYNC(slot-free): Release pairs with the producer's Acquire in
-    // `can_write`; SeqCst orders it before the doorbell's `sleepers` load.
+    // `can_write`; SeqCst orders it before the doorbell's load of its word.
     lane.head.store(next, Ordering::SeqCst);
     next
 }

@@ -1,14 +1,31 @@
 //! A doorbell: how a waiting peer sleeps, and how a busy peer wakes it with
 //! no system call (and no write to a shared line) while nobody sleeps.
 //!
-//! Who writes what: a sleeper counts itself in `sleepers`, reads `seq`,
-//! re-checks its condition and sleeps on `seq`; a ringer, *after* publishing
-//! its data with a `SeqCst` store, reads `sleepers` and only if non-zero
-//! bumps `seq` and wakes everyone. The `SeqCst` publication and the
-//! `SeqCst` load of `sleepers` pair with the sleeper's `SeqCst` increment
-//! and re-check (Dekker): either the ringer sees the sleeper, or the
-//! sleeper's re-check sees the data. A bump between the sleeper's read of
-//! `seq` and its futex call changes `seq`, so the kernel does not sleep.
+//! One futex word, `seq`: bit 0 ([`SLEEPERS_BIT`]) says "someone may be
+//! asleep on this word", the other bits count the rings that found it set.
+//! A sleeper sets the bit (compare-and-swap), re-checks its condition and
+//! sleeps while `seq` still holds the value with the bit. A ringer, *after*
+//! publishing its data with a `SeqCst` store, loads `seq`; only if the bit is
+//! set does it swap in the next count with the bit clear, and wake every
+//! sleeper. The `SeqCst` publication and load pair with the sleeper's
+//! `SeqCst` compare-and-swap and re-check (Dekker): either the ringer sees
+//! the bit, or the sleeper's re-check sees the data. A ring between the
+//! sleeper's compare-and-swap and its futex call changes `seq`, so the
+//! kernel does not put it to sleep.
+//!
+//! # Why a bit and not a count
+//! A count of sleepers (0.1) is never decremented by a sleeper killed with
+//! SIGKILL while asleep, so from then on every message paid a futex wake.
+//! The bit heals: the next ring clears it (one wake system call, waking
+//! nobody), and only a live sleeper sets it again. The price is that a
+//! ring wakes every sleeper of the bell, not one; each re-checks its own
+//! condition and sleeps again (this is Drepper's mutex 3, "Futexes Are
+//! Tricky", applied to a wait queue).
+//!
+//! | `seq` | meaning |
+//! |---|---|
+//! | even | nobody asleep (as far as ringers need to know) |
+//! | odd | someone may be asleep: the next ring clears the bit and wakes all |
 
 use std::time::{Duration, Instant};
 
@@ -42,22 +59,22 @@ impl Default for WaitStrategy {
     }
 }
 
-/// The shared words of one doorbell, on their own 128-byte line.
-///
-/// | word | meaning |
-/// |---|---|
-/// | `seq` | futex word; bumped by a ring that found sleepers |
-/// | `sleepers` | peers that may be asleep (a hint: garbage only costs a wake-up) |
+/// Bit 0 of a doorbell's `seq`: someone may be asleep on it.
+pub(crate) const SLEEPERS_BIT: u32 = 1;
+
+/// The shared word of one doorbell, on its own 128-byte line (the module
+/// docs have its state table; any value is valid: garbage costs at most
+/// one wake-up).
 #[repr(C, align(128))]
 #[derive(Debug)]
 pub(crate) struct Doorbell {
     seq: AtomicU32,
-    sleepers: AtomicU32,
-    _pad: [u32; 30],
+    _pad: [u32; 31],
 }
 
 #[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::size_of::<Doorbell>() == 128);
+crate::pod::shm_state!(Doorbell, "one AtomicU32 and u32 padding; repr(C)");
 
 /// Longest single futex sleep: bounds the cost of a lost wake-up caused by
 /// a peer that broke the protocol (or died between publishing and ringing).
@@ -69,44 +86,50 @@ impl Doorbell {
     pub(crate) fn new() -> Doorbell {
         Doorbell {
             seq: AtomicU32::new(0),
-            sleepers: AtomicU32::new(0),
-            _pad: [0; 30],
+            _pad: [0; 31],
         }
     }
 
     /// Resets; only the creator calls this, before publishing.
     pub(crate) fn init(&self) {
         self.seq.store(0, Ordering::Relaxed);
-        self.sleepers.store(0, Ordering::Relaxed);
     }
 
     /// Wakes every sleeper, if there is one. Call after publishing with a
     /// `SeqCst` store (or a `SeqCst` fence).
     #[inline]
     pub(crate) fn ring(&self) {
-        self.ring_n(u32::MAX >> 1);
-    }
-
-    /// As [`Doorbell::ring`], waking one sleeper: for a bell only one peer
-    /// sleeps on (a channel's receiver).
-    #[inline]
-    pub(crate) fn ring_one(&self) {
-        self.ring_n(1);
-    }
-
-    #[inline]
-    fn ring_n(&self, n: u32) {
         // loom models SeqCst loads and stores as Acquire/Release, without the
         // single total order that makes this Dekker pair correct in the real
         // memory model (and on x86, where the caller's SeqCst store is an
         // `xchg`, a full barrier); a SeqCst fence gives loom that order.
         #[cfg(mapshare_loom)]
         crate::primitive::fence(Ordering::SeqCst);
-        // SYNC(doorbell): SeqCst load pairs with the SeqCst increment in `sleep`.
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            self.seq.fetch_add(1, Ordering::SeqCst);
-            sys::futex_wake(&self.seq, n);
+        // SYNC(doorbell): SeqCst load pairs with the sleeper's SeqCst CAS in `sleep`.
+        let s = self.seq.load(Ordering::SeqCst);
+        if s & SLEEPERS_BIT != 0 {
+            self.wake(s);
         }
+    }
+
+    /// The slow half of `ring`: sleepers -> nobody asleep, next count; wake all.
+    #[cold]
+    fn wake(&self, s: u32) {
+        // If the CAS fails, another ringer cleared the bit and woke everyone
+        // (a sleeper only ever sets the bit, which was set already).
+        if self
+            .seq
+            .compare_exchange(s, s.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            sys::futex_wake(&self.seq, u32::MAX >> 1);
+        }
+    }
+
+    /// Whether the sleepers bit is set: the next ring makes a wake system
+    /// call (`info` shows it; tests count wake-ups with it).
+    pub(crate) fn sleepers_flagged(&self) -> bool {
+        self.seq.load(Ordering::SeqCst) & SLEEPERS_BIT != 0
     }
 
     /// One futex sleep, unless `ready()` holds after registering. Returns
@@ -115,26 +138,40 @@ impl Doorbell {
         let Some(timeout) = next_sleep(deadline, Some(MAX_SLEEP)) else {
             return false;
         };
-        // SYNC(doorbell): pairs with the SeqCst load in `ring`.
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        // Nobody asleep -> someone may be asleep (or it is set already).
+        let mut s = self.seq.load(Ordering::Relaxed);
+        if s & SLEEPERS_BIT == 0 {
+            // SYNC(doorbell): SeqCst CAS pairs with the SeqCst load in `ring`.
+            match self.seq.compare_exchange(
+                s,
+                s | SLEEPERS_BIT,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => s |= SLEEPERS_BIT,
+                // Changed meanwhile (a ring, or another sleeper): look again.
+                Err(_) => return true,
+            }
+        }
         // The callers' condition loads are Acquire, not SeqCst: this fence
         // puts them after our registration in the total order, so either the
-        // ringer sees us or we see its publication (slow path only).
+        // ringer sees the bit or we see its publication (slow path only).
         crate::primitive::fence(Ordering::SeqCst);
-        let seen = self.seq.load(Ordering::SeqCst);
         if !ready() {
-            sys::futex_wait(&self.seq, seen, timeout);
+            sys::futex_wait(&self.seq, s, timeout);
         }
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
         true
     }
 
     /// Waits until `ready()` returns true or `deadline` passes, as the
-    /// strategy says. Returns the last value of `ready()`.
+    /// strategy says. Returns the last value of `ready()`, or `false` at
+    /// once when `intact()`, asked after every futex sleep before anything
+    /// shared is looked at again, says the memory is gone.
     pub(crate) fn wait_until(
         &self,
         strategy: WaitStrategy,
         deadline: Option<Instant>,
+        intact: &dyn Fn() -> bool,
         mut ready: impl FnMut() -> bool,
     ) -> bool {
         if ready() {
@@ -170,7 +207,11 @@ impl Doorbell {
             if ready() {
                 return true;
             }
-            if !self.sleep(&mut ready, deadline) {
+            let slept = self.sleep(&mut ready, deadline);
+            if !intact() {
+                return false;
+            }
+            if !slept {
                 return ready();
             }
         }
@@ -192,6 +233,7 @@ mod tests {
             b2.wait_until(
                 WaitStrategy::Block,
                 Some(Instant::now() + Duration::from_secs(30)),
+                &|| true,
                 || f2.load(Ordering::SeqCst) == 1,
             )
         });
@@ -210,8 +252,29 @@ mod tests {
             WaitStrategy::default(),
         ] {
             let start = Instant::now();
-            assert!(!bell.wait_until(s, Some(start + Duration::from_millis(5)), || false));
+            assert!(
+                !bell.wait_until(s, Some(start + Duration::from_millis(5)), &|| true, || {
+                    false
+                })
+            );
             assert!(start.elapsed() >= Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn a_dead_sleepers_flag_costs_one_ring_then_none() {
+        let bell = Doorbell::new();
+        // A sleeper registers, then "dies" asleep: it never clears anything.
+        assert!(!bell.wait_until(
+            WaitStrategy::Block,
+            Some(Instant::now() + Duration::from_millis(1)),
+            &|| true,
+            || false
+        ));
+        assert!(bell.sleepers_flagged(), "a sleeper leaves the bit set");
+        bell.ring(); // the one wake system call, waking nobody
+        assert!(!bell.sleepers_flagged(), "the ring heals the bell");
+        bell.ring(); // and from now on a ring is a load
+        assert!(!bell.sleepers_flagged());
     }
 }

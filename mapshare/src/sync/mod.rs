@@ -20,6 +20,13 @@ pub(crate) trait Liveness {
     /// Whether the attachment named by `token` is still alive. Must answer
     /// `false` for garbage tokens.
     fn is_alive(&self, token: u32) -> bool;
+    /// Whether the memory the waits touch is still all there (a segment a
+    /// peer shrank is not: touching its lost pages raises `SIGBUS`). Asked
+    /// after every sleep, before the shared words are looked at again; may
+    /// make a system call. Heap memory is always intact.
+    fn intact(&self) -> bool {
+        true
+    }
 }
 
 /// How long to sleep before the next look, given an optional deadline and

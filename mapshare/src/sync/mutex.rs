@@ -54,6 +54,7 @@ pub(crate) struct MutexWord {
 
 #[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::size_of::<MutexWord>() == 128);
+crate::pod::shm_state!(MutexWord, "one AtomicU32 and u32 padding; repr(C)");
 
 impl MutexWord {
     /// An unlocked mutex (for heap-backed tests and loom).
@@ -87,16 +88,11 @@ pub(crate) enum Fail {
     WouldBlock,
     /// The deadline passed.
     Timeout,
+    /// The memory of the word went away while we slept (a shrunk segment).
+    Truncated,
 }
 
-/// How long to try.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Wait {
-    /// Once, without sleeping.
-    Try,
-    /// Until the deadline, or for ever.
-    Until(Option<Instant>),
-}
+pub(crate) use crate::wait::Wait;
 
 fn owner_alive(state: u32, peers: &dyn Liveness) -> bool {
     // Garbage (LOCKED clear but non-zero, or bits 28-29 set) has no live owner.
@@ -188,6 +184,11 @@ pub(crate) fn lock(w: &MutexWord, peers: &dyn Liveness, wait: Wait) -> Result<Ac
         };
         waited = true;
         sys::futex_wait(&w.state, s | WAITERS_BIT, sleep);
+        // Before the word is looked at again: a segment a peer shrank
+        // while we slept would raise SIGBUS there.
+        if !peers.intact() {
+            return Err(Fail::Truncated);
+        }
         // Whether woken, timed out or interrupted: look again, and check the
         // owner's liveness before sleeping once more.
         check_owner = true;

@@ -55,6 +55,8 @@ pub(crate) struct FileInfo {
     pub(crate) size: u64,
     pub(crate) uid: u32,
     pub(crate) mode: u32,
+    /// A regular file (not a FIFO, directory, device or socket).
+    pub(crate) regular: bool,
 }
 
 /// `openat(dir, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)`
@@ -172,6 +174,7 @@ pub(crate) fn fstat(fd: &OwnedFd) -> io::Result<FileInfo> {
         size: u64::try_from(st.st_size).unwrap_or(0),
         uid: st.st_uid,
         mode: st.st_mode & 0o7777,
+        regular: rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::RegularFile,
     })
 }
 
@@ -409,4 +412,30 @@ pub(crate) fn euid() -> u32 {
 /// The page size.
 pub(crate) fn page_size() -> usize {
     rustix::param::page_size()
+}
+
+/// 64 random bits from the kernel (`getrandom(2)`), for names no other
+/// user can guess. Falls back to the clock and pid mixed by std's
+/// randomly keyed hasher if the call fails (it cannot block or fail on
+/// Linux 3.17+ once the pool is initialised).
+///
+/// # References
+///  - [Linux](https://man7.org/linux/man-pages/man2/getrandom.2.html)
+#[doc(alias = "getrandom")]
+pub(crate) fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    match rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()) {
+        Ok(8) => u64::from_ne_bytes(b),
+        _ => {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(pid());
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            h.finish()
+        }
+    }
 }

@@ -40,6 +40,7 @@ pub(crate) struct FileInfo {
     pub(crate) size: u64,
     pub(crate) uid: u32,
     pub(crate) mode: u32,
+    pub(crate) regular: bool,
 }
 
 pub(crate) fn create_exclusive(_dir: &Dir, _name: &str, _mode: u32) -> io::Result<OwnedFd> {
@@ -124,4 +125,12 @@ pub(crate) fn euid() -> u32 {
 }
 pub(crate) fn page_size() -> usize {
     4096
+}
+
+/// 64 bits from std's randomly keyed hasher (no OS randomness here).
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(pid());
+    h.finish()
 }

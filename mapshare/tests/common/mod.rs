@@ -31,7 +31,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mapshare::segment;
-use mapshare::{SegmentError, SegmentOptions};
+use mapshare::{Location, SegmentError};
 
 /// Exit code of a child that played its role to the end.
 pub(crate) const CHILD_OK: i32 = 42;
@@ -83,7 +83,7 @@ impl Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for name in &self.names {
-            match segment::unlink(&SegmentOptions::new(name)) {
+            match Location::shm(name).and_then(|at| segment::unlink(&at)) {
                 Ok(()) | Err(SegmentError::NotFound(_)) => {}
                 Err(e) => eprintln!("cleanup of {name}: {e}"),
             }

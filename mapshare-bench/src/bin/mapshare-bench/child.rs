@@ -14,7 +14,7 @@ use mapshare::{Receiver, RecvTimeoutError, Sender};
 use mapshare_bench::floor::SpinLine;
 
 use super::jobs::{Job, Mode, Transport};
-use super::measure::{cpu_time, fold, seq_of, stamp};
+use super::measure::{cpu_time, fold, seq_in, seq_of};
 use super::IDLE;
 
 /// The line's value once the peer has attached everything.
@@ -35,8 +35,8 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
         .with_context(|| format!("bench peer: floor line {line}"))?;
     match job.transport {
         Transport::Shm { loaned, .. } => {
-            let mut rx = Receiver::open(&job.channel(&ping)).context("bench peer: ping")?;
-            let mut tx = Sender::open(&job.channel(&pong)).context("bench peer: pong")?;
+            let mut rx: Receiver = job.channel(&ping).open().context("bench peer: ping")?;
+            let mut tx: Sender = job.channel(&pong).open().context("bench peer: pong")?;
             floor(&line, &orphan)?;
             let mut shm = Shm {
                 rx: &mut rx,
@@ -103,13 +103,13 @@ impl Shm<'_> {
     fn echo(&mut self, job: &Job, paced: bool) -> anyhow::Result<()> {
         let mut buf = vec![0u8; job.size];
         for _ in 0..job.warmup + job.count + u64::from(paced) {
-            let n = self
+            let msg = self
                 .rx
-                .recv_deadline_with(self.deadline, |m| {
-                    buf[..m.len()].copy_from_slice(m);
-                    m.len()
-                })
+                .recv_ref_deadline(self.deadline)
                 .map_err(|e| anyhow!("bench peer: recv: {e}"))?;
+            let n = msg.len();
+            msg.copy_to_slice(&mut buf[..n]);
+            drop(msg); // frees the slot
             if paced && seq_of(&buf[..n]) == IDLE_CMD {
                 return self.idle(job);
             }
@@ -123,15 +123,22 @@ impl Shm<'_> {
     /// Reads and writes only the 8-byte header of each message, in place.
     fn echo_loaned(&mut self, job: &Job) -> anyhow::Result<()> {
         for _ in 0..job.warmup + job.count {
-            let seq = self
+            let msg = self
                 .rx
-                .recv_deadline_with(self.deadline, seq_of)
+                .recv_ref_deadline(self.deadline)
                 .map_err(|e| anyhow!("bench peer: recv: {e}"))?;
+            let seq = seq_in(&msg);
+            drop(msg); // frees the slot
             let mut loan = self
                 .tx
                 .loan_deadline(self.deadline)
                 .map_err(|e| anyhow!("bench peer: loan: {e}"))?;
-            loan.with_bytes(|b| stamp(b, seq));
+            if !loan.write_at(0, &seq.to_le_bytes()) {
+                bail!(
+                    "bench peer: a loaned slot of {} bytes has no room for the header",
+                    loan.len()
+                );
+            }
             loan.commit(job.size);
         }
         Ok(())
@@ -142,7 +149,7 @@ impl Shm<'_> {
     fn idle(&mut self, job: &Job) -> anyhow::Result<()> {
         let (s0, t0) = cpu_time();
         let w0 = Instant::now();
-        match self.rx.recv_timeout_with(IDLE, |m| m.len()) {
+        match self.rx.recv_ref_timeout(IDLE).map(|m| m.len()) {
             Err(RecvTimeoutError::Timeout) => {}
             other => bail!("bench peer: expected silence, got {other:?}"),
         }
@@ -163,16 +170,22 @@ impl Shm<'_> {
         Ok(())
     }
 
-    /// Folds every byte of `warmup` then `count` messages, in place; after
-    /// each round sends the fold back.
+    /// Folds every byte of `warmup` then `count` messages (each copied out
+    /// of its slot into one reused buffer: the library hands out no slice
+    /// of shared memory); after each round sends the fold back.
     fn sink(&mut self, job: &Job) -> anyhow::Result<()> {
+        let mut buf = vec![0u8; job.size];
         for round in [job.warmup, job.count] {
             let mut acc = 0u64;
             for _ in 0..round {
-                acc ^= self
+                let msg = self
                     .rx
-                    .recv_deadline_with(self.deadline, fold)
+                    .recv_ref_deadline(self.deadline)
                     .map_err(|e| anyhow!("bench peer: recv: {e}"))?;
+                let n = msg.len();
+                msg.copy_to_slice(&mut buf[..n]);
+                drop(msg); // frees the slot
+                acc ^= fold(&buf[..n]);
             }
             self.tx
                 .send_deadline(&black_box(acc).to_le_bytes(), self.deadline)

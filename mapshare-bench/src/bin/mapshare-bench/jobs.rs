@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use mapshare::{ChannelOptions, WaitStrategy};
+use mapshare::options::{HasCapacity, HasMaxMessage};
+use mapshare::{Options, WaitStrategy};
 
 use super::STB_SPIN;
 
@@ -167,12 +168,13 @@ impl Job {
         ))
     }
 
-    /// Channel options for the ping (parent to peer) or pong channel.
-    pub(super) fn channel(&self, name: &str) -> ChannelOptions {
+    /// Options of either end (`K`: `Sender` or `Receiver`) of the ping
+    /// (parent to peer) or pong channel.
+    pub(super) fn channel<K: HasCapacity + HasMaxMessage>(&self, name: &str) -> Options<K> {
         let Transport::Shm { wait, .. } = self.transport else {
             unreachable!("channel options of a non-mapshare job") // callers match on Shm first
         };
-        ChannelOptions::new(name)
+        Options::new(name)
             .capacity(capacity(self.mode, self.size))
             .max_message(self.size)
             .wait_strategy(wait.strategy())

@@ -6,6 +6,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use mapshare::View;
 use mapshare_bench::stats::{cpu_model, percentile};
 
 /// Median and 99th percentile of one-way times, in nanoseconds.
@@ -57,6 +58,13 @@ pub(super) fn seq_of(msg: &[u8]) -> u64 {
     msg.get(..8).map_or(u64::MAX, |b| {
         u64::from_le_bytes(b.try_into().expect("8 bytes"))
     })
+}
+
+/// Reads the message number from the first 8 bytes of a message in its
+/// slot (as [`seq_of`]).
+#[inline]
+pub(super) fn seq_in(msg: &View<'_>) -> u64 {
+    msg.u64_le_at(0).unwrap_or(u64::MAX)
 }
 
 /// What the peer's fold of messages `0..n` of `template` (stamped) must be.

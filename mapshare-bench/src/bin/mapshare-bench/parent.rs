@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use mapshare::{Receiver, SegmentOptions, Sender};
+use mapshare::{Location, Receiver, Sender};
 use mapshare_bench::floor::SpinLine;
 
 use super::child::{FLOOR_DONE, IDLE_CMD, READY};
 use super::jobs::{self, Config, Job, Mode, Transport};
-use super::measure::{self, expected_fold, ns, one_way, seq_of, stamp, Dist};
+use super::measure::{self, expected_fold, ns, one_way, seq_in, seq_of, stamp, Dist};
 use super::{IDLE, PACED_PERIOD, PEER_ARG};
 
 /// A job (peer included) that takes longer than this is abandoned.
@@ -264,7 +264,9 @@ impl Drop for Cleanup {
         }
         for n in &self.names {
             // Non-persistent segments may already be gone with their last user.
-            let _ = mapshare::segment::unlink(&SegmentOptions::new(n));
+            if let Ok(at) = Location::shm(n) {
+                let _ = mapshare::segment::unlink(&at);
+            }
         }
         if let Some(p) = &self.sock {
             let _ = std::fs::remove_file(p);
@@ -305,9 +307,15 @@ fn run_job(cfg: &Config, job: &Job, rep: u32) -> anyhow::Result<Sample> {
     let mut listener = None;
     match job.transport {
         Transport::Shm { .. } => {
-            let tx = Sender::create(&job.channel(&ping_name)).context("bench: ping channel")?;
+            let tx: Sender = job
+                .channel(&ping_name)
+                .create()
+                .context("bench: ping channel")?;
             cleanup.names.push(ping_name.clone());
-            let rx = Receiver::create(&job.channel(&pong_name)).context("bench: pong channel")?;
+            let rx: Receiver = job
+                .channel(&pong_name)
+                .create()
+                .context("bench: pong channel")?;
             cleanup.names.push(pong_name.clone());
             shm = Some((tx, rx));
         }
@@ -458,8 +466,32 @@ impl Shm<'_> {
             .map_err(|e| anyhow!("bench: send: {e}"))
     }
 
+    /// Receives the next message, copies all of it into `back` (which must
+    /// be large enough) and frees its slot; its message number.
+    fn recv_copy(&mut self, back: &mut [u8]) -> anyhow::Result<u64> {
+        let msg = self
+            .rx
+            .recv_ref_deadline(self.deadline)
+            .map_err(|e| anyhow!("bench: recv: {e}"))?;
+        let n = msg.len();
+        msg.copy_to_slice(&mut back[..n]);
+        drop(msg); // frees the slot
+        Ok(seq_of(&back[..n]))
+    }
+
+    /// Receives the next message and reads only its first 8 bytes, in its
+    /// slot (the message number, or a fold); frees the slot.
+    fn recv_seq(&mut self) -> anyhow::Result<u64> {
+        let msg = self
+            .rx
+            .recv_ref_deadline(self.deadline)
+            .map_err(|e| anyhow!("bench: recv: {e}"))?;
+        Ok(seq_in(&msg))
+    }
+
     /// Copying ping-pong: the whole message goes in with `send` and out
-    /// (copied into a local buffer) with `recv_with`, on both sides.
+    /// (copied from its slot into a local buffer) with `recv_ref`, on both
+    /// sides.
     fn latency(&mut self, job: &Job) -> anyhow::Result<Dist> {
         let mut buf = vec![0xa5u8; job.size];
         let mut back = vec![0u8; job.size];
@@ -468,13 +500,7 @@ impl Shm<'_> {
         for i in 0..job.warmup + job.count {
             stamp(&mut buf, i);
             self.send(&buf)?;
-            let got = self
-                .rx
-                .recv_deadline_with(self.deadline, |m| {
-                    back[..m.len()].copy_from_slice(m);
-                    seq_of(m)
-                })
-                .map_err(|e| anyhow!("bench: recv: {e}"))?;
+            let got = self.recv_copy(&mut back)?;
             let t1 = Instant::now();
             check_echo(got, i)?;
             if i >= job.warmup {
@@ -495,12 +521,14 @@ impl Shm<'_> {
                 .tx
                 .loan_deadline(self.deadline)
                 .map_err(|e| anyhow!("bench: loan: {e}"))?;
-            loan.with_bytes(|b| stamp(b, i));
+            if !loan.write_at(0, &i.to_le_bytes()) {
+                bail!(
+                    "bench: a loaned slot of {} bytes has no room for the header",
+                    loan.len()
+                );
+            }
             loan.commit(job.size);
-            let got = self
-                .rx
-                .recv_deadline_with(self.deadline, seq_of)
-                .map_err(|e| anyhow!("bench: recv: {e}"))?;
+            let got = self.recv_seq()?;
             let t1 = Instant::now();
             check_echo(got, i)?;
             if i >= job.warmup {
@@ -529,13 +557,7 @@ impl Shm<'_> {
             }
             stamp(&mut buf, i);
             self.send(&buf)?;
-            let got = self
-                .rx
-                .recv_deadline_with(self.deadline, |m| {
-                    back[..m.len()].copy_from_slice(m);
-                    seq_of(m)
-                })
-                .map_err(|e| anyhow!("bench: recv: {e}"))?;
+            let got = self.recv_copy(&mut back)?;
             let t1 = Instant::now();
             check_echo(got, i)?;
             if i >= job.warmup {
@@ -544,16 +566,13 @@ impl Shm<'_> {
         }
         stamp(&mut buf, IDLE_CMD);
         self.send(&buf)?;
-        let word = |m: &[u8], k: usize| {
-            m.get(8 * k..8 * k + 8)
-                .map_or(u64::MAX, |b| u64::from_le_bytes(b.try_into().expect("8")))
-        };
-        let (sched, ticks, wall_ns) = self
+        let report = self
             .rx
-            .recv_deadline_with(self.deadline + IDLE, |m| {
-                (word(m, 0), word(m, 1), word(m, 2))
-            })
+            .recv_ref_deadline(self.deadline + IDLE)
             .map_err(|e| anyhow!("bench: recv idle report: {e}"))?;
+        let word = |k: usize| report.u64_le_at(8 * k).unwrap_or(u64::MAX);
+        let (sched, ticks, wall_ns) = (word(0), word(1), word(2));
+        drop(report); // frees the slot
         let idle = Idle {
             sched_ns: (sched != u64::MAX).then_some(sched),
             ticks: (ticks != u64::MAX).then_some(ticks),
@@ -562,8 +581,8 @@ impl Shm<'_> {
         Ok(Outcome::Paced(one_way(&mut samples), idle))
     }
 
-    /// Streams `warmup`, then `count` copied messages; the peer folds every
-    /// byte in place and answers with the fold, which is checked.
+    /// Streams `warmup`, then `count` copied messages; the peer copies each
+    /// out, folds every byte and answers with the fold, which is checked.
     fn throughput(&mut self, job: &Job) -> anyhow::Result<Outcome> {
         let template: Vec<u8> = (0..job.size).map(|i| (i * 31 + 7) as u8).collect();
         let mut buf = template.clone();
@@ -575,10 +594,7 @@ impl Shm<'_> {
                 stamp(&mut buf, i);
                 self.send(&buf)?;
             }
-            let got = self
-                .rx
-                .recv_deadline_with(self.deadline, seq_of)
-                .map_err(|e| anyhow!("bench: recv: {e}"))?;
+            let got = self.recv_seq()?;
             let secs = t0.elapsed().as_secs_f64();
             if got != want {
                 bail!("bench: the peer's fold {got:#x} is not {want:#x}: bytes lost");

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use mapshare::{pubsub_stats, Policy, Receiver, SegmentOptions, TryRecvError};
+use mapshare::{pubsub_stats, Location, Policy, Receiver, TryRecvError};
 
 use crate::setup::{chan_opts, NONE, OW_SUB_SLOT, SLOTS};
 use crate::supervisor::Sup;
@@ -48,10 +48,12 @@ pub(crate) fn end_checks(sup: &Sup, t: &Totals) -> EndChecks {
     let slack = sup.sigkilled[0] + sup.sigkilled[1];
     e.chan_tail_lost = e.chan_sent.saturating_sub(t.chan_unique);
     e.chan_extra = t.chan_unique.saturating_sub(e.chan_sent + slack);
-    // Nothing may be left in the drained channel.
-    match Receiver::open(&chan_opts(&sup.names.chan())) {
+    // Nothing may be left in the drained channel. Every sender has gone, so
+    // once it is drained the channel reports `Disconnected`, not `Empty`.
+    match chan_opts::<Receiver>(&sup.names.chan()).open() {
         Ok(mut rx) => {
-            while !matches!(rx.try_recv(), Err(TryRecvError::Empty)) {
+            // Empty or Disconnected ends it; a corrupt slot is left over too.
+            while let Ok(_) | Err(TryRecvError::Fault(_)) = rx.try_recv() {
                 e.chan_left += 1;
             }
         }
@@ -62,7 +64,7 @@ pub(crate) fn end_checks(sup: &Sup, t: &Totals) -> EndChecks {
         .enumerate()
     {
         let name = sup.names.ring(policy);
-        let published = match pubsub_stats(&SegmentOptions::new(&name)) {
+        let published = match Location::shm(&name).and_then(|at| pubsub_stats(&at)) {
             Ok(s) => s.published,
             Err(err) => {
                 eprintln!("soak: ERROR: pubsub_stats({name}): {err}");

@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use mapshare::{LockError, Pod, SegmentError, SegmentOptions, Shared, Zeroable};
+use mapshare::{LockError, LockTimeoutError, Pod, SegmentError, Shared, Zeroable};
 
 use crate::message::Msg;
 use crate::setup::{hash_words, LANES, NONE};
@@ -33,7 +33,7 @@ impl<P: Pod, const W: usize> Journal<P, W> {
 
     pub(crate) fn create(name: &str) -> Result<Self, SegmentError> {
         Ok(Journal {
-            shared: Shared::create_with(&SegmentOptions::new(name).persistent(true))?,
+            shared: Shared::options(name).persistent(true).create()?,
             name: name.to_owned(),
             _p: PhantomData,
         })
@@ -116,7 +116,7 @@ impl<P: Pod, const W: usize> Journal<P, W> {
     pub(crate) fn read(&self) -> Result<(P, bool), ReadError> {
         let (c, died) = match self.shared.lock_timeout(Duration::from_millis(200)) {
             Ok(g) => (g.get(), false),
-            Err(LockError::OwnerDied(g)) => (g.get(), true),
+            Err(LockTimeoutError::OwnerDied(g)) => (g.get(), true),
             Err(_) => return Err(ReadError::Busy),
         };
         match Self::decode(&c) {
@@ -162,7 +162,7 @@ pub(crate) fn state_name(st: u64) -> &'static str {
         ST_RUNNING => "running (last operation succeeded)",
         ST_WAIT_ROOM => "waiting for room (send/publish timed out)",
         ST_WAIT_MSG => "waiting for a message (receive timed out)",
-        ST_DISCONNECTED => "subscribed, no live publisher",
+        ST_DISCONNECTED => "disconnected: no live peer (being restarted), retrying",
         ST_PAUSED => "pausing on purpose",
         ST_DONE => "done",
         _ => "unknown state",
@@ -327,7 +327,8 @@ impl ChanRec {
         }
     }
 
-    /// Accounts for one delivery (inside `recv_with`, before the release).
+    /// Accounts for one delivery (while the message's `Sample` still holds
+    /// its slot, before the release).
     pub(crate) fn apply(&mut self, m: Option<Msg>, now: u64) {
         let taken_before = self.head.progress;
         self.head.tick(now);

@@ -38,6 +38,10 @@
 //! the role again at once with the next incarnation number. Producers are
 //! paced (`--rate` messages per second each); every blocking call in a
 //! child has a 50 ms timeout, and children use the default wait strategy.
+//! A child told `Disconnected` (its channel or ring peer has gone: killed,
+//! and being restarted) tries again after 2 ms; a producer sends the same
+//! message again (nothing was sent). Once the consumers drain, a
+//! `Disconnected` receive (every producer gone, nothing left) ends them.
 //! At the end it stops the producers, lets the consumers drain, checks the
 //! totals, unlinks the segments, runs `segment::gc(false)` and counts what
 //! is left of this run in `/dev/shm` (names with the run's prefix, and
@@ -67,9 +71,10 @@
 //!
 //! The channel receiver's journal is its progress: per (producer,
 //! incarnation) the last seq taken, cumulative counts, and the message in
-//! hand. It is updated *inside* the `recv_with` closure, before the slot
-//! is released. A receiver killed after that update but before the release
-//! leaves the message in place and the next receiver gets it again (by
+//! hand. It is updated while the message's `Sample` (`recv_ref_timeout`)
+//! still holds the slot, which is released only when the sample is dropped,
+//! after the update. A receiver killed after that update but before the
+//! release leaves the message in place and the next receiver gets it again (by
 //! design: at-least-once for the message in hand). The next receiver
 //! recognises it (the predecessor's message in hand, among the first
 //! `lanes` messages it takes) and counts it as *redelivered* and drops it;

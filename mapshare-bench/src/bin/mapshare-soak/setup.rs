@@ -3,7 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mapshare::{ChannelOptions, Policy, PubSubOptions};
+use mapshare::options::{HasCapacity, HasMaxMessage, HasPolicy, HasSenders};
+use mapshare::{Options, Policy};
 
 /// Child processes, one per slot.
 pub(crate) const SLOTS: usize = 8;
@@ -17,6 +18,9 @@ pub(crate) const HDR: usize = 48;
 pub(crate) const MAGIC: u32 = 0x4b41_4f53; // "SOAK"
 /// Timeout of every blocking call in a child (between looks at the phase).
 pub(crate) const STEP: Duration = Duration::from_millis(50);
+/// A child whose peer has gone (`Disconnected`: killed, being restarted)
+/// tries again after this pause.
+pub(crate) const PEER_PAUSE: Duration = Duration::from_millis(2);
 /// Supervisor poll period.
 pub(crate) const POLL: Duration = Duration::from_millis(10);
 /// No progress for this long is a hang.
@@ -129,15 +133,20 @@ impl Names {
     }
 }
 
-pub(crate) fn chan_opts(name: &str) -> ChannelOptions {
-    ChannelOptions::new(name)
+/// Options of a channel end (`K`: `Sender` or `Receiver`).
+pub(crate) fn chan_opts<K: HasCapacity + HasMaxMessage + HasSenders>(name: &str) -> Options<K> {
+    Options::new(name)
         .capacity(CHAN_CAPACITY)
         .max_message(MAX_MESSAGE)
         .senders(LANES)
 }
 
-pub(crate) fn ring_opts(name: &str, policy: Policy) -> PubSubOptions {
-    PubSubOptions::new(name)
+/// Options of a pub/sub end (`K`: `Publisher` or `Subscriber`).
+pub(crate) fn ring_opts<K: HasCapacity + HasMaxMessage + HasPolicy>(
+    name: &str,
+    policy: Policy,
+) -> Options<K> {
+    Options::new(name)
         .capacity(RING_CAPACITY)
         .max_message(MAX_MESSAGE)
         .policy(policy)

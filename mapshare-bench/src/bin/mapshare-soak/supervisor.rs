@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use mapshare::{
-    segment, LockError, Policy, Publisher, SegmentError, SegmentOptions, Sender, Shared, Zeroable,
+    segment, Location, LockError, Policy, Publisher, SegmentError, Sender, Shared, Zeroable,
 };
 
 use crate::checks::{end_checks, leftovers, Totals};
@@ -105,17 +105,23 @@ impl Sup {
         // the channel and rings (the lane and the publisher role are freed).
         let seg = |name: String| move |e: SegmentError| format!("create {name}: {e}");
         drop(
-            Sender::create(&chan_opts(&names.chan()).persistent(true))
+            chan_opts::<Sender>(&names.chan())
+                .persistent(true)
+                .create()
                 .map_err(seg(names.chan()))?,
         );
         for policy in [Policy::Lossless, Policy::OverwriteOldest] {
             let name = names.ring(policy);
             drop(
-                Publisher::create_with(&ring_opts(&name, policy).persistent(true))
+                ring_opts::<Publisher>(&name, policy)
+                    .persistent(true)
+                    .create()
                     .map_err(seg(name.clone()))?,
             );
         }
-        let ctl = Shared::<Ctl>::create_with(&SegmentOptions::new(&names.ctl()).persistent(true))
+        let ctl = Shared::<Ctl>::options(&names.ctl())
+            .persistent(true)
+            .create()
             .map_err(seg(names.ctl()))?;
         let chan_j =
             ChanJournal::create(&names.journal(RX_SLOT)).map_err(seg(names.journal(RX_SLOT)))?;
@@ -568,7 +574,7 @@ pub(crate) fn supervise(args: Args) -> ExitCode {
     let longest_stall = sup.longest_stall;
     drop(sup);
     for name in names.all() {
-        match segment::unlink(&SegmentOptions::new(&name)) {
+        match Location::shm(&name).and_then(|at| segment::unlink(&at)) {
             Ok(()) | Err(SegmentError::NotFound(_)) => {}
             Err(err) => eprintln!("soak: unlink {name}: {err}"),
         }

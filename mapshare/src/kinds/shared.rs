@@ -4,16 +4,18 @@
 //! Payload layout: `[MutexWord: 128][EventWord: 128][T at DATA_OFFSET]`.
 
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use crate::error::{LockError, SegmentError, Timeout};
+use crate::error::{Fault, LockTimeoutError, RecvTimeoutError, SegmentError};
+use crate::kinds::mutex::lock_guard;
 use crate::layout::{Fingerprint, Kind};
-use crate::named::{guard_result, lock_with};
-use crate::segment::{Location, Segment, SegmentOptions, Spec};
+use crate::options::{self, How, Options};
+use crate::segment::{Location, Segment, Spec};
 use crate::sync::event::{EventWord, MODE_AUTO};
-use crate::sync::mutex::{self, MutexWord, Wait};
+use crate::sync::mutex::{self, MutexWord};
+use crate::sync::Liveness;
+use crate::wait::{lock_forms, recv_forms, Wait};
 
 const MUTEX_OFFSET: usize = 0;
 const EVENT_OFFSET: usize = 128;
@@ -77,67 +79,7 @@ impl<T: Pod> Shared<T> {
         // The value starts zeroed (a fresh object is all zeroes).
     }
 
-    /// Creates the segment `name`, holding `T::zeroed()`.
-    ///
-    /// # Errors
-    /// [`SegmentError::AlreadyExists`], [`SegmentError::InvalidName`], [`SegmentError::NoSpace`], ...
-    pub fn create(name: &str) -> Result<Self, SegmentError> {
-        Self::create_with(&SegmentOptions::new(name))
-    }
-
-    /// Creates a segment as `opts` says.
-    ///
-    /// # Errors
-    /// As [`Shared::create`].
-    pub fn create_with(opts: &SegmentOptions) -> Result<Self, SegmentError> {
-        let seg = Segment::create(opts, &Self::spec(), Self::payload_len()?, Self::init)?;
-        Ok(Shared {
-            seg,
-            _t: PhantomData,
-        })
-    }
-
-    /// Opens the existing segment `name`.
-    ///
-    /// # Errors
-    /// [`SegmentError::NotFound`], [`SegmentError::LayoutMismatch`],
-    /// [`SegmentError::KindMismatch`], [`SegmentError::Header`],
-    /// [`SegmentError::ForeignOwner`], ...
-    pub fn open(name: &str) -> Result<Self, SegmentError> {
-        Self::open_with(&SegmentOptions::new(name))
-    }
-
-    /// Opens a segment as `opts` says.
-    ///
-    /// # Errors
-    /// As [`Shared::open`].
-    pub fn open_with(opts: &SegmentOptions) -> Result<Self, SegmentError> {
-        let seg = Segment::open(opts, &Self::spec())?;
-        Ok(Shared {
-            seg,
-            _t: PhantomData,
-        })
-    }
-
-    /// Opens `name`, creating it if it does not exist.
-    ///
-    /// # Errors
-    /// As [`Shared::open`] and [`Shared::create`].
-    pub fn open_or_create(name: &str) -> Result<Self, SegmentError> {
-        Self::open_or_create_with(&SegmentOptions::new(name))
-    }
-
-    /// Opens or creates a segment as `opts` says.
-    ///
-    /// # Errors
-    /// As [`Shared::open`] and [`Shared::create`].
-    pub fn open_or_create_with(opts: &SegmentOptions) -> Result<Self, SegmentError> {
-        let seg = Segment::open_or_create(opts, &Self::spec(), Self::payload_len()?, Self::init)?;
-        Ok(Shared {
-            seg,
-            _t: PhantomData,
-        })
-    }
+    options::constructors!("a value of `T` (created as `T::zeroed()`)");
 
     /// Where the segment lives.
     pub fn location(&self) -> &Location {
@@ -158,87 +100,56 @@ impl<T: Pod> Shared<T> {
             .expect("validated at open") // min_payload checked
     }
 
-    fn guard(&self) -> SharedGuard<'_, T> {
-        SharedGuard { shared: self }
-    }
-
-    /// Locks the value, waiting as long as it takes.
-    ///
-    /// # Errors
-    /// [`LockError::OwnerDied`] (holding the guard) when the previous owner
-    /// died holding the lock: the value may be half-updated.
-    pub fn lock(&self) -> Result<SharedGuard<'_, T>, LockError<SharedGuard<'_, T>>> {
-        guard_result(
-            lock_with(self.mutex(), &self.seg, Wait::Until(None)),
-            || self.guard(),
-        )
-    }
-
-    /// Locks the value if that needs no wait (a dead owner's lock is taken over).
-    ///
-    /// # Errors
-    /// [`LockError::WouldBlock`], or [`LockError::OwnerDied`] as for [`Shared::lock`].
-    pub fn try_lock(&self) -> Result<SharedGuard<'_, T>, LockError<SharedGuard<'_, T>>> {
-        guard_result(lock_with(self.mutex(), &self.seg, Wait::Try), || {
-            self.guard()
+    fn lock_inner(
+        &self,
+        wait: Wait,
+    ) -> Result<SharedGuard<'_, T>, LockTimeoutError<SharedGuard<'_, T>>> {
+        lock_guard(&self.seg, self.mutex(), wait, || SharedGuard {
+            shared: self,
         })
     }
 
-    /// Locks the value, waiting at most `timeout` (monotonic clock).
-    ///
-    /// # Errors
-    /// [`LockError::Timeout`], or [`LockError::OwnerDied`] as for [`Shared::lock`].
-    pub fn lock_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<SharedGuard<'_, T>, LockError<SharedGuard<'_, T>>> {
-        self.lock_deadline(Instant::now() + timeout)
-    }
-
-    /// Locks the value, waiting until `deadline` at most.
-    ///
-    /// # Errors
-    /// As [`Shared::lock_timeout`].
-    pub fn lock_deadline(
-        &self,
-        deadline: Instant,
-    ) -> Result<SharedGuard<'_, T>, LockError<SharedGuard<'_, T>>> {
-        guard_result(
-            lock_with(self.mutex(), &self.seg, Wait::Until(Some(deadline))),
-            || self.guard(),
-        )
-    }
+    lock_forms!(
+        /// Locks the value.
+        SharedGuard<'_, T> = lock_inner
+    );
 
     /// Signals "data is ready" (auto-reset: one wait consumes it).
     pub fn notify(&self) {
         self.event().notify();
     }
 
-    /// Waits for [`Shared::notify`], as long as it takes.
-    pub fn wait(&self) {
-        self.event().wait(None);
-    }
-
-    /// Waits for [`Shared::notify`] at most `timeout`.
-    ///
-    /// # Errors
-    /// [`Timeout`].
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), Timeout> {
-        self.wait_deadline(Instant::now() + timeout)
-    }
-
-    /// Waits for [`Shared::notify`] until `deadline`.
-    ///
-    /// # Errors
-    /// [`Timeout`].
-    pub fn wait_deadline(&self, deadline: Instant) -> Result<(), Timeout> {
-        if self.event().wait(Some(deadline)) {
+    fn wait_inner(&self, wait: Wait) -> Result<(), RecvTimeoutError> {
+        let deadline = match wait {
+            Wait::Try => Some(std::time::Instant::now()),
+            Wait::Until(d) => d,
+        };
+        if self.event().wait(deadline, &|| self.seg.intact()) {
             Ok(())
+        } else if !self.seg.intact() {
+            Err(RecvTimeoutError::Fault(Fault::Truncated))
         } else {
-            Err(Timeout)
+            Err(RecvTimeoutError::Timeout)
         }
     }
+
+    recv_forms!(
+        /// Waits for [`Shared::notify`] (consuming it), as for an
+        /// auto-reset [`Event`](crate::Event).
+        try_wait, wait, wait_timeout, wait_deadline (&self) () -> () = wait_inner
+    );
 }
+
+impl<T: Pod> options::private::Sealed for Shared<T> {
+    fn attach(o: &Options<Self>, how: How) -> Result<Self, SegmentError> {
+        let seg = Segment::attach(&o.seg, how, &Self::spec(), Self::payload_len()?, Self::init)?;
+        Ok(Shared {
+            seg,
+            _t: PhantomData,
+        })
+    }
+}
+impl<T: Pod> options::Attach for Shared<T> {}
 
 /// Holds the lock of a [`Shared<T>`]; unlocks on drop.
 #[must_use = "the lock is released as soon as the guard is dropped"]

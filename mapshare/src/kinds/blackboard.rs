@@ -28,7 +28,7 @@
 //! |---|---|
 //! | `2v + 2` | holds version `v`, complete |
 //! | `2v + 1` | the writer is writing version `v` |
-//! | anything else | garbage: readers retry, then give up ([`BlackboardError::Contended`]) |
+//! | anything else | garbage: readers retry, then give up ([`Fault::Contended`]) |
 //!
 //! # What a crash leaves
 //! A writer killed mid-write leaves the buffer it was writing marked odd,
@@ -48,14 +48,16 @@ use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use crate::error::{BlackboardError, SegmentError};
+use crate::error::{Fault, RecvTimeoutError, SegmentError};
 use crate::layout::{Fingerprint, Kind};
+use crate::options::{self, How, Options};
 use crate::primitive::{fence, spin_loop, AtomicU32, AtomicU64, Ordering};
 use crate::queue::broadcast::{load_bytes, store_bytes};
 use crate::region::Region;
-use crate::segment::{Location, Segment, SegmentOptions, Spec};
+use crate::segment::{Location, Segment, Spec};
 use crate::sync::doorbell::{Doorbell, WaitStrategy};
 use crate::sync::Liveness;
+use crate::wait::{recv_forms, Wait};
 
 const CTL_OFFSET: usize = 0;
 const BELL_OFFSET: usize = 128;
@@ -86,6 +88,10 @@ pub(crate) struct BoardControl {
 
 #[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::size_of::<BoardControl>() == 128);
+crate::pod::shm_state!(
+    BoardControl,
+    "AtomicU64, AtomicU32s and u64 padding; repr(C)"
+);
 
 #[cfg(test)]
 impl BoardControl {
@@ -191,7 +197,7 @@ impl<'a> Board<'a> {
     /// Gives the writer role up and wakes waiting readers.
     fn release(&self, token: u32) {
         // SYNC(writer): SeqCst after our last `latest` store; also ordered
-        // before the doorbell's `sleepers` load.
+        // before the doorbell's load of its word.
         let _ = self
             .ctl
             .writer
@@ -213,13 +219,13 @@ impl<'a> Board<'a> {
         }
         // SYNC(latest): SeqCst store: Release pairs with the readers'
         // Acquire load of `latest`; SeqCst orders it before the doorbell's
-        // `sleepers` load (Dekker with a reader going to sleep).
+        // load of its word (Dekker with a reader going to sleep).
         self.ctl.latest.store(v, Ordering::SeqCst);
         self.bell.ring();
     }
 
     /// Copies the latest complete value into `out`; returns its version.
-    fn read(&self, out: &mut [u8]) -> Result<u64, BlackboardError> {
+    fn read(&self, out: &mut [u8]) -> Result<u64, Fault> {
         for attempt in 0..READ_ATTEMPTS {
             // SYNC(latest): Acquire pairs with the SeqCst store in `write`.
             let v = self.ctl.latest.load(Ordering::Acquire);
@@ -242,7 +248,7 @@ impl<'a> Board<'a> {
                 std::thread::yield_now();
             }
         }
-        Err(BlackboardError::Contended)
+        Err(Fault::Contended)
     }
 
     /// The latest version (`SeqCst`: the wait condition's side of the Dekker pair).
@@ -265,31 +271,37 @@ impl<'a> Board<'a> {
         out: &mut [u8],
         peers: &dyn Liveness,
         wait: Option<(WaitStrategy, Option<Instant>)>,
-    ) -> Result<u64, BlackboardError> {
+    ) -> Result<u64, RecvTimeoutError> {
         loop {
             if is_newer(self.latest(), seen) {
-                return self.read(out);
+                return self.read(out).map_err(RecvTimeoutError::Fault);
             }
             if self.writer_gone(peers) {
                 // Published just before it went?
                 return if is_newer(self.latest(), seen) {
-                    self.read(out)
+                    self.read(out).map_err(RecvTimeoutError::Fault)
                 } else {
-                    Err(BlackboardError::Disconnected)
+                    Err(RecvTimeoutError::Disconnected)
                 };
             }
             let Some((strategy, deadline)) = wait else {
-                return Err(BlackboardError::Unchanged);
+                return Err(RecvTimeoutError::Timeout);
             };
             // Sleep in slices, to notice a killed writer.
             let slice = Instant::now() + PEER_POLL;
-            let until = deadline.map_or(slice, |d| d.min(slice));
+            let until = deadline.map_or(slice, |d: Instant| d.min(slice));
             let writer = self.ctl.writer.load(Ordering::Relaxed);
-            let ready = self.bell.wait_until(strategy, Some(until), || {
-                is_newer(self.latest(), seen) || self.ctl.writer.load(Ordering::Relaxed) != writer
-            });
+            let ready = self
+                .bell
+                .wait_until(strategy, Some(until), &|| peers.intact(), || {
+                    is_newer(self.latest(), seen)
+                        || self.ctl.writer.load(Ordering::Relaxed) != writer
+                });
+            if !ready && !peers.intact() {
+                return Err(RecvTimeoutError::Fault(Fault::Truncated));
+            }
             if !ready && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(BlackboardError::Timeout);
+                return Err(RecvTimeoutError::Timeout);
             }
         }
     }
@@ -365,58 +377,9 @@ pub struct BlackboardWriter<T: Pod> {
 }
 
 impl<T: Pod> BlackboardWriter<T> {
-    /// Creates the board `name`, holding `T::zeroed()` as version 0, and
-    /// becomes its writer.
-    ///
-    /// # Errors
-    /// [`SegmentError::AlreadyExists`], [`SegmentError::InvalidName`], ...
-    pub fn create(name: &str) -> Result<Self, SegmentError> {
-        Self::create_with(&SegmentOptions::new(name))
-    }
-
-    /// Creates a board as `opts` says and becomes its writer.
-    ///
-    /// # Errors
-    /// As [`BlackboardWriter::create`].
-    pub fn create_with(opts: &SegmentOptions) -> Result<Self, SegmentError> {
-        let seg = Segment::create(opts, &spec::<T>(), payload_len::<T>()?, init::<T>)?;
-        Self::claim(check::<T>(seg)?)
-    }
-
-    /// Opens the existing board `name` as its writer: the previous one left
-    /// or died. Versions continue where they stopped.
-    ///
-    /// # Errors
-    /// [`SegmentError::NotFound`], [`SegmentError::LayoutMismatch`],
-    /// [`SegmentError::TooManyAttached`] (a live writer holds it), ...
-    pub fn open(name: &str) -> Result<Self, SegmentError> {
-        Self::open_with(&SegmentOptions::new(name))
-    }
-
-    /// Opens an existing board as `opts` says, as its writer.
-    ///
-    /// # Errors
-    /// As [`BlackboardWriter::open`].
-    pub fn open_with(opts: &SegmentOptions) -> Result<Self, SegmentError> {
-        Self::claim(check::<T>(Segment::open(opts, &spec::<T>())?)?)
-    }
-
-    /// Opens the board `name`, creating it if it does not exist.
-    ///
-    /// # Errors
-    /// As [`BlackboardWriter::open`] and [`BlackboardWriter::create`].
-    pub fn open_or_create(name: &str) -> Result<Self, SegmentError> {
-        Self::open_or_create_with(&SegmentOptions::new(name))
-    }
-
-    /// Opens or creates a board as `opts` says, as its writer.
-    ///
-    /// # Errors
-    /// As [`BlackboardWriter::open`] and [`BlackboardWriter::create`].
-    pub fn open_or_create_with(opts: &SegmentOptions) -> Result<Self, SegmentError> {
-        let seg = Segment::open_or_create(opts, &spec::<T>(), payload_len::<T>()?, init::<T>)?;
-        Self::claim(check::<T>(seg)?)
-    }
+    options::constructors!(
+        "a blackboard (created holding `T::zeroed()` as version 0), as its writer,"
+    );
 
     fn claim(seg: Segment) -> Result<Self, SegmentError> {
         match board::<T>(&seg).claim(&seg) {
@@ -450,8 +413,31 @@ impl<T: Pod> BlackboardWriter<T> {
     }
 }
 
+impl<T: Pod> options::private::Sealed for BlackboardWriter<T> {
+    fn attach(o: &Options<Self>, how: How) -> Result<Self, SegmentError> {
+        let seg = Segment::attach(&o.seg, how, &spec::<T>(), payload_len::<T>()?, init::<T>)?;
+        Self::claim(check::<T>(seg)?)
+    }
+}
+impl<T: Pod> options::Attach for BlackboardWriter<T> {}
+
+impl<T: Pod> options::private::Sealed for BlackboardReader<T> {
+    fn attach(o: &Options<Self>, how: How) -> Result<Self, SegmentError> {
+        let seg = Segment::attach(&o.seg, how, &spec::<T>(), payload_len::<T>()?, init::<T>)?;
+        Ok(BlackboardReader {
+            seg: check::<T>(seg)?,
+            wait: o.wait,
+            _t: PhantomData,
+        })
+    }
+}
+impl<T: Pod> options::Attach for BlackboardReader<T> {}
+
 impl<T: Pod> Drop for BlackboardWriter<T> {
     fn drop(&mut self) {
+        if !self.seg.is_intact() {
+            return; // shrunk by a peer: its words are gone (SIGBUS if touched)
+        }
         board::<T>(&self.seg).release(self.seg.token());
     }
 }
@@ -465,43 +451,18 @@ pub struct BlackboardReader<T: Pod> {
 }
 
 impl<T: Pod> BlackboardReader<T> {
-    /// Opens the board `name` for reading.
-    ///
-    /// # Errors
-    /// [`SegmentError::NotFound`], [`SegmentError::LayoutMismatch`] (the
-    /// board holds another type), [`SegmentError::KindMismatch`], ...
-    pub fn open(name: &str) -> Result<Self, SegmentError> {
-        Self::open_with(&SegmentOptions::new(name))
-    }
+    options::constructors!("a blackboard, as a reader,");
 
-    /// Opens a board as `opts` says, for reading.
-    ///
-    /// # Errors
-    /// As [`BlackboardReader::open`].
-    pub fn open_with(opts: &SegmentOptions) -> Result<Self, SegmentError> {
-        Ok(BlackboardReader {
-            seg: check::<T>(Segment::open(opts, &spec::<T>())?)?,
-            wait: WaitStrategy::default(),
-            _t: PhantomData,
-        })
-    }
-
-    /// How the `read_newer` forms wait (default: spin briefly, then sleep).
-    pub fn with_wait_strategy(mut self, wait: WaitStrategy) -> Self {
-        self.wait = wait;
-        self
-    }
-
-    fn read_into(&self, v: &mut T) -> Result<u64, BlackboardError> {
+    fn read_into(&self, v: &mut T) -> Result<u64, Fault> {
         board::<T>(&self.seg).read(bytemuck::bytes_of_mut(v))
     }
 
     /// A copy of the latest complete value.
     ///
     /// # Errors
-    /// [`BlackboardError::Contended`]: no consistent copy after many
+    /// [`Fault::Contended`]: no consistent copy after many
     /// attempts (a writer faster than the copy, or a corrupting peer).
-    pub fn read(&self) -> Result<T, BlackboardError> {
+    pub fn read(&self) -> Result<T, Fault> {
         self.read_with_version().map(|(v, _)| v)
     }
 
@@ -510,7 +471,7 @@ impl<T: Pod> BlackboardReader<T> {
     ///
     /// # Errors
     /// As [`BlackboardReader::read`].
-    pub fn read_with_version(&self) -> Result<(T, u64), BlackboardError> {
+    pub fn read_with_version(&self) -> Result<(T, u64), Fault> {
         let mut v = T::zeroed();
         let version = self.read_into(&mut v)?;
         Ok((v, version))
@@ -526,13 +487,9 @@ impl<T: Pod> BlackboardReader<T> {
         !board::<T>(&self.seg).writer_gone(&self.seg)
     }
 
-    fn read_newer_until(
-        &self,
-        seen: u64,
-        wait: Option<Option<Instant>>,
-    ) -> Result<(T, u64), BlackboardError> {
+    fn read_newer_inner(&self, seen: u64, wait: Wait) -> Result<(T, u64), RecvTimeoutError> {
         let mut v = T::zeroed();
-        let wait = wait.map(|deadline| (self.wait, deadline));
+        let wait = wait.until().map(|deadline| (self.wait, deadline));
         let version = board::<T>(&self.seg).read_newer(
             seen,
             bytemuck::bytes_of_mut(&mut v),
@@ -542,49 +499,17 @@ impl<T: Pod> BlackboardReader<T> {
         Ok((v, version))
     }
 
-    /// The value and its version, if a version newer than `seen` is there.
-    /// When there is none it asks the registry whether the writer lives (a
-    /// system call).
-    ///
-    /// # Errors
-    /// [`BlackboardError::Unchanged`], [`BlackboardError::Disconnected`] (no
-    /// newer version and no live writer), [`BlackboardError::Contended`].
-    pub fn try_read_newer(&self, seen: u64) -> Result<(T, u64), BlackboardError> {
-        self.read_newer_until(seen, None)
-    }
-
-    /// Waits for a version newer than `seen` (as long as it takes, or until
-    /// no live writer is left), then reads it.
-    ///
-    /// # Errors
-    /// [`BlackboardError::Disconnected`], [`BlackboardError::Contended`].
-    pub fn read_newer(&self, seen: u64) -> Result<(T, u64), BlackboardError> {
-        self.read_newer_until(seen, Some(None))
-    }
-
-    /// Waits at most `timeout` for a version newer than `seen`, then reads it.
-    ///
-    /// # Errors
-    /// [`BlackboardError::Timeout`], and as [`BlackboardReader::read_newer`].
-    pub fn read_newer_timeout(
-        &self,
-        seen: u64,
-        timeout: Duration,
-    ) -> Result<(T, u64), BlackboardError> {
-        self.read_newer_until(seen, Some(Some(Instant::now() + timeout)))
-    }
-
-    /// Waits until `deadline` at most for a version newer than `seen`, then reads it.
-    ///
-    /// # Errors
-    /// [`BlackboardError::Timeout`], and as [`BlackboardReader::read_newer`].
-    pub fn read_newer_deadline(
-        &self,
-        seen: u64,
-        deadline: Instant,
-    ) -> Result<(T, u64), BlackboardError> {
-        self.read_newer_until(seen, Some(Some(deadline)))
-    }
+    recv_forms!(
+        /// Waits for a version newer than `seen`, then reads it: the value
+        /// and its version. When there is none it asks the registry whether
+        /// the writer lives (a system call).
+        ///
+        /// # Errors
+        /// `Disconnected` (no newer version and no live writer; the last
+        /// value stays readable with [`BlackboardReader::read`]),
+        /// `Fault(Contended)`.
+        try_read_newer, read_newer, read_newer_timeout, read_newer_deadline (&self) (seen: u64) -> (T, u64) = read_newer_inner
+    );
 
     /// Where the segment lives.
     pub fn location(&self) -> &Location {
@@ -664,7 +589,7 @@ mod tests {
         }
     }
 
-    fn read3(b: &Board<'_>) -> Result<([u64; 3], u64), BlackboardError> {
+    fn read3(b: &Board<'_>) -> Result<([u64; 3], u64), Fault> {
         let mut v = [0u64; 3];
         let version = b.read(bytemuck::bytes_of_mut(&mut v))?;
         Ok((v, version))
@@ -731,7 +656,7 @@ mod tests {
         let quick = Some((WaitStrategy::Spin, Some(Instant::now())));
         assert_eq!(
             b.read_newer(1, bytemuck::bytes_of_mut(&mut out), &r, quick),
-            Err(BlackboardError::Disconnected)
+            Err(RecvTimeoutError::Disconnected)
         );
         // The next writer takes over and continues the versions.
         let p2 = Peer { me: 3, dead: &DEAD };
@@ -752,7 +677,7 @@ mod tests {
             w.store(0xdead_beef, Ordering::Relaxed);
         }
         h.ctl.latest.store(u64::MAX / 2, Ordering::Relaxed);
-        assert_eq!(read3(&b), Err(BlackboardError::Contended));
+        assert_eq!(read3(&b), Err(Fault::Contended));
     }
 
     #[test]

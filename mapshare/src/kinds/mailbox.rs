@@ -19,24 +19,24 @@
 //!
 //! `send` and `recv` check that the segment still has its size (one
 //! `fstat`) before they touch the payload, and again after every wait: a
-//! segment another process shrank gives [`SendError::Truncated`] /
-//! [`RecvError::Truncated`] instead of a `SIGBUS`. A shrink racing the
+//! segment another process shrank gives [`Fault::Truncated`](crate::Fault::Truncated) instead of a `SIGBUS`. A shrink racing the
 //! access that follows the check can still fault: see "A segment shrunk
 //! under us" in [`crate::segment`].
 
 use std::time::{Duration, Instant};
 
-use crate::error::{RecvError, SegmentError, SendError};
+use crate::error::{Fault, RecvTimeoutError, SegmentError, SendTimeoutError};
 use crate::layout::Kind;
-use crate::named::guard_result;
+use crate::options::{self, How, Options};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::region::Region;
-use crate::segment::{Location, Segment, SegmentOptions, Spec};
+use crate::segment::{Location, Segment, Spec};
 use crate::sync::event::{EventWord, MODE_AUTO};
-use crate::sync::mutex::{self, MutexWord, Wait};
+use crate::sync::mutex::{self, MutexWord};
+use crate::wait::{recv_forms, send_forms, Wait};
 
-/// Capacity of a mailbox created without one: 4096 bytes.
-pub const DEFAULT_MAILBOX_CAPACITY: usize = 4096;
+/// Largest message of a mailbox created without `max_message`: 4096 bytes.
+pub const DEFAULT_MAILBOX_MAX_MESSAGE: usize = 4096;
 
 const MUTEX_OFFSET: usize = 0;
 const FILLED_OFFSET: usize = 128;
@@ -70,6 +70,10 @@ pub(crate) struct MailboxState {
 
 #[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::size_of::<MailboxState>() == 128);
+crate::pod::shm_state!(
+    MailboxState,
+    "AtomicU32s, AtomicU64s and u64 padding; repr(C)"
+);
 
 /// The mailbox's capacity is its layout size; openers accept any.
 fn spec(capacity: usize) -> Spec {
@@ -103,7 +107,7 @@ fn init(p: Region<'_>) {
 /// use mapshare::Mailbox;
 /// use std::time::Duration;
 /// # let name = format!("doc-mailbox-{}", std::process::id());
-/// let tx = Mailbox::create(&name, 4096)?;
+/// let tx = Mailbox::options(&name).max_message(4096).create()?;
 /// let rx = Mailbox::open(&name)?;
 /// tx.send_timeout("grüß dich 👋".as_bytes(), Duration::from_secs(1)).unwrap();
 /// assert_eq!(rx.recv_timeout(Duration::from_secs(1)).unwrap(), "grüß dich 👋".as_bytes());
@@ -114,6 +118,23 @@ pub struct Mailbox {
     seg: Segment,
     capacity: usize,
 }
+
+impl options::private::Sealed for Mailbox {
+    fn attach(o: &Options<Self>, how: How) -> Result<Self, SegmentError> {
+        let capacity = o.max_message.unwrap_or(DEFAULT_MAILBOX_MAX_MESSAGE);
+        if how != How::Open && (capacity == 0 || capacity > MAX_CAPACITY) {
+            return Err(SegmentError::InvalidSize(format!(
+                "{}: mailbox max_message {capacity}",
+                o.seg.location()?
+            )));
+        }
+        let len = (DATA_OFFSET + capacity) as u64;
+        let spec = spec(if how == How::Open { 0 } else { capacity });
+        Mailbox::from_segment(Segment::attach(&o.seg, how, &spec, len, init)?)
+    }
+}
+impl options::Attach for Mailbox {}
+impl options::HasMaxMessage for Mailbox {}
 
 impl Mailbox {
     fn from_segment(seg: Segment) -> Result<Mailbox, SegmentError> {
@@ -134,63 +155,10 @@ impl Mailbox {
         })
     }
 
-    fn check_capacity(opts: &SegmentOptions, capacity: usize) -> Result<u64, SegmentError> {
-        if capacity == 0 || capacity > MAX_CAPACITY {
-            return Err(SegmentError::InvalidSize(format!(
-                "{}: mailbox capacity {capacity}",
-                opts.location()?
-            )));
-        }
-        Ok((DATA_OFFSET + capacity) as u64)
-    }
-
-    /// Creates the mailbox `name`, empty, holding messages of up to `capacity` bytes.
-    ///
-    /// # Errors
-    /// [`SegmentError::AlreadyExists`], [`SegmentError::InvalidSize`] (0 or above 1 GiB), ...
-    pub fn create(name: &str, capacity: usize) -> Result<Mailbox, SegmentError> {
-        Mailbox::create_with(&SegmentOptions::new(name), capacity)
-    }
-
-    /// Creates a mailbox as `opts` says.
-    ///
-    /// # Errors
-    /// As [`Mailbox::create`].
-    pub fn create_with(opts: &SegmentOptions, capacity: usize) -> Result<Mailbox, SegmentError> {
-        let len = Mailbox::check_capacity(opts, capacity)?;
-        Mailbox::from_segment(Segment::create(opts, &spec(capacity), len, init)?)
-    }
-
-    /// Opens the existing mailbox `name`, whatever its capacity.
-    ///
-    /// # Errors
-    /// [`SegmentError::NotFound`], [`SegmentError::KindMismatch`], ...
-    pub fn open(name: &str) -> Result<Mailbox, SegmentError> {
-        Mailbox::open_with(&SegmentOptions::new(name))
-    }
-
-    /// Opens a mailbox as `opts` says.
-    ///
-    /// # Errors
-    /// As [`Mailbox::open`].
-    pub fn open_with(opts: &SegmentOptions) -> Result<Mailbox, SegmentError> {
-        Mailbox::from_segment(Segment::open(opts, &spec(0))?)
-    }
-
-    /// Opens a mailbox, or creates it with `capacity` if it does not exist.
-    ///
-    /// # Errors
-    /// As [`Mailbox::open`] and [`Mailbox::create`].
-    pub fn open_or_create_with(
-        opts: &SegmentOptions,
-        capacity: usize,
-    ) -> Result<Mailbox, SegmentError> {
-        let len = Mailbox::check_capacity(opts, capacity)?;
-        Mailbox::from_segment(Segment::open_or_create(opts, &spec(capacity), len, init)?)
-    }
+    options::constructors!("a mailbox");
 
     /// Largest message, in bytes.
-    pub fn capacity(&self) -> usize {
+    pub fn max_message(&self) -> usize {
         self.capacity
     }
 
@@ -244,68 +212,46 @@ impl Mailbox {
     /// Locks the mailbox; a dead holder's lock is taken over (the commit
     /// order makes the state consistent whatever it was doing).
     fn lock(&self, deadline: Option<Instant>) -> Option<MailboxGuard<'_>> {
-        let r = mutex::lock(self.mutex(), &self.seg, Wait::Until(deadline));
-        match guard_result(r, || MailboxGuard {
-            mutex: self.mutex(),
-        }) {
-            Ok(g) => Some(g),
-            Err(crate::error::LockError::OwnerDied(g)) => Some(g),
+        match mutex::lock(self.mutex(), &self.seg, Wait::Until(deadline)) {
+            Ok(_) => Some(MailboxGuard {
+                mutex: self.mutex(),
+            }),
             Err(_) => None,
         }
     }
 
-    /// Stores `msg` if the mailbox is empty, without waiting for room.
-    ///
-    /// # Errors
-    /// [`SendError::Full`], [`SendError::TooLarge`], [`SendError::Truncated`].
-    pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError> {
-        match self.send_until(msg, Some(Instant::now()), true) {
-            Err(SendError::Timeout) => Err(SendError::Full),
-            r => r,
+    fn send_inner<'m>(&self, msg: &'m [u8], wait: Wait) -> Result<(), SendTimeoutError<&'m [u8]>> {
+        match wait {
+            Wait::Try => self.send_until(msg, Some(Instant::now()), true),
+            Wait::Until(d) => self.send_until(msg, d, false),
         }
     }
 
-    /// Stores `msg`, waiting for room as long as it takes.
-    ///
-    /// # Errors
-    /// [`SendError::TooLarge`], [`SendError::Truncated`].
-    pub fn send(&self, msg: &[u8]) -> Result<(), SendError> {
-        self.send_until(msg, None, false)
-    }
+    send_forms!(
+        /// Stores `msg`, waiting for the mailbox to be empty.
+        ///
+        /// # Errors
+        /// `TooLarge` above [`Mailbox::max_message`] (nothing is cut);
+        /// `Fault(Truncated)` when another process shrank the segment.
+        /// A mailbox has no receiving side that can leave: `Disconnected`
+        /// never happens.
+        try_send, send, send_timeout, send_deadline (&self) <'m> (msg: &'m [u8]) -> () = send_inner
+    );
 
-    /// Stores `msg`, waiting for room at most `timeout`.
-    ///
-    /// # Errors
-    /// [`SendError::Timeout`], [`SendError::TooLarge`], [`SendError::Truncated`].
-    pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
-        self.send_until(msg, Some(Instant::now() + timeout), false)
-    }
-
-    /// Stores `msg`, waiting for room until `deadline`.
-    ///
-    /// # Errors
-    /// [`SendError::Timeout`], [`SendError::TooLarge`], [`SendError::Truncated`].
-    pub fn send_deadline(&self, msg: &[u8], deadline: Instant) -> Result<(), SendError> {
-        self.send_until(msg, Some(deadline), false)
-    }
-
-    fn send_until(
+    fn send_until<'m>(
         &self,
-        msg: &[u8],
+        msg: &'m [u8],
         deadline: Option<Instant>,
         once: bool,
-    ) -> Result<(), SendError> {
+    ) -> Result<(), SendTimeoutError<&'m [u8]>> {
         if msg.len() > self.capacity {
-            return Err(SendError::TooLarge {
-                len: msg.len(),
-                capacity: self.capacity,
-            });
+            return Err(SendTimeoutError::TooLarge(msg));
         }
         let emptied = self.event(EMPTIED_OFFSET);
         loop {
             // Before touching the payload, and again after each wait.
             if !self.seg.is_intact() {
-                return Err(SendError::Truncated);
+                return Err(SendTimeoutError::Fault(msg, Fault::Truncated));
             }
             let seen = emptied.seq();
             // A try still waits briefly for the lock: it is only ever held for a copy.
@@ -314,7 +260,12 @@ impl Mailbox {
             } else {
                 deadline
             };
-            let guard = self.lock(lock_deadline).ok_or(SendError::Timeout)?;
+            let Some(guard) = self.lock(lock_deadline) else {
+                if !self.seg.is_intact() {
+                    return Err(SendTimeoutError::Fault(msg, Fault::Truncated));
+                }
+                return Err(SendTimeoutError::Timeout(msg));
+            };
             let st = self.state();
             if st.full.load(Ordering::Relaxed) == 0 {
                 self.seg.payload().write(DATA_OFFSET, msg);
@@ -329,57 +280,47 @@ impl Mailbox {
             }
             drop(guard);
             if once || deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(SendError::Timeout);
+                return Err(SendTimeoutError::Timeout(msg));
             }
             // Sleep in slices and look again under the lock: a peer killed
             // between its commit and its wake-up never rings, and the state
             // under the lock is the truth, not the wake-up.
             let slice = Instant::now() + RECHECK;
-            emptied.wait_change(seen, Some(deadline.map_or(slice, |d| d.min(slice))));
+            emptied.wait_change(
+                seen,
+                Some(deadline.map_or(slice, |d| d.min(slice))),
+                &|| self.seg.is_intact(),
+            );
         }
     }
 
-    /// Takes the message if there is one, without waiting.
-    ///
-    /// # Errors
-    /// [`RecvError::Empty`], [`RecvError::Corrupt`], [`RecvError::Truncated`].
-    pub fn try_recv(&self) -> Result<Vec<u8>, RecvError> {
-        match self.recv_until(Some(Instant::now()), true) {
-            Err(RecvError::Timeout) => Err(RecvError::Empty),
-            r => r,
+    fn recv_inner(&self, wait: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
+        match wait {
+            Wait::Try => self.recv_until(Some(Instant::now()), true),
+            Wait::Until(d) => self.recv_until(d, false),
         }
     }
 
-    /// Takes the next message, waiting as long as it takes.
-    ///
-    /// # Errors
-    /// [`RecvError::Corrupt`], [`RecvError::Truncated`].
-    pub fn recv(&self) -> Result<Vec<u8>, RecvError> {
-        self.recv_until(None, false)
-    }
+    recv_forms!(
+        /// Takes the message, waiting for one.
+        ///
+        /// # Errors
+        /// `Fault(BadLength)` when a peer stored a length above the
+        /// maximum (the mailbox is emptied); `Fault(Truncated)` when
+        /// another process shrank the segment. `Disconnected` never happens.
+        try_recv, recv, recv_timeout, recv_deadline (&self) () -> Vec<u8> = recv_inner
+    );
 
-    /// Takes the next message, waiting at most `timeout`.
-    ///
-    /// # Errors
-    /// [`RecvError::Timeout`], [`RecvError::Corrupt`], [`RecvError::Truncated`].
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
-        self.recv_until(Some(Instant::now() + timeout), false)
-    }
-
-    /// Takes the next message, waiting until `deadline`.
-    ///
-    /// # Errors
-    /// [`RecvError::Timeout`], [`RecvError::Corrupt`], [`RecvError::Truncated`].
-    pub fn recv_deadline(&self, deadline: Instant) -> Result<Vec<u8>, RecvError> {
-        self.recv_until(Some(deadline), false)
-    }
-
-    fn recv_until(&self, deadline: Option<Instant>, once: bool) -> Result<Vec<u8>, RecvError> {
+    fn recv_until(
+        &self,
+        deadline: Option<Instant>,
+        once: bool,
+    ) -> Result<Vec<u8>, RecvTimeoutError> {
         let filled = self.event(FILLED_OFFSET);
         loop {
             // Before touching the payload, and again after each wait.
             if !self.seg.is_intact() {
-                return Err(RecvError::Truncated);
+                return Err(RecvTimeoutError::Fault(Fault::Truncated));
             }
             let seen = filled.seq();
             let lock_deadline = if once {
@@ -387,26 +328,31 @@ impl Mailbox {
             } else {
                 deadline
             };
-            let guard = self.lock(lock_deadline).ok_or(RecvError::Timeout)?;
+            let Some(guard) = self.lock(lock_deadline) else {
+                if !self.seg.is_intact() {
+                    return Err(RecvTimeoutError::Fault(Fault::Truncated));
+                }
+                return Err(RecvTimeoutError::Timeout);
+            };
             let st = self.state();
             // SYNC(mailbox): pairs with the Release store in `send_until`.
             if st.full.load(Ordering::Acquire) != 0 {
                 // Copy the length out once, then check it.
                 let len = st.len.load(Ordering::Relaxed);
                 let result = if len > self.capacity as u64 {
-                    Err(RecvError::Corrupt {
+                    Err(RecvTimeoutError::Fault(Fault::BadLength {
                         len,
-                        capacity: self.capacity as u64,
-                    })
+                        max: self.capacity as u64,
+                    }))
                 } else {
                     let mut buf = vec![0u8; len as usize];
                     if self.seg.payload().read(DATA_OFFSET, &mut buf) {
                         Ok(buf)
                     } else {
-                        Err(RecvError::Corrupt {
+                        Err(RecvTimeoutError::Fault(Fault::BadLength {
                             len,
-                            capacity: self.capacity as u64,
-                        })
+                            max: self.capacity as u64,
+                        }))
                     }
                 };
                 st.received.fetch_add(1, Ordering::Relaxed);
@@ -417,13 +363,17 @@ impl Mailbox {
             }
             drop(guard);
             if once || deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(RecvError::Timeout);
+                return Err(RecvTimeoutError::Timeout);
             }
             // Sleep in slices and look again under the lock: a peer killed
             // between its commit and its wake-up never rings, and the state
             // under the lock is the truth, not the wake-up.
             let slice = Instant::now() + RECHECK;
-            filled.wait_change(seen, Some(deadline.map_or(slice, |d| d.min(slice))));
+            filled.wait_change(
+                seen,
+                Some(deadline.map_or(slice, |d| d.min(slice))),
+                &|| self.seg.is_intact(),
+            );
         }
     }
 }

@@ -1,0 +1,131 @@
+//! [`Event`]: a standalone named event ("data is ready").
+
+use crate::error::{Fault, RecvTimeoutError, SegmentError};
+use crate::layout::{Fingerprint, Kind};
+use crate::options::{self, How, Options};
+use crate::region::Region;
+use crate::segment::{Location, Segment, Spec};
+use crate::sync::event::{EventWord, MODE_AUTO, MODE_MANUAL};
+use crate::sync::Liveness;
+use crate::wait::{recv_forms, Wait};
+
+/// Whether a successful wait clears the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventMode {
+    /// One successful wait consumes the signal (Win32 auto-reset).
+    AutoReset,
+    /// The signal stays until [`Event::reset`]; every wait passes (manual-reset).
+    ManualReset,
+}
+
+/// A named event: one process says "data is ready", others wait for it.
+///
+/// Waiters sleep on a futex in the shared segment and wake within
+/// microseconds of [`Event::notify`]; a notify that races a wait is never
+/// lost. Auto-reset unless created with
+/// [`Options::manual_reset`](crate::Options::manual_reset).
+///
+/// A wait is a receive of the signal, so it uses the receive errors: a
+/// `try_wait` on a clear event is [`TryRecvError::Empty`](crate::TryRecvError::Empty),
+/// a `wait_timeout` that runs out is [`RecvTimeoutError::Timeout`]. An
+/// event has no sending side that can leave: `Disconnected` never happens.
+///
+/// # Examples
+/// ```
+/// use mapshare::Event;
+/// use std::time::Duration;
+/// # let name = format!("doc-event-{}", std::process::id());
+/// let ready = Event::create(&name)?;
+/// ready.notify();
+/// assert!(ready.wait_timeout(Duration::from_millis(1)).is_ok());
+/// assert!(ready.try_wait().is_err()); // consumed
+/// # Ok::<(), mapshare::SegmentError>(())
+/// ```
+#[derive(Debug)]
+pub struct Event {
+    seg: Segment,
+}
+
+fn spec() -> Spec {
+    Spec {
+        kind: Kind::Event,
+        layout: Fingerprint::new("event", 128, 128),
+        check_layout: true,
+        min_payload: 128,
+    }
+}
+
+fn init(p: Region<'_>, manual: bool) {
+    if let Some(e) = p.get::<EventWord>(0) {
+        e.init(if manual { MODE_MANUAL } else { MODE_AUTO });
+    }
+}
+
+impl options::private::Sealed for Event {
+    fn attach(o: &Options<Self>, how: How) -> Result<Self, SegmentError> {
+        let manual = o.manual_reset;
+        Ok(Event {
+            seg: Segment::attach(&o.seg, how, &spec(), 128, |p| init(p, manual))?,
+        })
+    }
+}
+impl options::Attach for Event {}
+
+impl Event {
+    options::constructors!("an auto-reset event");
+
+    /// Where the segment lives.
+    pub fn location(&self) -> &Location {
+        self.seg.location()
+    }
+
+    fn word(&self) -> &EventWord {
+        self.seg
+            .payload()
+            .get::<EventWord>(0)
+            .expect("validated at open") // min_payload checked
+    }
+
+    /// The mode chosen at creation.
+    pub fn mode(&self) -> EventMode {
+        if self.word().is_manual() {
+            EventMode::ManualReset
+        } else {
+            EventMode::AutoReset
+        }
+    }
+
+    /// Sets the event and wakes the waiters.
+    pub fn notify(&self) {
+        self.word().notify();
+    }
+
+    /// Clears the event.
+    pub fn reset(&self) {
+        self.word().reset();
+    }
+
+    /// Whether the event is set (without consuming it).
+    pub fn is_set(&self) -> bool {
+        self.word().is_set()
+    }
+
+    fn wait_inner(&self, wait: Wait) -> Result<(), RecvTimeoutError> {
+        let deadline = match wait {
+            Wait::Try => Some(std::time::Instant::now()),
+            Wait::Until(d) => d,
+        };
+        if self.word().wait(deadline, &|| self.seg.intact()) {
+            Ok(())
+        } else if !self.seg.intact() {
+            Err(RecvTimeoutError::Fault(Fault::Truncated))
+        } else {
+            Err(RecvTimeoutError::Timeout)
+        }
+    }
+
+    recv_forms!(
+        /// Waits for the event (consuming the signal of an auto-reset event).
+        try_wait, wait, wait_timeout, wait_deadline (&self) () -> () = wait_inner
+    );
+}

@@ -1,0 +1,114 @@
+//! [`Mutex`]: a standalone named robust mutex.
+
+use crate::error::{Fault, LockTimeoutError, SegmentError};
+use crate::layout::{Fingerprint, Kind};
+use crate::options::{self, How, Options};
+use crate::region::Region;
+use crate::segment::{Location, Segment, Spec};
+use crate::sync::mutex::{self, Acquired, Fail, MutexWord};
+use crate::sync::Liveness;
+use crate::wait::{lock_forms, Wait};
+
+/// Runs the lock algorithm and maps its outcome to the timeout-form
+/// result (shared by every kind with a mutex). A wait that slept checks
+/// that the segment still backs the mutex's page before it looks again.
+pub(crate) fn lock_guard<G>(
+    seg: &Segment,
+    w: &MutexWord,
+    wait: Wait,
+    make: impl FnOnce() -> G,
+) -> Result<G, LockTimeoutError<G>> {
+    match mutex::lock(w, seg as &dyn Liveness, wait) {
+        Ok(Acquired::Clean) => Ok(make()),
+        Ok(Acquired::OwnerDied) => Err(LockTimeoutError::OwnerDied(make())),
+        Err(Fail::WouldBlock) | Err(Fail::Timeout) => Err(LockTimeoutError::Timeout),
+        Err(Fail::Truncated) => Err(LockTimeoutError::Fault(Fault::Truncated)),
+    }
+}
+
+/// A robust mutex shared between processes by name.
+///
+/// A holder killed at any moment (SIGKILL included) never blocks the
+/// others: the next `lock`, `try_lock` or `lock_timeout` takes the lock over
+/// within a few milliseconds and returns
+/// [`OwnerDied`](crate::LockError::OwnerDied) with the guard, so the caller
+/// knows the protected state may be half-updated.
+///
+/// # Examples
+/// ```
+/// use mapshare::Mutex;
+/// # let name = format!("doc-mutex-{}", std::process::id());
+/// let m = Mutex::create(&name)?;
+/// {
+///     let _held = m.lock().unwrap();
+///     assert!(Mutex::open(&name)?.try_lock().is_err());
+/// }
+/// assert!(m.try_lock().is_ok());
+/// # Ok::<(), mapshare::SegmentError>(())
+/// ```
+#[derive(Debug)]
+pub struct Mutex {
+    seg: Segment,
+}
+
+fn spec() -> Spec {
+    Spec {
+        kind: Kind::Mutex,
+        layout: Fingerprint::new("mutex", 128, 128),
+        check_layout: true,
+        min_payload: 128,
+    }
+}
+
+fn init(p: Region<'_>) {
+    if let Some(m) = p.get::<MutexWord>(0) {
+        m.init();
+    }
+}
+
+impl options::private::Sealed for Mutex {
+    fn attach(o: &Options<Self>, how: How) -> Result<Self, SegmentError> {
+        Ok(Mutex {
+            seg: Segment::attach(&o.seg, how, &spec(), 128, init)?,
+        })
+    }
+}
+impl options::Attach for Mutex {}
+
+impl Mutex {
+    options::constructors!("a mutex");
+
+    /// Where the segment lives.
+    pub fn location(&self) -> &Location {
+        self.seg.location()
+    }
+
+    fn word(&self) -> &MutexWord {
+        self.seg
+            .payload()
+            .get::<MutexWord>(0)
+            .expect("validated at open") // min_payload checked
+    }
+
+    fn lock_inner(&self, wait: Wait) -> Result<MutexGuard<'_>, LockTimeoutError<MutexGuard<'_>>> {
+        lock_guard(&self.seg, self.word(), wait, || MutexGuard { mutex: self })
+    }
+
+    lock_forms!(
+        /// Locks the mutex.
+        MutexGuard<'_> = lock_inner
+    );
+}
+
+/// Holds a [`Mutex`]; unlocks on drop.
+#[derive(Debug)]
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct MutexGuard<'a> {
+    mutex: &'a Mutex,
+}
+
+impl Drop for MutexGuard<'_> {
+    fn drop(&mut self) {
+        mutex::unlock(self.mutex.word());
+    }
+}

@@ -1,0 +1,475 @@
+//! Publish/subscribe: one [`Publisher`], up to [`MAX_SUBSCRIBERS`]
+//! [`Subscriber`]s that join and leave at any time, each reading every
+//! message at its own pace, on a segment of kind
+//! [`Kind::PubSub`].
+//!
+//! The protocol is the broadcast ring of [`crate::queue::broadcast`]; this
+//! module maps it onto a segment. Payload layout:
+//!
+//! ```text
+//!     0  Control     geometry (copied out and validated on open), publisher token, joins
+//!   128  TailLine    the publisher's next position
+//!   256  Doorbell    subscribers sleep here when they have read everything
+//!   384  Doorbell    a lossless publisher sleeps here when the ring is full
+//!   512  SubSlot     x MAX_SUBSCRIBERS (128 bytes each): owner token, cursor
+//! 16896  slots       x capacity, `stride` words each: seq | len | data
+//! ```
+//!
+//! No system call on the fast path: a publish is a copy, a few stores and a
+//! `swap` of the tail (plus, lossless, one load of `joins` and a cached
+//! check of the slowest cursor), and the doorbell is rung (one futex wake)
+//! only when its sleepers bit says someone may sleep.
+
+use std::time::Duration;
+
+use crate::error::{Fault, RecvTimeoutError, SegmentError, SendTimeoutError};
+use crate::layout::{Fingerprint, Kind};
+use crate::options::{self, How, Options};
+use crate::queue::broadcast::{
+    Control, Geometry, PubFail, PubState, Recv, Ring, SubSlot, SubState, TailLine,
+};
+use crate::region::Region;
+use crate::segment::{Location, Segment, SegmentOptions, Spec};
+use crate::sync::doorbell::{Doorbell, WaitStrategy};
+use crate::wait::{recv_forms, send_forms, Wait};
+
+pub use crate::queue::broadcast::{Policy, MAX_SUBSCRIBERS};
+
+const CTL_OFFSET: usize = 0;
+const TAIL_OFFSET: usize = 128;
+const DATA_BELL_OFFSET: usize = 256;
+const ROOM_BELL_OFFSET: usize = 384;
+const SUBS_OFFSET: usize = 512;
+const SLOTS_OFFSET: usize = SUBS_OFFSET + MAX_SUBSCRIBERS * std::mem::size_of::<SubSlot>();
+
+#[cfg(not(mapshare_loom))] // loom atomics are larger
+const _: () = assert!(SLOTS_OFFSET == 16896);
+
+/// How often a waiting subscriber asks the registry whether the publisher
+/// is still alive: a killed publisher is reported as
+/// [`RecvError::Disconnected`](crate::RecvError::Disconnected) within this time.
+const PEER_POLL: Duration = Duration::from_millis(50);
+
+/// Default ring capacity, in messages.
+pub(crate) const DEFAULT_CAPACITY: usize = 256;
+/// Default largest message, in bytes.
+pub(crate) const DEFAULT_MAX_MESSAGE: usize = 4096;
+
+fn geometry<K>(o: &Options<K>) -> Result<Geometry, SegmentError> {
+    let capacity = o.capacity.unwrap_or(DEFAULT_CAPACITY);
+    let max_message = o.max_message.unwrap_or(DEFAULT_MAX_MESSAGE);
+    Geometry::new(capacity, max_message, o.policy, o.base)
+        .filter(|g| payload_len(g).is_some())
+        .ok_or_else(|| {
+            SegmentError::InvalidSize(format!("pubsub capacity {capacity} x {max_message} bytes"))
+        })
+}
+
+fn payload_len(g: &Geometry) -> Option<u64> {
+    let bytes = g.words()?.checked_mul(8)?;
+    u64::try_from(SLOTS_OFFSET.checked_add(bytes)?).ok()
+}
+
+fn spec(max_message: usize) -> Spec {
+    Spec {
+        kind: Kind::PubSub,
+        // Informational: the geometry lives in the control line.
+        layout: Fingerprint::new("pubsub", max_message as u64, 8),
+        check_layout: false,
+        min_payload: SLOTS_OFFSET as u64,
+    }
+}
+
+/// The ring in a payload, if every part fits.
+fn ring_in(p: Region<'_>, g: Geometry) -> Option<Ring<'_>> {
+    Ring::new(
+        p.get::<Control>(CTL_OFFSET)?,
+        p.get::<TailLine>(TAIL_OFFSET)?,
+        p.get::<Doorbell>(DATA_BELL_OFFSET)?,
+        p.get::<Doorbell>(ROOM_BELL_OFFSET)?,
+        p.slice::<SubSlot>(SUBS_OFFSET, MAX_SUBSCRIBERS)?,
+        p.slice(SLOTS_OFFSET, g.words()?)?,
+        g,
+    )
+}
+
+/// An attached pub/sub segment with its validated geometry.
+#[derive(Debug)]
+struct Topic {
+    seg: Segment,
+    g: Geometry,
+    wait: WaitStrategy,
+}
+
+impl Topic {
+    fn attach(seg: Segment, wait: WaitStrategy) -> Result<Topic, SegmentError> {
+        let bad = |what| SegmentError::Header {
+            name: seg.location().to_string(),
+            error: crate::error::HeaderError::BadSize { what },
+        };
+        let payload = seg.payload();
+        let ctl = payload
+            .get::<Control>(CTL_OFFSET)
+            .ok_or_else(|| bad("pubsub control line"))?;
+        let g = Geometry::read(ctl).ok_or_else(|| bad("pubsub geometry"))?;
+        if ring_in(payload, g).is_none() {
+            return Err(bad("pubsub ring runs past the payload"));
+        }
+        Ok(Topic { seg, g, wait })
+    }
+
+    fn attach_as<K>(o: &Options<K>, how: How) -> Result<Topic, SegmentError> {
+        if how == How::Open {
+            return Topic::attach(Segment::open(&o.seg, &spec(0))?, o.wait);
+        }
+        let g = geometry(o)?;
+        let len = payload_len(&g).unwrap_or(u64::MAX);
+        let seg = Segment::attach(&o.seg, how, &spec(g.max_message), len, |p| {
+            if let Some(r) = ring_in(p, g) {
+                r.init();
+            }
+        })?;
+        Topic::attach(seg, o.wait)
+    }
+
+    fn ring(&self) -> Ring<'_> {
+        ring_in(self.seg.payload(), self.g).expect("checked at attach") // the mapping never changes
+    }
+
+    fn stats(&self) -> PubSubStats {
+        let r = self.ring();
+        let tail = r.tail();
+        let (_, publisher_alive) = r.publisher_state(&self.seg);
+        let subscribers = r
+            .subscribers(&self.seg)
+            .into_iter()
+            .map(|s| SubscriberStats {
+                slot: s.slot,
+                pid: s.pid,
+                behind: tail.wrapping_sub(s.cursor),
+                missed: s.missed,
+                alive: s.alive,
+            })
+            .collect();
+        PubSubStats {
+            capacity: self.g.capacity,
+            max_message: self.g.max_message,
+            policy: self.g.policy,
+            published: r.published(),
+            publisher_alive,
+            subscribers,
+        }
+    }
+}
+
+/// The publishing end of a pub/sub ring: one per ring at a time.
+///
+/// Publishing never makes a system call unless a subscriber sleeps. With
+/// [`Policy::Lossless`] a publish waits while the slowest live subscriber
+/// is a full ring behind; a subscriber killed meanwhile is dropped within a
+/// few milliseconds. With [`Policy::OverwriteOldest`] it never waits.
+///
+/// Dropping the publisher gives the role up: waiting subscribers see
+/// [`RecvError::Disconnected`](crate::RecvError::Disconnected) once they have read everything, and a
+/// new publisher may open the ring and continue the stream.
+#[derive(Debug)]
+pub struct Publisher {
+    topic: Topic,
+    st: PubState,
+}
+
+impl Publisher {
+    options::constructors!("a pub/sub ring, as its publisher,");
+
+    fn claim(topic: Topic) -> Result<Publisher, SegmentError> {
+        match topic.ring().claim_publisher(&topic.seg) {
+            Ok(st) => Ok(Publisher { topic, st }),
+            Err(_) => Err(SegmentError::TooManyAttached(format!(
+                "{}: a live publisher is attached",
+                topic.seg.location()
+            ))),
+        }
+    }
+
+    fn publish_inner<'m>(
+        &mut self,
+        msg: &'m [u8],
+        wait: Wait,
+    ) -> Result<(), SendTimeoutError<&'m [u8]>> {
+        let strategy = wait.until().map(|deadline| (self.topic.wait, deadline));
+        let r = self.topic.ring();
+        match r.publish(&mut self.st, msg, &self.topic.seg, strategy) {
+            Ok(()) => Ok(()),
+            Err(PubFail::TooLarge) => Err(SendTimeoutError::TooLarge(msg)),
+            Err(PubFail::Full) => Err(SendTimeoutError::Timeout(msg)),
+            Err(PubFail::Truncated) => Err(SendTimeoutError::Fault(msg, Fault::Truncated)),
+        }
+    }
+
+    send_forms!(
+        /// Publishes `msg` to every subscriber. A lossless ring waits while
+        /// the slowest live subscriber is a full ring behind; an
+        /// overwrite-oldest ring never waits. Publishing with no subscriber
+        /// is not an error: the message is dropped in the ring.
+        ///
+        /// # Errors
+        /// `TooLarge` above [`Publisher::max_message`].
+        try_publish, publish, publish_timeout, publish_deadline (&mut self) <'m> (msg: &'m [u8]) -> () = publish_inner
+    );
+
+    /// Live subscribers (asks the registry about each: a system call apiece).
+    pub fn subscriber_count(&self) -> usize {
+        self.topic
+            .ring()
+            .subscribers(&self.topic.seg)
+            .iter()
+            .filter(|s| s.alive)
+            .count()
+    }
+
+    /// Messages published on this ring since it was created.
+    pub fn published(&self) -> u64 {
+        self.st.tail().wrapping_sub(self.topic.g.base)
+    }
+
+    /// Messages the ring holds.
+    pub fn capacity(&self) -> usize {
+        self.topic.g.capacity
+    }
+
+    /// Largest message in bytes.
+    pub fn max_message(&self) -> usize {
+        self.topic.g.max_message
+    }
+
+    /// The ring's policy.
+    pub fn policy(&self) -> Policy {
+        self.topic.g.policy
+    }
+
+    /// Where the segment lives.
+    pub fn location(&self) -> &Location {
+        self.topic.seg.location()
+    }
+
+    /// Capacity, subscribers and their lag (a snapshot).
+    pub fn stats(&self) -> PubSubStats {
+        self.topic.stats()
+    }
+}
+
+impl options::private::Sealed for Publisher {
+    fn attach(o: &Options<Self>, how: How) -> Result<Self, SegmentError> {
+        Publisher::claim(Topic::attach_as(o, how)?)
+    }
+}
+impl options::Attach for Publisher {}
+impl options::HasCapacity for Publisher {}
+impl options::HasMaxMessage for Publisher {}
+impl options::HasPolicy for Publisher {}
+
+impl options::private::Sealed for Subscriber {
+    fn attach(o: &Options<Self>, how: How) -> Result<Self, SegmentError> {
+        let topic = Topic::attach_as(o, how)?;
+        let joined = topic.ring().join(&topic.seg, std::process::id());
+        match joined {
+            Some(st) => Ok(Subscriber { topic, st }),
+            None => Err(SegmentError::TooManyAttached(format!(
+                "{}: all {MAX_SUBSCRIBERS} subscriber slots are held",
+                topic.seg.location()
+            ))),
+        }
+    }
+}
+impl options::Attach for Subscriber {}
+impl options::HasCapacity for Subscriber {}
+impl options::HasMaxMessage for Subscriber {}
+impl options::HasPolicy for Subscriber {}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        if !self.topic.seg.is_intact() {
+            return; // shrunk by a peer: its words are gone (SIGBUS if touched)
+        }
+        self.topic.ring().release_publisher(&self.st);
+    }
+}
+
+/// A receiving end of a pub/sub ring. It receives every message published
+/// after it joined, in order, at its own pace.
+///
+/// With [`Policy::OverwriteOldest`], a subscriber that falls a full ring
+/// behind gets [`RecvError::Lagged`](crate::RecvError::Lagged) with the number of messages it
+/// missed, then the oldest message still in the ring.
+#[derive(Debug)]
+pub struct Subscriber {
+    topic: Topic,
+    st: SubState,
+}
+
+impl Subscriber {
+    options::constructors!("a pub/sub ring, as a subscriber,");
+
+    fn recv_into_inner(
+        &mut self,
+        buf: &mut Vec<u8>,
+        wait: Wait,
+    ) -> Result<usize, RecvTimeoutError> {
+        let strategy = wait.until().map(|deadline| (self.topic.wait, deadline));
+        let r = self.topic.ring();
+        let got = r.recv(&mut self.st, buf, &self.topic.seg, strategy, PEER_POLL);
+        if got != Recv::Message {
+            buf.clear();
+        }
+        match got {
+            Recv::Message => Ok(buf.len()),
+            Recv::Lagged(n) => Err(RecvTimeoutError::Lagged(n)),
+            Recv::Empty => Err(RecvTimeoutError::Timeout),
+            Recv::Disconnected => Err(RecvTimeoutError::Disconnected),
+            Recv::Truncated => Err(RecvTimeoutError::Fault(Fault::Truncated)),
+            Recv::Corrupt { pos, len: 0 } => {
+                Err(RecvTimeoutError::Fault(Fault::BadSlot { position: pos }))
+            }
+            Recv::Corrupt { len, .. } => Err(RecvTimeoutError::Fault(Fault::BadLength {
+                len,
+                max: self.topic.g.max_message as u64,
+            })),
+        }
+    }
+
+    fn recv_inner(&mut self, wait: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
+        let mut buf = Vec::new();
+        self.recv_into_inner(&mut buf, wait).map(|_| buf)
+    }
+
+    recv_forms!(
+        /// Takes the next message, copied into a new `Vec`.
+        ///
+        /// # Errors
+        /// `Disconnected` once nothing is left and no live publisher holds
+        /// the ring (it left or died; a new one may take over, so receiving
+        /// again is allowed); `Lagged(missed)` on an overwrite-oldest ring
+        /// that lapped us; `Fault` for a corrupt slot (skipped).
+        try_recv, recv, recv_timeout, recv_deadline (&mut self) () -> Vec<u8> = recv_inner
+    );
+
+    recv_forms!(
+        /// Takes the next message into `buf` (replacing its contents; no
+        /// allocation once `buf` has grown to the largest message). Returns
+        /// its length.
+        ///
+        /// # Errors
+        /// As [`Subscriber::recv`]; `buf` is then empty.
+        try_recv_into, recv_into, recv_into_timeout, recv_into_deadline (&mut self) (buf: &mut Vec<u8>) -> usize = recv_into_inner
+    );
+
+    /// Messages published that this subscriber has not read yet (more than
+    /// the capacity means it has lagged: the excess is lost).
+    pub fn behind(&self) -> u64 {
+        let ahead = self.topic.ring().tail().wrapping_sub(self.st.cursor());
+        if ahead > i64::MAX as u64 {
+            0 // a tail behind us is garbage
+        } else {
+            ahead
+        }
+    }
+
+    /// Whether a live publisher holds the ring (asks the registry).
+    pub fn publisher_alive(&self) -> bool {
+        self.topic.ring().publisher_state(&self.topic.seg).1
+    }
+
+    /// Messages the ring holds.
+    pub fn capacity(&self) -> usize {
+        self.topic.g.capacity
+    }
+
+    /// Largest message in bytes.
+    pub fn max_message(&self) -> usize {
+        self.topic.g.max_message
+    }
+
+    /// The ring's policy.
+    pub fn policy(&self) -> Policy {
+        self.topic.g.policy
+    }
+
+    /// Where the segment lives.
+    pub fn location(&self) -> &Location {
+        self.topic.seg.location()
+    }
+
+    /// Capacity, subscribers and their lag (a snapshot).
+    pub fn stats(&self) -> PubSubStats {
+        self.topic.stats()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        if !self.topic.seg.is_intact() {
+            return; // shrunk by a peer: its words are gone (SIGBUS if touched)
+        }
+        self.topic.ring().leave(&mut self.st);
+    }
+}
+
+/// What `mapshare info` shows about a pub/sub ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubSubStats {
+    /// Messages the ring holds.
+    pub capacity: usize,
+    /// Largest message in bytes.
+    pub max_message: usize,
+    /// The ring's policy.
+    pub policy: Policy,
+    /// Messages published since creation.
+    pub published: u64,
+    /// Whether a live publisher holds the ring.
+    pub publisher_alive: bool,
+    /// Subscriber slots in use (dead ones included until they are freed).
+    pub subscribers: Vec<SubscriberStats>,
+}
+
+impl PubSubStats {
+    /// Queue depth: the most messages any live subscriber has yet to read,
+    /// at most the capacity.
+    pub fn depth(&self) -> u64 {
+        self.subscribers
+            .iter()
+            .filter(|s| s.alive && s.behind <= i64::MAX as u64)
+            .map(|s| s.behind.min(self.capacity as u64))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// One subscriber slot, as [`PubSubStats`] shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriberStats {
+    /// Slot index.
+    pub slot: usize,
+    /// PID it recorded when it joined (informational).
+    pub pid: u32,
+    /// Messages published that it has not read (above the capacity: lagging).
+    pub behind: u64,
+    /// Messages it was told it missed (overwrite-oldest rings).
+    pub missed: u64,
+    /// Whether its process is alive.
+    pub alive: bool,
+}
+
+/// Reads the statistics of the pub/sub ring `opts` names.
+///
+/// It attaches to the segment for the duration of the call (so it shows in
+/// the registry meanwhile), and reads only: no role is taken, nothing in
+/// the ring is written.
+///
+/// # Errors
+/// [`SegmentError::NotFound`], [`SegmentError::KindMismatch`] (not a
+/// pub/sub ring), [`SegmentError::Header`] (corrupt geometry), ...
+pub fn pubsub_stats(at: &Location) -> Result<PubSubStats, SegmentError> {
+    let seg = Segment::open(&SegmentOptions::at(at), &spec(0))?;
+    let topic = Topic::attach(seg, WaitStrategy::default())?;
+    Ok(topic.stats())
+}
