@@ -953,3 +953,44 @@ fn info_shows_pubsub_depth_subscribers_and_lag() {
     drop(sub);
     assert_eq!(finish(publisher).code(), 0);
 }
+
+#[test]
+fn admin_verbs_survive_a_fifo_and_a_directory_under_the_prefix() {
+    let fifo = unique("fifo");
+    let dir = unique("dir");
+    let (fifo_path, dir_path) = (shm_path(&fifo), shm_path(&dir));
+    struct Gone(PathBuf, PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+            let _ = std::fs::remove_dir(&self.1);
+        }
+    }
+    let _gone = Gone(fifo_path.clone(), dir_path.clone());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo_path)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::create_dir(&dir_path).unwrap();
+    // None of them may hang on the FIFO, crash, or remove what is not ours.
+    let ls = mapshare(&["ls", "--json"]);
+    assert_eq!(ls.code(), 0, "{}", ls.stderr);
+    let out = String::from_utf8_lossy(&ls.stdout);
+    assert!(
+        out.contains(&fifo) && out.contains("not a regular file"),
+        "{out}"
+    );
+    for name in [&fifo, &dir] {
+        let info = mapshare(&["info", name]);
+        assert_eq!(info.code(), 1, "info {name}: {}", info.stderr);
+        assert_one_line_error(&info);
+    }
+    let gc = mapshare(&["gc"]);
+    assert_eq!(gc.code(), 0, "{}", gc.stderr);
+    assert!(fifo_path.exists() && dir_path.exists(), "gc removed them");
+    // A leftover that is not a segment is named, with the way out.
+    let lock = mapshare(&["lock", &fifo, "--", "true"]);
+    assert_ne!(lock.code(), 0);
+    assert_one_line_error(&lock);
+}

@@ -22,7 +22,10 @@ use std::time::{Duration, Instant};
 use common::{assert_clean, shm_path, spawn_child, unique_name, ChildCtx, Cleanup, TempDir};
 use mapshare::options::{HasCapacity, HasMaxMessage, HasSenders};
 use mapshare::segment;
-use mapshare::{Location, LockTimeoutError, Mailbox, Options, Receiver, Sender, Shared};
+use mapshare::{
+    BlackboardReader, BlackboardWriter, Location, LockTimeoutError, Mailbox, Options, Publisher,
+    Receiver, Sender, Shared, Subscriber,
+};
 
 /// How long the attacker attacks.
 const ATTACK: Duration = Duration::from_secs(3);
@@ -42,6 +45,14 @@ fn channel_opts<K: HasCapacity + HasMaxMessage + HasSenders>(name: &str) -> Opti
 const CHANNEL_SLOTS_AT: u64 = 4096 + 1408;
 const CHANNEL_STRIDE: u64 = 320;
 const CHANNEL_SLOTS: u64 = 4 * 16;
+/// The pub/sub ring's slots: payload 4096, after the control lines, two
+/// doorbells and 128 subscriber slots (16896); 16 slots of 2 header words
+/// + 256 data bytes, rounded up to 40 words (320 bytes).
+const RING_SLOTS_AT: u64 = 4096 + 16896;
+const RING_STRIDE: u64 = 320;
+const RING_SLOTS: u64 = 16;
+/// The blackboard's two seqlocked buffers, at payload 256.
+const BOARD_AT: u64 = 4096 + 256;
 
 /// Special values worth trying on control words.
 const SPECIAL: [u64; 10] = [
@@ -89,6 +100,8 @@ fn attacker(c: &ChildCtx) {
         for _ in 0..=rng.below(32) {
             let (name, file, len, _) = &files[rng.below(files.len() as u64) as usize];
             let is_channel = name.ends_with("-ch");
+            let is_ring = name.ends_with("-ps");
+            let is_board = name.ends_with("-bb");
             let off = match rng.below(100) {
                 0..=2 => rng.below(8),                  // the magic
                 3..=34 => 8 + rng.below(248),           // the rest of the header's fixed part
@@ -98,6 +111,15 @@ fn attacker(c: &ChildCtx) {
                     // a slot header: seq or len
                     CHANNEL_SLOTS_AT + rng.below(CHANNEL_SLOTS) * CHANNEL_STRIDE + 8 * rng.below(2)
                 }
+                80..=89 if is_ring => {
+                    // a ring slot's seq or len word, or the subscriber table
+                    if rng.below(2) == 0 {
+                        RING_SLOTS_AT + rng.below(RING_SLOTS) * RING_STRIDE + 8 * rng.below(2)
+                    } else {
+                        4096 + 512 + rng.below(128 * 128)
+                    }
+                }
+                80..=89 if is_board => BOARD_AT + rng.below(2 * 128), // seq words, values
                 _ => rng.below(*len),
             };
             let off = match rng.below(4) {
@@ -224,9 +246,12 @@ fn hostile_peer_rewrites_live_segments_while_we_keep_working() {
         format!("{base}-sh"),
         format!("{base}-ch"),
     );
+    let (ps_name, bb_name) = (format!("{base}-ps"), format!("{base}-bb"));
     let mut cleanup = Cleanup::new(&mb_name);
     cleanup.add(&sh_name);
     cleanup.add(&ch_name);
+    cleanup.add(&ps_name);
+    cleanup.add(&bb_name);
 
     let mailbox = Mailbox::options(&mb_name)
         .max_message(4096)
@@ -235,13 +260,27 @@ fn hostile_peer_rewrites_live_segments_while_we_keep_working() {
     let shared = Shared::<u64>::create(&sh_name).unwrap();
     let mut rx: Receiver = channel_opts(&ch_name).create().unwrap();
     let mut tx: Sender = channel_opts(&ch_name).open().unwrap();
+    let mut publisher = Publisher::options(&ps_name)
+        .capacity(16)
+        .max_message(256)
+        .create()
+        .unwrap();
+    let subscribers = [
+        Subscriber::open(&ps_name).unwrap(),
+        Subscriber::open(&ps_name).unwrap(),
+    ];
+    let mut writer = BlackboardWriter::<[u64; 8]>::create(&bb_name).unwrap();
+    let reader = BlackboardReader::<[u64; 8]>::open(&bb_name).unwrap();
     // Some traffic in flight when the attack starts.
     mailbox.try_send(b"before the attack").unwrap();
     for i in 0..8u8 {
         tx.try_send(&[i; 100]).unwrap();
     }
 
-    let arg = format!("{},{mb_name},{sh_name},{ch_name}", ATTACK.as_millis());
+    let arg = format!(
+        "{},{mb_name},{sh_name},{ch_name},{ps_name},{bb_name}",
+        ATTACK.as_millis()
+    );
     let mut attacker = spawn_child(test, "attacker", &base, dir.path(), &arg);
     assert!(common::wait_for_flag_or_exit(
         dir.path(),
@@ -350,10 +389,67 @@ fn hostile_peer_rewrites_live_segments_while_we_keep_working() {
             tallies.lock().unwrap().merge(t);
         }));
     }
+    // Pub/sub: the publisher (a lossless ring: it may be held up by a
+    // subscriber the attacker fakes, never for ever) and two subscribers.
+    {
+        let (stop, tallies) = (stop.clone(), tallies.clone());
+        threads.push(std::thread::spawn(move || {
+            let t = run_until(&stop, |t, rng| {
+                let mut msg = vec![0u8; rng.below(300) as usize];
+                rng.fill(&mut msg);
+                t.count("pubsub.try_publish", &publisher.try_publish(&msg));
+                t.count(
+                    "pubsub.publish_timeout",
+                    &publisher.publish_timeout(&msg[..msg.len().min(8)], SHORT),
+                );
+                let _ = (publisher.subscriber_count(), publisher.stats());
+            });
+            tallies.lock().unwrap().merge(t);
+        }));
+    }
+    for mut sub in subscribers {
+        let (stop, tallies) = (stop.clone(), tallies.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let t = run_until(&stop, |t, _| {
+                let r = sub.recv_timeout(SHORT);
+                if let Ok(m) = &r {
+                    assert!(m.len() <= sub.max_message(), "a message above the maximum");
+                }
+                t.count("pubsub.recv_timeout", &r);
+                let r = sub.try_recv_into(&mut buf);
+                if let Ok(n) = r {
+                    assert!(n <= sub.max_message() && n == buf.len());
+                }
+                t.count("pubsub.try_recv_into", &r);
+                let _ = (sub.behind(), sub.publisher_alive());
+            });
+            tallies.lock().unwrap().merge(t);
+        }));
+    }
+    // Blackboard: the writer never waits; readers copy, or give up.
+    {
+        let (stop, tallies) = (stop.clone(), tallies.clone());
+        threads.push(std::thread::spawn(move || {
+            let t = run_until(&stop, |t, rng| {
+                writer.write(&[rng.next_u64(); 8]);
+                t.count::<_, ()>("board.write", &Ok(()));
+                t.count("board.read", &reader.read_with_version());
+                let v = reader.version();
+                t.count("board.try_read_newer", &reader.try_read_newer(v));
+                t.count(
+                    "board.read_newer_timeout",
+                    &reader.read_newer_timeout(v.wrapping_sub(1), SHORT),
+                );
+            });
+            tallies.lock().unwrap().merge(t);
+        }));
+    }
     // Re-opening every segment, and inspecting it, while it is attacked.
     {
         let (stop, tallies) = (stop.clone(), tallies.clone());
         let (mb_name, sh_name, ch_name) = (mb_name.clone(), sh_name.clone(), ch_name.clone());
+        let (ps_name, bb_name) = (ps_name.clone(), bb_name.clone());
         threads.push(std::thread::spawn(move || {
             let t = run_until(&stop, |t, _| {
                 let r = Mailbox::open(&mb_name);
@@ -370,7 +466,22 @@ fn hostile_peer_rewrites_live_segments_while_we_keep_working() {
                 t.count("reopen.channel_sender", &r);
                 let r = channel_opts::<Receiver>(&ch_name).open();
                 t.count("reopen.channel_receiver", &r);
-                for name in [&mb_name, &sh_name, &ch_name] {
+                let r = Subscriber::open(&ps_name);
+                if let Ok(mut s) = r {
+                    t.count("reopen.subscriber.try_recv", &s.try_recv());
+                } else {
+                    t.count("reopen.subscriber", &r);
+                }
+                t.count(
+                    "reopen.board_reader",
+                    &BlackboardReader::<[u64; 8]>::open(&bb_name),
+                );
+                t.count("reopen.publisher", &Publisher::open(&ps_name));
+                t.count(
+                    "pubsub_stats",
+                    &mapshare::pubsub_stats(&Location::shm(&ps_name).unwrap()),
+                );
+                for name in [&mb_name, &sh_name, &ch_name, &ps_name, &bb_name] {
                     let r = segment::inspect(&Location::shm(name).unwrap());
                     if let Ok(info) = &r {
                         t.count("inspect.header", &info.header);
@@ -402,7 +513,10 @@ fn hostile_peer_rewrites_live_segments_while_we_keep_working() {
     assert!(ops > 0, "nothing ran under attack");
     drop(tally);
     drop(cleanup);
-    assert_clean(&[&mb_name, &sh_name, &ch_name], &[attacker.id()]);
+    assert_clean(
+        &[&mb_name, &sh_name, &ch_name, &ps_name, &bb_name],
+        &[attacker.id()],
+    );
 }
 
 /// The flipper: for `arg` ms, follows the receiver's head mirror and makes

@@ -473,3 +473,90 @@ fn a_segment_truncated_under_a_waiter_is_a_fault_not_sigbus() {
         });
     }
 }
+
+/// Removes a FIFO or directory under /dev/shm on drop.
+struct Odd(std::path::PathBuf);
+
+impl Drop for Odd {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn admin_calls_and_opens_refuse_files_that_are_not_regular() {
+    let _wd = watchdog(TEST);
+    let fifo = unique_name("fifo");
+    let dir = unique_name("dir");
+    let _guards = (Odd(shm_path(&fifo)), Odd(shm_path(&dir)));
+    let made = std::process::Command::new("mkfifo")
+        .arg(shm_path(&fifo))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::create_dir(shm_path(&dir)).unwrap();
+    for name in [&fifo, &dir] {
+        let info = mapshare::segment::inspect(&Location::shm(name).unwrap());
+        // Inspecting a FIFO neither blocks nor reads it; a directory is
+        // refused either way.
+        if let Ok(info) = info {
+            assert!(info.header.is_err(), "{name}: {:?}", info.header);
+        }
+        assert!(Mailbox::open(name).is_err(), "{name} opened as a mailbox");
+        assert!(Mailbox::open_or_create(name).is_err(), "{name} replaced");
+    }
+    let listed: Vec<String> = mapshare::segment::list()
+        .unwrap()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert!(listed.contains(&fifo));
+    // Not `gc --all`: tests running beside this one keep persistent segments.
+    let report = mapshare::segment::gc(false).unwrap();
+    assert!(!report.removed.contains(&fifo) && !report.removed.contains(&dir));
+    assert!(
+        shm_path(&fifo).exists() && shm_path(&dir).exists(),
+        "gc removed them"
+    );
+}
+
+/// Sets a segment's "being removed" flag (header offset 20, bit 2), as a
+/// remover killed between marking and unlinking leaves it.
+fn mark_removed(name: &str) {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(shm_path(name))
+        .unwrap();
+    let mut w = [0u8; 4];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut w, 20).unwrap();
+    let flags = u32::from_ne_bytes(w) | 2;
+    f.write_all_at(&flags.to_ne_bytes(), 20).unwrap();
+}
+
+#[test]
+fn a_removal_killed_half_way_never_blocks_the_name() {
+    let name = unique_name("half-removed");
+    let _clean = Cleanup::new(&name);
+    // The next opener finishes the removal, and the name is free again.
+    drop(Mailbox::options(&name).persistent(true).create().unwrap());
+    mark_removed(&name);
+    assert!(matches!(
+        Mailbox::open(&name),
+        Err(mapshare::SegmentError::NotFound(_))
+    ));
+    assert!(!shm_path(&name).exists(), "the leftover is gone");
+    let fresh = Mailbox::options(&name)
+        .persistent(true)
+        .open_or_create()
+        .unwrap();
+    fresh.send(b"works").unwrap();
+    assert_eq!(fresh.recv().unwrap(), b"works");
+    drop(fresh);
+    // gc finishes it too, even a persistent one, without --all.
+    mark_removed(&name);
+    let report = mapshare::segment::gc(false).unwrap();
+    assert!(report.removed.contains(&name), "{report:?}");
+    assert!(!shm_path(&name).exists());
+}
