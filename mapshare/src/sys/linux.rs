@@ -203,8 +203,8 @@ pub(crate) struct Mapping {
 }
 
 // SAFETY: a `Mapping` is a plain address range that owns no thread-bound
-// state; all access to its bytes goes through `region` (atomics, raw copies,
-// and the scoped slices of the zero-copy loan, each with its own contract),
+// state; all access to its bytes goes through `region` (atomics, volatile
+// copies, and the views' `unsafe fn` slices, each with its own contract),
 // which is equally valid from any thread.
 unsafe impl Send for Mapping {}
 // SAFETY: as for `Send`.

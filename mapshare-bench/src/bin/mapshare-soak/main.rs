@@ -1,6 +1,6 @@
 //! `mapshare-soak`: messages stream through a channel and two pub/sub rings
 //! between processes while a supervisor SIGKILLs and restarts senders,
-//! receivers, publishers and subscribers at random intervals (50 to 500 ms,
+//! receivers, publishers and subscribers at random intervals (50 to 500 ms by default,
 //! uniform), for a configurable duration:
 //!
 //! ```text
@@ -33,7 +33,7 @@
 //! | 7 | `ow-subscriber` (pauses now and then, so it gets lapped) | `<prefix>.ow` |
 //!
 //! The supervisor creates every segment persistent (so they survive all
-//! children being dead at once), then loops: every 50..500 ms it picks a
+//! children being dead at once), then loops: every 50..500 ms (`--kill-every`) it picks a
 //! slot at random, kills its process (`Child::kill`, SIGKILL) and starts
 //! the role again at once with the next incarnation number. Producers are
 //! paced (`--rate` messages per second each); every blocking call in a
@@ -136,7 +136,7 @@ use clap::Parser;
 use crate::setup::{now_ns, Role};
 
 /// Channel and pub/sub traffic between processes that a supervisor SIGKILLs
-/// and restarts every 50 to 500 ms; every message is checked.
+/// and restarts every 50 to 500 ms (`--kill-every`); every message is checked.
 #[derive(Debug, Parser)]
 #[command(name = "mapshare-soak", version)]
 pub(crate) struct Args {
@@ -156,6 +156,9 @@ pub(crate) struct Args {
     /// Messages per second each producer sends (1 to 10,000,000).
     #[arg(long, value_name = "MSGS_PER_SEC", default_value_t = 20_000.0, value_parser = parse_rate)]
     pub(crate) rate: f64,
+    /// The pause between two random kills, in ms: uniform in MIN..MAX.
+    #[arg(long, value_name = "MIN..MAX", default_value = "50..500", value_parser = parse_range)]
+    pub(crate) kill_every: (u64, u64),
     /// No progress line every 10 s.
     #[arg(long)]
     pub(crate) quiet: bool,
@@ -191,6 +194,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("bad duration {s}"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("bad range {s} (want MIN..MAX in ms, 1 <= MIN <= MAX)");
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a == 0 || a > b || b > 3_600_000 {
+        return Err(bad());
+    }
+    Ok((a, b))
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

@@ -34,8 +34,6 @@ pub(crate) const SPARE_AFTER: Duration = Duration::from_millis(250);
 pub(crate) const RECOVERY_GIVE_UP: Duration = Duration::from_secs(10);
 /// How long a child may take to finish once told to stop.
 pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-pub(crate) const KILL_MIN_MS: u64 = 50;
-pub(crate) const KILL_MAX_MS: u64 = 500;
 /// "No value" in journal words.
 pub(crate) const NONE: u64 = u64::MAX;
 

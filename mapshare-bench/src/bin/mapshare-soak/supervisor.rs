@@ -20,9 +20,8 @@ use crate::report::{self, ms, Summary};
 use crate::rng::XorShift;
 use crate::roles::{Ctl, PHASE_DRAIN};
 use crate::setup::{
-    chan_opts, now_ns, ring_opts, Names, Role, HANG_AFTER, KILL_MAX_MS, KILL_MIN_MS, OW_PUB_SLOT,
-    OW_SUB_SLOT, POLL, PUB_SLOT, RECOVERY_GIVE_UP, ROLES, RX_SLOT, SLOTS, SPARE_AFTER,
-    STOP_TIMEOUT, SUB_SLOTS,
+    chan_opts, now_ns, ring_opts, Names, Role, HANG_AFTER, OW_PUB_SLOT, OW_SUB_SLOT, POLL,
+    PUB_SLOT, RECOVERY_GIVE_UP, ROLES, RX_SLOT, SLOTS, SPARE_AFTER, STOP_TIMEOUT, SUB_SLOTS,
 };
 use crate::Args;
 
@@ -528,7 +527,8 @@ impl Sup {
     }
 
     fn kill_interval(&mut self) -> Duration {
-        Duration::from_millis(KILL_MIN_MS + self.rng.below(KILL_MAX_MS - KILL_MIN_MS + 1))
+        let (min, max) = self.args.kill_every;
+        Duration::from_millis(min + self.rng.below(max - min + 1))
     }
 }
 
