@@ -9,6 +9,23 @@ use crate::sync::event::{EventWord, MODE_AUTO, MODE_MANUAL};
 use crate::sync::Liveness;
 use crate::wait::{recv_forms, Wait};
 
+/// Waits for the event word `w` of `seg` (shared by [`Event`] and
+/// [`Shared`](crate::Shared)): the timeout form, with the segment checked
+/// after every sleep.
+pub(crate) fn wait_event(seg: &Segment, w: &EventWord, wait: Wait) -> Result<(), RecvTimeoutError> {
+    let deadline = match wait {
+        Wait::Try => Some(std::time::Instant::now()),
+        Wait::Until(d) => d,
+    };
+    if w.wait(deadline, &|| seg.intact()) {
+        Ok(())
+    } else if !seg.intact() {
+        Err(RecvTimeoutError::Fault(Fault::Truncated))
+    } else {
+        Err(RecvTimeoutError::Timeout)
+    }
+}
+
 /// Whether a successful wait clears the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventMode {
@@ -111,17 +128,7 @@ impl Event {
     }
 
     fn wait_inner(&self, wait: Wait) -> Result<(), RecvTimeoutError> {
-        let deadline = match wait {
-            Wait::Try => Some(std::time::Instant::now()),
-            Wait::Until(d) => d,
-        };
-        if self.word().wait(deadline, &|| self.seg.intact()) {
-            Ok(())
-        } else if !self.seg.intact() {
-            Err(RecvTimeoutError::Fault(Fault::Truncated))
-        } else {
-            Err(RecvTimeoutError::Timeout)
-        }
+        wait_event(&self.seg, self.word(), wait)
     }
 
     recv_forms!(

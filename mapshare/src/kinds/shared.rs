@@ -7,14 +7,13 @@ use std::marker::PhantomData;
 
 use bytemuck::Pod;
 
-use crate::error::{Fault, LockTimeoutError, RecvTimeoutError, SegmentError};
+use crate::error::{LockTimeoutError, RecvTimeoutError, SegmentError};
 use crate::kinds::mutex::lock_guard;
 use crate::layout::{Fingerprint, Kind};
 use crate::options::{self, How, Options};
 use crate::segment::{Location, Segment, Spec};
 use crate::sync::event::{EventWord, MODE_AUTO};
 use crate::sync::mutex::{self, MutexWord};
-use crate::sync::Liveness;
 use crate::wait::{lock_forms, recv_forms, Wait};
 
 const MUTEX_OFFSET: usize = 0;
@@ -120,17 +119,7 @@ impl<T: Pod> Shared<T> {
     }
 
     fn wait_inner(&self, wait: Wait) -> Result<(), RecvTimeoutError> {
-        let deadline = match wait {
-            Wait::Try => Some(std::time::Instant::now()),
-            Wait::Until(d) => d,
-        };
-        if self.event().wait(deadline, &|| self.seg.intact()) {
-            Ok(())
-        } else if !self.seg.intact() {
-            Err(RecvTimeoutError::Fault(Fault::Truncated))
-        } else {
-            Err(RecvTimeoutError::Timeout)
-        }
+        crate::kinds::event::wait_event(&self.seg, self.event(), wait)
     }
 
     recv_forms!(
