@@ -1,7 +1,9 @@
-//! Ring algorithms on regions of atomics: the single-producer lane
-//! ([`spsc`]) under channels, and the broadcast ring under pub/sub. They see
-//! only atomics and a slot accessor, never a file descriptor, so unit tests
-//! and loom run them on the heap.
+//! The algorithms on regions of atomics, one file each: the
+//! single-producer lane ([`spsc`]) under channels, the broadcast ring
+//! ([`broadcast`]) under pub/sub, and the blackboard's double-buffered
+//! seqlock ([`seqlock`]). They see only atomics and a slot accessor, never
+//! a file descriptor, so unit tests and loom run them on the heap.
 
 pub(crate) mod broadcast;
+pub(crate) mod seqlock;
 pub(crate) mod spsc;
