@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::object::{flags_word, flock_timeout, open_file, read_header};
 use super::registry::{any_slot_live, SLOT_LOCK_BASE};
-use super::{flags_word, flock_timeout, open_file, read_header, Location, INIT_LOCK};
+use super::{Location, INIT_LOCK};
 use crate::error::SegmentError;
 use crate::layout::header::{
     self, Header, FLAG_PERSISTENT, FLAG_UNLINKED, HEADER_LEN, REGISTRY_OFFSET, REGISTRY_SLOTS,
