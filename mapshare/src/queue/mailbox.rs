@@ -1,6 +1,6 @@
 //! The mailbox's protocol: at most one byte message, stored and taken
-//! under the mailbox's mutex. The public [`Mailbox`](crate::Mailbox),
-//! which maps it onto a segment and waits, is in [`crate::kinds::mailbox`].
+//! under the mailbox's mutex. The public `Mailbox` (`kinds::mailbox`)
+//! maps it onto a segment and does the waiting; nothing here knows it.
 //!
 //! # What lives in shared memory, and who writes it
 //!

@@ -1,7 +1,7 @@
 //! The blackboard's protocol: the latest value of a plain-data type, one
 //! writer, any number of readers, in two seqlocked buffers. Readers never
-//! block the writer, and never see a torn value. The public types, which
-//! map it onto a segment, are in [`crate::kinds::blackboard`].
+//! block the writer, and never see a torn value. The public types
+//! (`kinds::blackboard`) map it onto a segment; nothing here knows them.
 //!
 //! # What lives in shared memory, and who writes it
 //!
