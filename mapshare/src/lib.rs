@@ -128,10 +128,11 @@
 //!
 //! # Layout of the crate
 //! `sys` (the only OS calls) < `layout` (pure header code, fuzzed) <
-//! `sync` (mutex, event, doorbell on atomics) and `queue` (the ring
-//! algorithms) < `segment` (create, open, registry, lifetime) < `kinds`
-//! (the public types), with [`options`], [`error`] and the four-form
-//! waiting of `wait` shared by all of them.
+//! `sync` (mutex, event, doorbell on atomics) and `queue` (the lane, ring,
+//! seqlock and mailbox algorithms, one file each) < `segment` (create,
+//! open, registry, lifetime) < `kinds` (the public types), with
+//! [`options`], [`error`] and the four-form waiting of `wait` shared by
+//! all of them.
 //!
 //! # Unsafe code
 //! `unsafe` is denied crate-wide and allowed only in these modules:

@@ -1,6 +1,8 @@
-//! Loom models of the lock-free core: the lane (spsc), the robust mutex,
-//! the event and the doorbell. Run with
-//! `RUSTFLAGS="--cfg mapshare_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p mapshare --lib --release loom`.
+//! Loom models of the lock-free core, all in this one place: the lane
+//! (spsc), the robust mutex, the event, the doorbell, the broadcast ring
+//! and the blackboard's seqlock. Run with
+//! `RUSTFLAGS="--cfg mapshare_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p mapshare --lib --release loom`
+//! (`ci/loom.sh`).
 //!
 //! They live inside the crate (not in `tests/`) because the algorithms are
 //! crate-private; they run on heap memory, with the futex replaced by a
@@ -147,4 +149,184 @@ fn loom_doorbell_ring_racing_sleep_is_not_lost() {
         bell.ring();
         assert!(sleeper.join().unwrap());
     });
+}
+
+/// The broadcast ring (`queue::broadcast`): tiny (one or two slots, one
+/// publisher, one subscriber).
+mod broadcast {
+    use crate::primitive::{AtomicU32, Ordering};
+    use crate::queue::broadcast::heap::HeapRing;
+    use crate::queue::broadcast::{Policy, Recv};
+    use crate::sync::Liveness;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    struct Peer(u32);
+
+    impl Liveness for Peer {
+        fn token(&self) -> u32 {
+            self.0
+        }
+        fn is_alive(&self, _: u32) -> bool {
+            true
+        }
+    }
+
+    /// Publishes `[v; len]` for each `v` in `values`, retrying while full.
+    fn publish_all(h: &HeapRing, values: &[u8], len: usize) {
+        let r = h.ring();
+        let p = Peer(1);
+        let mut st = r.claim_publisher(&p).unwrap();
+        for &v in values {
+            while r.publish(&mut st, &vec![v; len], &p, None).is_err() {
+                thread::yield_now();
+            }
+        }
+    }
+
+    #[test]
+    fn loom_broadcast_overwrite_never_tears_or_reorders() {
+        loom::model(|| {
+            let h = Arc::new(HeapRing::with_slots(
+                1,
+                16,
+                Policy::OverwriteOldest,
+                u64::MAX,
+                1,
+            ));
+            let mut sub = h.ring().join(&Peer(2), 0).unwrap();
+            let h2 = h.clone();
+            let publisher = thread::spawn(move || publish_all(&h2, &[1, 2], 16));
+            let r = h.ring();
+            let mut buf = Vec::new();
+            // Every message is either received whole, in order, or counted
+            // as missed: the two add up to what was published.
+            let (mut seen, mut last) = (0u64, 0u8);
+            while seen < 2 {
+                match r.try_recv(&mut sub, &mut buf) {
+                    Recv::Message => {
+                        assert_eq!(buf.len(), 16);
+                        let v = buf[0];
+                        assert!(buf.iter().all(|&b| b == v), "torn: {buf:?}");
+                        assert!(v > last, "reordered or repeated");
+                        last = v;
+                        seen += 1;
+                    }
+                    Recv::Lagged(n) => seen += n,
+                    Recv::Empty => thread::yield_now(),
+                    other => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(seen, 2);
+            publisher.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_broadcast_lossless_delivers_every_message_in_order() {
+        loom::model(|| {
+            let h = Arc::new(HeapRing::with_slots(1, 8, Policy::Lossless, u64::MAX, 1));
+            let mut sub = h.ring().join(&Peer(2), 0).unwrap();
+            let h2 = h.clone();
+            let publisher = thread::spawn(move || publish_all(&h2, &[1, 2], 8));
+            let r = h.ring();
+            let mut buf = Vec::new();
+            for want in 1..=2u8 {
+                loop {
+                    match r.try_recv(&mut sub, &mut buf) {
+                        Recv::Message => break,
+                        Recv::Empty => thread::yield_now(),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                assert_eq!(buf, vec![want; 8]);
+            }
+            publisher.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_broadcast_join_racing_a_lossless_publisher_never_lags() {
+        loom::model(|| {
+            let h = Arc::new(HeapRing::with_slots(1, 8, Policy::Lossless, 0, 1));
+            let done = Arc::new(AtomicU32::new(0));
+            let (h2, d2) = (h.clone(), done.clone());
+            let publisher = thread::spawn(move || {
+                publish_all(&h2, &[1, 2], 8);
+                d2.store(1, Ordering::SeqCst);
+            });
+            let r = h.ring();
+            let mut sub = r.join(&Peer(2), 0).unwrap();
+            let mut buf = Vec::new();
+            // Whatever came before the join, the stream after it is gapless.
+            let mut last: Option<u8> = None;
+            let mut check = |v: u8| {
+                assert!(last.is_none_or(|l| v == l + 1), "a message was lost");
+                last = Some(v);
+            };
+            loop {
+                match r.try_recv(&mut sub, &mut buf) {
+                    Recv::Message => check(buf[0]),
+                    Recv::Empty if done.load(Ordering::SeqCst) == 1 => {
+                        if r.try_recv(&mut sub, &mut buf) == Recv::Empty {
+                            break;
+                        }
+                        check(buf[0]);
+                    }
+                    Recv::Empty => thread::yield_now(),
+                    other => panic!("joined subscriber got {other:?}"),
+                }
+            }
+            publisher.join().unwrap();
+        });
+    }
+}
+
+/// The blackboard's double-buffered seqlock (`queue::seqlock`).
+mod seqlock {
+    use crate::primitive::AtomicU64;
+    use crate::queue::seqlock::{stride, Board, BoardControl};
+    use crate::sync::doorbell::Doorbell;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    struct Heap {
+        ctl: BoardControl,
+        bell: Doorbell,
+        words: Vec<AtomicU64>,
+    }
+
+    fn board(h: &Heap) -> Board<'_> {
+        Board::new(&h.ctl, &h.bell, &h.words, 16).unwrap()
+    }
+
+    #[test]
+    fn loom_blackboard_reads_are_whole_and_never_go_back() {
+        loom::model(|| {
+            let h = Arc::new(Heap {
+                ctl: BoardControl::new(),
+                bell: Doorbell::new(),
+                words: (0..2 * stride(16)).map(|_| AtomicU64::new(0)).collect(),
+            });
+            board(&h).init();
+            let h2 = h.clone();
+            let writer = thread::spawn(move || {
+                let b = board(&h2);
+                for v in 1..=3u64 {
+                    b.write(v, bytemuck::bytes_of(&[v, v]));
+                }
+            });
+            let b = board(&h);
+            let mut last = 0;
+            for _ in 0..2 {
+                let mut out = [0u64; 2];
+                if let Ok(version) = b.read(bytemuck::bytes_of_mut(&mut out)) {
+                    assert_eq!(out, [version, version], "torn");
+                    assert!(version >= last);
+                    last = version;
+                }
+            }
+            writer.join().unwrap();
+        });
+    }
 }

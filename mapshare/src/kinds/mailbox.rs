@@ -10,12 +10,10 @@
 //! 512  data           `capacity` bytes (capacity = header layout size)
 //! ```
 //!
-//! A message is committed by setting `full` *after* its bytes and length,
-//! and taken by clearing `full` *after* copying it out, both under the
-//! mutex. So a sender killed mid-write leaves the mailbox empty (nothing was
-//! sent), and a receiver killed mid-read leaves the message in place for the
-//! next receiver: each message is delivered exactly once to a receiver that
-//! returns it.
+//! The protocol (the state words, and the commit order that delivers each
+//! message exactly once to a receiver that returns it, whoever is killed
+//! when) is in [`crate::queue::mailbox`]; this module maps it onto a
+//! segment, and waits.
 //!
 //! `send` and `recv` check that the segment still has its size (one
 //! `fstat`) before they touch the payload, and again after every wait: a
@@ -28,7 +26,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Fault, RecvTimeoutError, SegmentError, SendTimeoutError};
 use crate::layout::Kind;
 use crate::options::{self, How, Options};
-use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use crate::queue::mailbox::{self as protocol, MailboxState};
 use crate::region::Region;
 use crate::segment::{Location, Segment, Spec};
 use crate::sync::event::{EventWord, MODE_AUTO};
@@ -49,31 +47,6 @@ const RECHECK: Duration = Duration::from_millis(100);
 
 /// Largest capacity accepted at creation (1 GiB).
 const MAX_CAPACITY: usize = 1 << 30;
-
-/// The mailbox's shared words.
-///
-/// | word | meaning |
-/// |---|---|
-/// | `full` | 0 empty, 1 holds a message (anything else: treated as full, length checked) |
-/// | `len` | message length in bytes; checked against the capacity on every read |
-/// | `sent`, `received` | message counters (informational) |
-#[repr(C, align(128))]
-#[derive(Debug)]
-pub(crate) struct MailboxState {
-    full: AtomicU32,
-    _r: AtomicU32,
-    len: AtomicU64,
-    sent: AtomicU64,
-    received: AtomicU64,
-    _pad: [u64; 12],
-}
-
-#[cfg(not(mapshare_loom))] // loom atomics are larger
-const _: () = assert!(std::mem::size_of::<MailboxState>() == 128);
-crate::pod::shm_state!(
-    MailboxState,
-    "AtomicU32s, AtomicU64s and u64 padding; repr(C)"
-);
 
 /// The mailbox's capacity is its layout size; openers accept any.
 fn spec(capacity: usize) -> Spec {
@@ -185,7 +158,7 @@ impl Mailbox {
 
     /// Whether a message is waiting (a snapshot).
     pub fn is_full(&self) -> bool {
-        self.state().full.load(Ordering::Acquire) != 0
+        self.state().is_full()
     }
 
     fn mutex(&self) -> &MutexWord {
@@ -200,6 +173,14 @@ impl Mailbox {
             .payload()
             .get::<EventWord>(off)
             .expect("validated at open") // min_payload checked
+    }
+
+    /// The `capacity` bytes of the message.
+    fn data(&self) -> Region<'_> {
+        self.seg
+            .payload()
+            .sub(DATA_OFFSET, self.capacity)
+            .expect("validated at open") // capacity checked against the payload
     }
 
     fn state(&self) -> &MailboxState {
@@ -266,14 +247,7 @@ impl Mailbox {
                 }
                 return Err(SendTimeoutError::Timeout(msg));
             };
-            let st = self.state();
-            if st.full.load(Ordering::Relaxed) == 0 {
-                self.seg.payload().write(DATA_OFFSET, msg);
-                st.len.store(msg.len() as u64, Ordering::Relaxed);
-                st.sent.fetch_add(1, Ordering::Relaxed);
-                // SYNC(mailbox): Release commits the bytes; pairs with the
-                // Acquire load of `full` in `recv_until` (and the mutex).
-                st.full.store(1, Ordering::Release);
+            if protocol::store(self.data(), self.state(), msg) {
                 drop(guard);
                 self.event(FILLED_OFFSET).bump();
                 return Ok(());
@@ -334,32 +308,10 @@ impl Mailbox {
                 }
                 return Err(RecvTimeoutError::Timeout);
             };
-            let st = self.state();
-            // SYNC(mailbox): pairs with the Release store in `send_until`.
-            if st.full.load(Ordering::Acquire) != 0 {
-                // Copy the length out once, then check it.
-                let len = st.len.load(Ordering::Relaxed);
-                let result = if len > self.capacity as u64 {
-                    Err(RecvTimeoutError::Fault(Fault::BadLength {
-                        len,
-                        max: self.capacity as u64,
-                    }))
-                } else {
-                    let mut buf = vec![0u8; len as usize];
-                    if self.seg.payload().read(DATA_OFFSET, &mut buf) {
-                        Ok(buf)
-                    } else {
-                        Err(RecvTimeoutError::Fault(Fault::BadLength {
-                            len,
-                            max: self.capacity as u64,
-                        }))
-                    }
-                };
-                st.received.fetch_add(1, Ordering::Relaxed);
-                st.full.store(0, Ordering::Release);
+            if let Some(taken) = protocol::take(self.data(), self.state(), self.capacity) {
                 drop(guard);
                 self.event(EMPTIED_OFFSET).bump();
-                return result;
+                return taken.map_err(RecvTimeoutError::Fault);
             }
             drop(guard);
             if once || deadline.is_some_and(|d| Instant::now() >= d) {

@@ -75,58 +75,30 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crate::error::SegmentError;
 use crate::layout::header::{
-    self, Header, FLAG_PERSISTENT, FLAG_UNLINKED, HEADER_LEN, REGISTRY_OFFSET, REGISTRY_SLOTS,
-    SLOT_LEN, STATE_READY,
+    self, Header, FLAG_PERSISTENT, FLAG_UNLINKED, HEADER_LEN, STATE_READY,
 };
 use crate::layout::{Fingerprint, Kind};
-use crate::name::{Name, FILE_PREFIX, INIT_PREFIX};
-use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use crate::name::{Name, INIT_PREFIX};
+use crate::primitive::Ordering;
 use crate::region::Region;
-use crate::sync::mutex::TOKEN_MASK;
-use crate::sync::Liveness;
 use crate::sys::{self, Dir, Mapping, OwnedFd};
 
-/// Byte-lock offset of registry slot 0; slot `i` is `SLOT_LOCK_BASE + i`.
-/// Far past the end of any segment: byte locks need no data there.
-const SLOT_LOCK_BASE: u64 = 1 << 40;
+mod admin;
+mod object;
+mod registry;
+
+pub use admin::{gc, inspect, list, unlink, Attached, GcReport, SegmentInfo};
+use object::{flags_word, flock_timeout, open_file, read_header, state_word};
+
 /// Byte-lock offset held by a creator while it initialises.
-const INIT_LOCK: u64 = SLOT_LOCK_BASE - 1;
-/// Generations are 20 bits (slot 8 bits + generation 20 bits = a 28-bit token).
-const GEN_MASK: u32 = (1 << 20) - 1;
+const INIT_LOCK: u64 = registry::SLOT_LOCK_BASE - 1;
 
 /// Default time to wait for another process's attach lock.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One registry slot in the header.
-///
-/// | word | writer | meaning |
-/// |---|---|---|
-/// | `gen` | the claimer, under `flock` | bumped on every claim (1..=2^20-1) |
-/// | `pid` | the claimer; 0 on clean detach | informational |
-/// | `since_ms` | the claimer | attach time, ms since the epoch |
-///
-/// Liveness is never read from these words: only from the slot's byte lock.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct Slot {
-    gen: AtomicU32,
-    pid: AtomicU32,
-    since_ms: AtomicU64,
-}
-
-#[cfg(not(mapshare_loom))] // loom atomics are larger
-const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_LEN);
-// `inspect` decodes slots from bytes at these offsets.
-#[cfg(not(mapshare_loom))]
-const _: () = assert!(std::mem::offset_of!(Slot, pid) == 4);
-#[cfg(not(mapshare_loom))]
-const _: () = assert!(std::mem::offset_of!(Slot, since_ms) == 8);
-crate::pod::shm_state!(Slot, "AtomicU32s and an AtomicU64; repr(C)");
-crate::pod::shm_state!(HeaderWords, "AtomicU32s only; repr(C)");
 
 /// Where a segment lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,120 +292,6 @@ impl Drop for TmpGuard<'_> {
     }
 }
 
-/// Takes `flock` on `fd`, retrying until `timeout`.
-fn flock_timeout(fd: &OwnedFd, timeout: Duration, what: &str) -> Result<(), SegmentError> {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_micros(50);
-    loop {
-        match sys::try_flock(fd) {
-            Ok(true) => return Ok(()),
-            Ok(false) if Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(5));
-            }
-            Ok(false) => return Err(SegmentError::Busy(what.to_owned())),
-            Err(e) => return Err(SegmentError::io(format!("{what}: flock"), e)),
-        }
-    }
-}
-
-/// Reads the header with `pread` and validates it. Not through the
-/// mapping: an object a peer shrank after our `fstat` (garbage rewritten
-/// in place, say) then gives `TooShort` here instead of a `SIGBUS`, which
-/// matters most to `gc`, which looks at every object in the directory.
-fn read_header(fd: &OwnedFd, file_size: u64, what: &str) -> Result<Header, SegmentError> {
-    let mut fixed = [0u8; header::FIXED_LEN];
-    let n = sys::read_at(fd, 0, &mut fixed).map_err(|e| SegmentError::io(what, e))?;
-    if n < fixed.len() {
-        return Err(SegmentError::Header {
-            name: what.to_owned(),
-            error: crate::error::HeaderError::TooShort { len: n as u64 },
-        });
-    }
-    let h = header::decode(&fixed).map_err(|error| SegmentError::Header {
-        name: what.to_owned(),
-        error,
-    })?;
-    if h.total_len != file_size {
-        return Err(SegmentError::Header {
-            name: what.to_owned(),
-            error: crate::error::HeaderError::BadSize {
-                what: "header length differs from the object's size",
-            },
-        });
-    }
-    Ok(h)
-}
-
-fn slots(region: Region<'_>) -> impl Iterator<Item = (u32, &Slot)> + '_ {
-    (0..REGISTRY_SLOTS).filter_map(move |i| {
-        region
-            .get::<Slot>(REGISTRY_OFFSET + i * SLOT_LEN)
-            .map(|s| (i as u32, s))
-    })
-}
-
-fn any_slot_live(fd: &OwnedFd) -> io::Result<bool> {
-    sys::byte_range_locked(fd, SLOT_LOCK_BASE, REGISTRY_SLOTS as u64)
-}
-
-/// Something under a segment's name that is not a regular file (a FIFO, a
-/// directory, a device): never mapped, never read.
-fn not_regular(what: &str) -> SegmentError {
-    SegmentError::Header {
-        name: what.to_owned(),
-        error: crate::error::HeaderError::BadField {
-            what: "file type: not a regular file",
-        },
-    }
-}
-
-/// Opens an existing object's file and checks ownership and size; maps it.
-fn open_file(
-    dir: &Dir,
-    file: &str,
-    what: &str,
-    allow_foreign_owner: bool,
-    writable: bool,
-) -> Result<(OwnedFd, Mapping, sys::FileInfo), SegmentError> {
-    let fd = sys::open_existing(dir, file, writable).map_err(|e| match e.raw_os_error() {
-        Some(40) => {
-            SegmentError::PermissionDenied(format!("{what} (a symbolic link; not followed)"))
-        }
-        _ => SegmentError::io(what, e),
-    })?;
-    let info = sys::fstat(&fd).map_err(|e| SegmentError::io(what, e))?;
-    if !info.regular {
-        return Err(not_regular(what));
-    }
-    let our_uid = sys::euid();
-    if info.uid != our_uid && !allow_foreign_owner {
-        return Err(SegmentError::ForeignOwner {
-            name: what.to_owned(),
-            owner_uid: info.uid,
-            our_uid,
-        });
-    }
-    if info.size < HEADER_LEN as u64 {
-        return Err(SegmentError::Header {
-            name: what.to_owned(),
-            error: crate::error::HeaderError::TooShort { len: info.size },
-        });
-    }
-    if info.size > header::MAX_SEGMENT_LEN {
-        return Err(SegmentError::Header {
-            name: what.to_owned(),
-            error: crate::error::HeaderError::BadSize {
-                what: "object too large",
-            },
-        });
-    }
-    let len = usize::try_from(info.size).map_err(|_| SegmentError::InvalidSize(what.to_owned()))?;
-    let map =
-        sys::map(&fd, len, writable).map_err(|e| SegmentError::io(format!("{what}: mmap"), e))?;
-    Ok((fd, map, info))
-}
-
 impl Segment {
     /// Creates, opens, or opens-or-creates, as `how` says.
     pub(crate) fn attach(
@@ -535,19 +393,7 @@ impl Segment {
             init(payload);
         }
         // Claim slot 0 for ourselves before anyone can see the segment.
-        if !sys::lock_byte(&fd, SLOT_LOCK_BASE)
-            .map_err(|e| SegmentError::io(format!("{what}: lock"), e))?
-        {
-            return Err(SegmentError::Busy(what));
-        }
-        let slot0 = region
-            .get::<Slot>(REGISTRY_OFFSET)
-            .ok_or_else(|| SegmentError::InvalidSize(what.clone()))?;
-        slot0.gen.store(1, Ordering::Relaxed);
-        slot0.pid.store(pid, Ordering::Relaxed);
-        slot0
-            .since_ms
-            .store(header.created_unix_ms, Ordering::Relaxed);
+        let (slot, gen) = registry::claim_first(&fd, region, pid, header.created_unix_ms, &what)?;
         // SYNC(ready): Release publishes the header, registry and payload to
         // openers, which load the state with Acquire.
         state_word(region).store(STATE_READY, Ordering::Release);
@@ -570,8 +416,8 @@ impl Segment {
             fd,
             map,
             header,
-            slot: 0,
-            gen: 1,
+            slot,
+            gen,
         })
     }
 
@@ -664,7 +510,7 @@ impl Segment {
             let _ = sys::unlink(dir, file);
             return Err(SegmentError::NotFound(what.to_owned()));
         }
-        let live = any_slot_live(fd).map_err(|e| SegmentError::io(what, e))?;
+        let live = registry::any_slot_live(fd).map_err(|e| SegmentError::io(what, e))?;
         if !live && flags & FLAG_PERSISTENT == 0 {
             // Its last process died without detaching: by the lifetime rule
             // the segment is gone. Finish the job, and report it absent.
@@ -672,18 +518,7 @@ impl Segment {
             let _ = sys::unlink(dir, file);
             return Err(SegmentError::NotFound(what.to_owned()));
         }
-        for (i, slot) in slots(region) {
-            if sys::lock_byte(fd, SLOT_LOCK_BASE + u64::from(i))
-                .map_err(|e| SegmentError::io(what, e))?
-            {
-                let gen = (slot.gen.load(Ordering::Relaxed) & GEN_MASK) % GEN_MASK + 1;
-                slot.gen.store(gen, Ordering::Relaxed);
-                slot.pid.store(sys::pid(), Ordering::Relaxed);
-                slot.since_ms.store(now_ms(), Ordering::Relaxed);
-                return Ok(Some((i, gen)));
-            }
-        }
-        Err(SegmentError::TooManyAttached(what.to_owned()))
+        registry::claim(fd, region, what).map(Some)
     }
 
     /// Creates the segment, or opens it if it exists.
@@ -759,67 +594,6 @@ impl Segment {
     }
 }
 
-fn state_word(region: Region<'_>) -> &AtomicU32 {
-    region
-        .get::<HeaderWords>(0)
-        .map(|h| &h.state)
-        .expect("header is inside every mapping") // checked size >= HEADER_LEN
-}
-
-fn flags_word(region: Region<'_>) -> &AtomicU32 {
-    region
-        .get::<HeaderWords>(0)
-        .map(|h| &h.flags)
-        .expect("header is inside every mapping") // checked size >= HEADER_LEN
-}
-
-/// The atomic words of the header's first line (the rest is plain bytes,
-/// read through `header::decode`).
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct HeaderWords {
-    _magic: [AtomicU32; 2],
-    _version: AtomicU32,
-    _kind: AtomicU32,
-    state: AtomicU32,
-    flags: AtomicU32,
-}
-
-#[cfg(not(mapshare_loom))] // loom atomics are larger
-const _: () = assert!(std::mem::offset_of!(HeaderWords, state) == header::OFF_STATE);
-#[cfg(not(mapshare_loom))] // loom atomics are larger
-const _: () = assert!(std::mem::offset_of!(HeaderWords, flags) == header::OFF_FLAGS);
-
-impl Liveness for Segment {
-    fn intact(&self) -> bool {
-        self.is_intact()
-    }
-
-    fn token(&self) -> u32 {
-        ((self.gen & GEN_MASK) << 8) | self.slot
-    }
-
-    fn is_alive(&self, token: u32) -> bool {
-        let token = token & TOKEN_MASK;
-        let (slot, gen) = (token & 0xff, token >> 8);
-        if slot == self.slot {
-            return gen == self.gen;
-        }
-        if slot as usize >= REGISTRY_SLOTS || gen == 0 {
-            return false;
-        }
-        let Some(s) = Region::of(&self.map).get::<Slot>(REGISTRY_OFFSET + slot as usize * SLOT_LEN)
-        else {
-            return false;
-        };
-        if s.gen.load(Ordering::Relaxed) & GEN_MASK != gen {
-            return false;
-        }
-        // On an error we cannot tell; say alive, and look again next poll.
-        sys::byte_range_locked(&self.fd, SLOT_LOCK_BASE + u64::from(slot), 1).unwrap_or(true)
-    }
-}
-
 impl Drop for Segment {
     fn drop(&mut self) {
         let region = Region::of(&self.map);
@@ -829,19 +603,14 @@ impl Drop for Segment {
         // then only release our locks, and leave the name (we can no
         // longer tell whether it is persistent).
         let header_backed = sys::fstat(&self.fd).is_ok_and(|info| info.size >= HEADER_LEN as u64);
-        if header_backed {
-            if let Some(s) = region.get::<Slot>(REGISTRY_OFFSET + self.slot as usize * SLOT_LEN) {
-                s.pid.store(0, Ordering::Relaxed);
-            }
-        }
-        let _ = sys::unlock_byte(&self.fd, SLOT_LOCK_BASE + u64::from(self.slot));
+        registry::release(&self.fd, region, self.slot, header_backed);
         if locked && !header_backed {
             let _ = sys::unflock(&self.fd);
         } else if locked {
             let flags = flags_word(region).load(Ordering::Acquire);
             if flags & FLAG_PERSISTENT == 0
                 && flags & FLAG_UNLINKED == 0
-                && matches!(any_slot_live(&self.fd), Ok(false))
+                && matches!(registry::any_slot_live(&self.fd), Ok(false))
             {
                 flags_word(region).fetch_or(FLAG_UNLINKED, Ordering::AcqRel);
                 if matches!(sys::same_file(&self.dir, &self.file, &self.fd), Ok(true)) {
@@ -851,264 +620,4 @@ impl Drop for Segment {
             let _ = sys::unflock(&self.fd);
         }
     }
-}
-
-/// One process attached to a segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attached {
-    /// Registry slot.
-    pub slot: u32,
-    /// Its PID, as it recorded it (0 if it did not).
-    pub pid: u32,
-    /// When it attached, ms since the Unix epoch.
-    pub since_unix_ms: u64,
-}
-
-/// What [`inspect`] reads from a segment, without attaching to it.
-#[derive(Debug, Clone)]
-pub struct SegmentInfo {
-    /// Where it lives.
-    pub location: Location,
-    /// Object size in bytes (from `fstat`).
-    pub size: u64,
-    /// Owner uid.
-    pub owner_uid: u32,
-    /// Permission bits.
-    pub mode: u32,
-    /// The validated header, or why it is not valid.
-    pub header: Result<Header, crate::error::HeaderError>,
-    /// Live attached processes (empty for an invalid header).
-    pub attached: Vec<Attached>,
-}
-
-/// Reads a segment's header and registry without attaching (read-only; the
-/// same pure validator as `open`, so a corrupt segment gives an error value,
-/// never a crash).
-///
-/// # Errors
-/// [`SegmentError`] when the object cannot be opened at all.
-pub fn inspect(at: &Location) -> Result<SegmentInfo, SegmentError> {
-    let location = at.clone();
-    let what = location.to_string();
-    let (dir, file) = location.open_dir()?;
-    let fd = sys::open_existing(&dir, &file, false).map_err(|e| SegmentError::io(&what, e))?;
-    let info = sys::fstat(&fd).map_err(|e| SegmentError::io(&what, e))?;
-    let mut out = SegmentInfo {
-        location,
-        size: info.size,
-        owner_uid: info.uid,
-        mode: info.mode,
-        header: Err(crate::error::HeaderError::TooShort { len: info.size }),
-        attached: Vec::new(),
-    };
-    if !info.regular {
-        out.header = Err(crate::error::HeaderError::BadField {
-            what: "file type: not a regular file",
-        });
-        return Ok(out);
-    }
-    if info.size < HEADER_LEN as u64 || info.size > header::MAX_SEGMENT_LEN {
-        if info.size > header::MAX_SEGMENT_LEN {
-            out.header = Err(crate::error::HeaderError::BadSize {
-                what: "object too large",
-            });
-        }
-        return Ok(out);
-    }
-    // Read (pread) only the header and registry; never map: inspection
-    // never touches the payload, and an object a peer shrinks meanwhile
-    // gives a short read, not a SIGBUS.
-    let mut head = vec![0u8; HEADER_LEN];
-    let n = sys::read_at(&fd, 0, &mut head).map_err(|e| SegmentError::io(&what, e))?;
-    out.header = header::decode(&head[..n]).and_then(|h| {
-        if n < HEADER_LEN {
-            Err(crate::error::HeaderError::TooShort { len: n as u64 })
-        } else if h.total_len == info.size {
-            Ok(h)
-        } else {
-            Err(crate::error::HeaderError::BadSize {
-                what: "header length differs from the object's size",
-            })
-        }
-    });
-    if out.header.is_ok() {
-        for i in 0..REGISTRY_SLOTS as u32 {
-            if matches!(
-                sys::byte_range_locked(&fd, SLOT_LOCK_BASE + u64::from(i), 1),
-                Ok(true)
-            ) {
-                // Slot layout: gen u32, pid u32, since_ms u64 (see `Slot`);
-                // inside `head` since the registry ends at HEADER_LEN.
-                let off = REGISTRY_OFFSET + i as usize * SLOT_LEN;
-                let mut pid = [0u8; 4];
-                pid.copy_from_slice(&head[off + 4..off + 8]);
-                let mut since = [0u8; 8];
-                since.copy_from_slice(&head[off + 8..off + 16]);
-                out.attached.push(Attached {
-                    slot: i,
-                    pid: u32::from_ne_bytes(pid),
-                    since_unix_ms: u64::from_ne_bytes(since),
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Names of the RAM-backed segments in `/dev/shm` (valid names only).
-///
-/// # Errors
-/// When the shared-memory directory cannot be read.
-pub fn list() -> Result<Vec<Name>, SegmentError> {
-    let names =
-        sys::list(Path::new(sys::SHM_DIR)).map_err(|e| SegmentError::io(sys::SHM_DIR, e))?;
-    let mut out: Vec<Name> = names
-        .iter()
-        .filter_map(|n| n.to_str())
-        .filter_map(Name::from_file_name)
-        .collect();
-    out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    Ok(out)
-}
-
-/// Removes a segment's name (`shm_unlink`). Processes attached keep their
-/// mapping; new opens fail with `NotFound`.
-///
-/// # Errors
-/// [`SegmentError::NotFound`], [`SegmentError::PermissionDenied`], ...
-pub fn unlink(at: &Location) -> Result<(), SegmentError> {
-    let location = at.clone();
-    let what = location.to_string();
-    let (dir, file) = location.open_dir()?;
-    // Under the attach lock, and only while the name still means the file
-    // we opened: mark it unlinked (a racing attacher retries), then unlink.
-    for _ in 0..4 {
-        let Ok((fd, map, _)) = open_file(&dir, &file, &what, true, true) else {
-            break;
-        };
-        let locked = flock_timeout(&fd, Duration::from_secs(1), &what).is_ok();
-        if !matches!(sys::same_file(&dir, &file, &fd), Ok(true)) {
-            continue; // replaced meanwhile: look at the new one
-        }
-        // The marker only under the lock (attachers rely on it: a marked
-        // file still under its name while they hold the lock is the
-        // leftover of a remover that died, and they finish the removal).
-        if locked && read_header(&fd, map.len() as u64, &what).is_ok() {
-            flags_word(Region::of(&map)).fetch_or(FLAG_UNLINKED, Ordering::AcqRel);
-        }
-        let r = sys::unlink(&dir, &file).map_err(|e| SegmentError::io(&what, e));
-        if locked {
-            let _ = sys::unflock(&fd);
-        }
-        return r;
-    }
-    // Not one of ours (or not openable): remove the name as it is.
-    sys::unlink(&dir, &file).map_err(|e| SegmentError::io(what, e))
-}
-
-/// What [`gc`] did.
-#[derive(Debug, Clone, Default)]
-pub struct GcReport {
-    /// Segments removed: nobody alive held them.
-    pub removed: Vec<String>,
-    /// Leftovers of creators that died while initialising, removed.
-    pub removed_partial: Vec<String>,
-    /// Segments kept, with why.
-    pub kept: Vec<(String, String)>,
-}
-
-/// Removes RAM-backed segments that no live process holds: non-persistent
-/// ones always, persistent ones too when `all` is set. Also removes what
-/// creators killed during initialisation left behind.
-///
-/// # Errors
-/// When the shared-memory directory cannot be read.
-pub fn gc(all: bool) -> Result<GcReport, SegmentError> {
-    let mut report = GcReport::default();
-    let dir = Dir::shm().map_err(|e| SegmentError::io(sys::SHM_DIR, e))?;
-    let names =
-        sys::list(Path::new(sys::SHM_DIR)).map_err(|e| SegmentError::io(sys::SHM_DIR, e))?;
-    for raw in names {
-        let Some(file) = raw.to_str() else { continue };
-        if file.starts_with(INIT_PREFIX) {
-            let Ok(fd) = sys::open_existing(&dir, file, true) else {
-                continue;
-            };
-            if sys::fstat(&fd)
-                .map(|i| i.uid == sys::euid())
-                .unwrap_or(false)
-                // Take the creator's lock ourselves (not just test it), and
-                // keep it until the unlink: a creator that has just created
-                // the file then fails to lock it and starts again.
-                && matches!(sys::lock_byte(&fd, INIT_LOCK), Ok(true))
-                && sys::unlink(&dir, file).is_ok()
-            {
-                report.removed_partial.push(file.to_owned());
-            }
-            continue;
-        }
-        let Some(name) = file
-            .strip_prefix(FILE_PREFIX)
-            .filter(|n| crate::name::is_valid(n))
-        else {
-            continue;
-        };
-        let (fd, map, info) = match open_file(&dir, file, name, false, true) {
-            Ok(x) => x,
-            Err(e) => {
-                report.kept.push((name.to_owned(), e.to_string()));
-                continue;
-            }
-        };
-        // Only valid segments are collected (the flags come later, live).
-        if let Err(e) = read_header(&fd, info.size, name) {
-            report
-                .kept
-                .push((name.to_owned(), format!("not removed: {e}")));
-            continue;
-        }
-        if flock_timeout(&fd, Duration::from_millis(200), name).is_err() {
-            report.kept.push((name.to_owned(), "busy".into()));
-            continue;
-        }
-        let live = any_slot_live(&fd).unwrap_or(true);
-        // The flags as they are now, under the attach lock (a copy read
-        // before it may predate a `set_persistent`), read with pread, not
-        // through the mapping: the object may have shrunk meanwhile.
-        let flags = match sys::fstat(&fd)
-            .ok()
-            .and_then(|i| read_header(&fd, i.size, name).ok())
-        {
-            Some(h) => h.flags,
-            None => {
-                report
-                    .kept
-                    .push((name.to_owned(), "changed while we looked".into()));
-                let _ = sys::unflock(&fd);
-                continue;
-            }
-        };
-        if live {
-            report.kept.push((name.to_owned(), "in use".into()));
-        } else if flags & FLAG_PERSISTENT != 0 && flags & FLAG_UNLINKED == 0 && !all {
-            report
-                .kept
-                .push((name.to_owned(), "persistent (gc --all removes it)".into()));
-        } else if matches!(sys::same_file(&dir, file, &fd), Ok(true)) {
-            flags_word(Region::of(&map)).fetch_or(FLAG_UNLINKED, Ordering::AcqRel);
-            match sys::unlink(&dir, file) {
-                Ok(()) => report.removed.push(name.to_owned()),
-                Err(e) => report
-                    .kept
-                    .push((name.to_owned(), format!("unlink failed: {e}"))),
-            }
-        } else {
-            report.kept.push((
-                name.to_owned(),
-                "replaced by a new segment meanwhile".into(),
-            ));
-        }
-        let _ = sys::unflock(&fd);
-    }
-    Ok(report)
 }

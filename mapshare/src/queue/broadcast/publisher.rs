@@ -1,0 +1,190 @@
+//! The publisher's side of the ring: taking and giving up the role,
+//! lossless pacing (the scan of the subscribers' cursors) and publishing.
+
+use std::time::Instant;
+
+use super::{
+    is_negative, published, store_bytes, writing, Policy, PubFail, PubState, Ring, LIVENESS_POLL,
+    MAX_SUBSCRIBERS,
+};
+use crate::primitive::{fence, Ordering};
+use crate::sync::doorbell::WaitStrategy;
+use crate::sync::Liveness;
+
+impl Ring<'_> {
+    /// Takes the publisher role if it is free or its holder is dead.
+    /// `Err(holder)` if a live publisher holds it.
+    pub(crate) fn claim_publisher(&self, peers: &dyn Liveness) -> Result<PubState, u32> {
+        let me = peers.token();
+        let cur = self.ctl.publisher.load(Ordering::Acquire);
+        if cur != 0 && cur != me && peers.is_alive(cur) {
+            return Err(cur);
+        }
+        // Free or dead -> ours. The CAS on the exact value judged free or
+        // dead lets one claimant win.
+        // SYNC(publisher): AcqRel: Acquire pairs with the previous
+        // publisher's Release in `release_publisher`, so its tail is visible.
+        self.ctl
+            .publisher
+            .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)?;
+        // SYNC(tail): pairs with the SeqCst store in `publish`.
+        let tail = self.tail.tail.load(Ordering::Acquire);
+        Ok(PubState {
+            token: me,
+            tail,
+            min_cursor: tail,
+            joins_seen: 0,
+            scanned: false,
+            last_liveness: None,
+        })
+    }
+
+    /// Gives the publisher role up and wakes waiting subscribers, so they
+    /// see the disconnection.
+    pub(crate) fn release_publisher(&self, st: &PubState) {
+        // SYNC(publisher): Release (SeqCst) after our last tail store: a
+        // subscriber that sees 0 sees every message we published. SeqCst
+        // also orders it before the doorbell's load of its word.
+        let _ =
+            self.ctl
+                .publisher
+                .compare_exchange(st.token, 0, Ordering::SeqCst, Ordering::Relaxed);
+        self.data_bell.ring();
+    }
+
+    /// Whether the publisher may write position `st.tail` now.
+    fn has_room(&self, st: &mut PubState, peers: &dyn Liveness) -> bool {
+        if self.g.policy == Policy::OverwriteOldest {
+            return true;
+        }
+        let p = st.tail;
+        // SYNC(join): happens after a joiner's increment once our `tail`
+        // swap has acquired from its `fetch_add(0)` (module doc, "Joining").
+        let joins = self.ctl.joins.load(Ordering::SeqCst);
+        if st.scanned && joins == st.joins_seen && p.wrapping_sub(st.min_cursor) < self.g.cap() {
+            return true;
+        }
+        st.joins_seen = joins;
+        st.scanned = true;
+        let check = st
+            .last_liveness
+            .is_none_or(|t| t.elapsed() >= LIVENESS_POLL);
+        let (min, blocked, checked) = self.scan(p, peers, check);
+        if checked {
+            st.last_liveness = Some(Instant::now());
+        }
+        st.min_cursor = min;
+        !blocked
+    }
+
+    /// Finds the slowest live cursor relative to `p`; drops dead blockers
+    /// when `check_liveness`. Returns (slowest cursor, blocked, asked the
+    /// registry).
+    fn scan(&self, p: u64, peers: &dyn Liveness, check_liveness: bool) -> (u64, bool, bool) {
+        let cap = self.g.cap();
+        // SYNC(join): as for `joins` in `has_room`.
+        let high = (self.ctl.high.load(Ordering::SeqCst) as usize).min(MAX_SUBSCRIBERS);
+        let (mut min, mut max_lag, mut blocked, mut checked) = (p, 0u64, false, false);
+        for s in self.subs.iter().take(high) {
+            let owner = s.owner.load(Ordering::SeqCst);
+            if owner == 0 {
+                continue;
+            }
+            // SYNC(cursor): SeqCst (Acquire) pairs with the subscriber's
+            // SeqCst store in `advance`: its copy of a message happens
+            // before we overwrite the slot.
+            let c = s.cursor.load(Ordering::SeqCst);
+            let lag = p.wrapping_sub(c);
+            if is_negative(lag) {
+                // Ahead of the publisher: garbage (cursors never pass the
+                // tail). It does not pace us.
+                continue;
+            }
+            if lag >= cap {
+                if check_liveness {
+                    checked = true;
+                    if !peers.is_alive(owner) {
+                        // Dead (or garbage) owner -> free. The CAS on the
+                        // exact token leaves a slot re-claimed meanwhile alone.
+                        let _ =
+                            s.owner
+                                .compare_exchange(owner, 0, Ordering::SeqCst, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+                blocked = true;
+            }
+            if lag > max_lag {
+                max_lag = lag;
+                min = c;
+            }
+        }
+        (min, blocked, checked)
+    }
+
+    /// Writes `msg` at `st.tail` and publishes it. With `wait`, a lossless
+    /// publisher waits for room as the strategy says until the deadline.
+    pub(crate) fn publish(
+        &self,
+        st: &mut PubState,
+        msg: &[u8],
+        peers: &dyn Liveness,
+        wait: Option<(WaitStrategy, Option<Instant>)>,
+    ) -> Result<(), PubFail> {
+        if msg.len() > self.g.max_message {
+            return Err(PubFail::TooLarge);
+        }
+        if !self.has_room(st, peers) {
+            let Some((strategy, deadline)) = wait else {
+                return Err(PubFail::Full);
+            };
+            // Wait in slices of LIVENESS_POLL: nobody rings the bell when a
+            // subscriber dies, so each slice ends with a look at whether the
+            // one we wait for is still alive (in `has_room`).
+            loop {
+                let slice = Instant::now() + LIVENESS_POLL;
+                let until = deadline.map_or(slice, |d| d.min(slice));
+                if self
+                    .room_bell
+                    .wait_until(strategy, Some(until), &|| peers.intact(), || {
+                        self.has_room(st, peers)
+                    })
+                {
+                    break;
+                }
+                // Asked again only when no room came (a sleep may have
+                // ended it early): the pages of a shrunk segment are gone.
+                if !peers.intact() {
+                    return Err(PubFail::Truncated);
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(PubFail::Full);
+                }
+            }
+        }
+        let pos = st.tail;
+        if let Some((seq, len, data)) = self.slot(pos) {
+            seq.store(writing(pos), Ordering::Relaxed);
+            // SYNC(slot-fence): Release fence orders the odd marker before
+            // the data stores; pairs with the subscriber's Acquire fence in
+            // `read_slot`: a reader that saw any new data word sees the
+            // marker (or later) when it loads `seq` again.
+            fence(Ordering::Release);
+            store_bytes(data, msg);
+            len.store(msg.len() as u64, Ordering::Relaxed);
+            // SYNC(slot): Release publishes `len` and the data; pairs with
+            // the Acquire load of `seq` in `read_slot`.
+            seq.store(published(pos), Ordering::Release);
+        }
+        st.tail = pos.wrapping_add(1);
+        // SYNC(tail): a SeqCst swap: Release pairs with the subscribers'
+        // Acquire loads of `tail`; SeqCst orders it before the doorbell's
+        // load of its word (Dekker with a subscriber going to sleep); and as
+        // a read-modify-write it acquires from a joiner's `fetch_add(0)` in
+        // `announce` (module doc, "Joining"). On x86 it costs what a SeqCst
+        // store does (both are `xchg`).
+        self.tail.tail.swap(st.tail, Ordering::SeqCst);
+        self.data_bell.ring();
+        Ok(())
+    }
+}

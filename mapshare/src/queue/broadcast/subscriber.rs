@@ -1,0 +1,337 @@
+//! The subscribers' side of the ring: joining, leaving and announcing a
+//! cursor, reading a slot, receiving, and the view `info` shows.
+
+use std::time::{Duration, Instant};
+
+use super::{
+    is_negative, load_bytes, published, Policy, Recv, Ring, SlotRead, SubState, SubView,
+    JOIN_ATTEMPTS, MAX_SUBSCRIBERS,
+};
+use crate::primitive::{fence, Ordering};
+use crate::sync::doorbell::WaitStrategy;
+use crate::sync::Liveness;
+
+impl Ring<'_> {
+    /// Claims a slot whose owner is 0 (or, with `peers`, dead).
+    fn claim_slot(&self, token: u32, peers: Option<&dyn Liveness>) -> Option<usize> {
+        for (i, s) in self.subs.iter().enumerate() {
+            // Free -> ours.
+            if s.owner.load(Ordering::Relaxed) == 0
+                && s.owner
+                    .compare_exchange(0, token, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return Some(i);
+            }
+        }
+        let peers = peers?;
+        for (i, s) in self.subs.iter().enumerate() {
+            let o = s.owner.load(Ordering::Relaxed);
+            // Dead owner -> ours; the CAS on the exact token makes one claimant win.
+            if o != 0
+                && !peers.is_alive(o)
+                && s.owner
+                    .compare_exchange(o, token, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Announces a cursor in our slot (module doc, "Joining"). With
+    /// `from_tail`, the cursor is the current tail (a new subscriber);
+    /// otherwise `cursor` is kept (a subscriber that lost its slot).
+    fn announce(&self, i: usize, cursor: u64, from_tail: bool) -> u64 {
+        let Some(s) = self.subs.get(i) else {
+            return cursor;
+        };
+        // SYNC(join): as `joins` below, before our cursor is announced.
+        self.ctl.high.fetch_max(i as u32 + 1, Ordering::SeqCst);
+        let mut c = if from_tail {
+            self.tail.tail.load(Ordering::SeqCst)
+        } else {
+            cursor
+        };
+        for _ in 0..JOIN_ATTEMPTS {
+            // SYNC(cursor): pairs with the publisher's load in `scan`.
+            s.cursor.store(c, Ordering::SeqCst);
+            // SYNC(join): made visible to the publisher's `joins` load in
+            // `has_room` through the `tail` release sequence below.
+            self.ctl.joins.fetch_add(1, Ordering::SeqCst);
+            // SYNC(join): a read-modify-write: the publisher's later `swap`
+            // of `tail` acquires from it (module doc, "Joining").
+            let t = self.tail.tail.fetch_add(0, Ordering::SeqCst);
+            if !from_tail || t.wrapping_sub(c) < self.g.cap() {
+                break;
+            }
+            c = t;
+        }
+        // A publisher may be asleep, blocked on the stale cursor we found.
+        self.room_bell.ring();
+        c
+    }
+
+    /// Joins as a subscriber, starting at the current tail: it receives
+    /// the messages published from now on. `None` when every slot is held
+    /// by a live subscriber.
+    pub(crate) fn join(&self, peers: &dyn Liveness, pid: u32) -> Option<SubState> {
+        let token = peers.token();
+        let i = self.claim_slot(token, Some(peers))?;
+        if let Some(s) = self.subs.get(i) {
+            s.pid.store(pid, Ordering::Relaxed);
+            s.missed.store(0, Ordering::Relaxed);
+        }
+        let cursor = self.announce(i, 0, true);
+        Some(SubState {
+            token,
+            slot: Some(i),
+            cursor,
+            pub_seen: 0,
+            pub_alive: false,
+            pub_checked: None,
+        })
+    }
+
+    /// Leaves: frees our slot (if still ours) and wakes a publisher that
+    /// may be waiting for us.
+    pub(crate) fn leave(&self, st: &mut SubState) {
+        if let Some(s) = st.slot.take().and_then(|i| self.subs.get(i)) {
+            // Ours -> free.
+            let _ = s
+                .owner
+                .compare_exchange(st.token, 0, Ordering::SeqCst, Ordering::Relaxed);
+            self.room_bell.ring();
+        }
+    }
+
+    /// Moves our cursor to `to` and mirrors it for the publisher.
+    fn advance(&self, st: &mut SubState, to: u64) {
+        st.cursor = to;
+        let Some(i) = st.slot else {
+            self.rejoin(st);
+            return;
+        };
+        let Some(s) = self.subs.get(i) else {
+            st.slot = None;
+            return;
+        };
+        if s.owner.load(Ordering::Relaxed) != st.token {
+            // Someone freed our slot (only a peer breaking the protocol can:
+            // we are alive). Find another; the publisher may have lapped us
+            // meanwhile, which the next read reports.
+            st.slot = None;
+            self.rejoin(st);
+            return;
+        }
+        // SYNC(cursor): SeqCst store: Release pairs with the publisher's
+        // load in `scan` (our copy happens before it reuses the slot);
+        // SeqCst orders it before the doorbell's load of its word (Dekker
+        // with a publisher going to sleep).
+        s.cursor.store(to, Ordering::SeqCst);
+        if self.g.policy == Policy::Lossless {
+            self.room_bell.ring();
+        }
+    }
+
+    /// Claims a free slot again, keeping our cursor. Without one we read on
+    /// unpaced (a lossless publisher no longer waits for us).
+    fn rejoin(&self, st: &mut SubState) {
+        if let Some(i) = self.claim_slot(st.token, None) {
+            st.slot = Some(i);
+            self.announce(i, st.cursor, false);
+        }
+    }
+
+    /// Skips to `to`, telling the caller how much it missed.
+    fn skip_to(&self, st: &mut SubState, to: u64) -> Recv {
+        let missed = to.wrapping_sub(st.cursor);
+        if let Some(s) = st.slot.and_then(|i| self.subs.get(i)) {
+            s.missed.fetch_add(missed, Ordering::Relaxed);
+        }
+        self.advance(st, to);
+        Recv::Lagged(missed)
+    }
+
+    /// Copies the message of `pos` into `buf` if the slot holds it, whole.
+    fn read_slot(&self, pos: u64, buf: &mut Vec<u8>) -> SlotRead {
+        let Some((seq, len, data)) = self.slot(pos) else {
+            return SlotRead::Older;
+        };
+        let want = published(pos);
+        // SYNC(slot): Acquire pairs with the publisher's Release store of
+        // `seq` in `publish`.
+        let s1 = seq.load(Ordering::Acquire);
+        if s1 != want {
+            return if is_negative(s1.wrapping_sub(want)) {
+                SlotRead::Older
+            } else {
+                SlotRead::Newer
+            };
+        }
+        // Copy the length out once, then check it before using it.
+        let n = len.load(Ordering::Relaxed);
+        let fits = n <= self.g.max_message as u64;
+        if fits {
+            buf.resize(n as usize, 0);
+            load_bytes(data, buf);
+        }
+        // SYNC(slot-fence): pairs with the publisher's Release fence: if a
+        // word we copied came from a newer message, `seq` has changed.
+        fence(Ordering::Acquire);
+        if seq.load(Ordering::Relaxed) != s1 {
+            buf.clear();
+            return SlotRead::Newer;
+        }
+        if !fits {
+            buf.clear();
+            return SlotRead::BadLen(n);
+        }
+        SlotRead::Ok
+    }
+
+    /// One receive attempt, without waiting.
+    pub(crate) fn try_recv(&self, st: &mut SubState, buf: &mut Vec<u8>) -> Recv {
+        let cap = self.g.cap();
+        // SYNC(tail): Acquire pairs with the SeqCst store in `publish`.
+        let t = self.tail.tail.load(Ordering::Acquire);
+        let ahead = t.wrapping_sub(st.cursor);
+        if ahead == 0 || is_negative(ahead) {
+            // Nothing new (a tail behind us is garbage: wait for it to pass).
+            return Recv::Empty;
+        }
+        if ahead > cap {
+            return self.skip_to(st, t.wrapping_sub(cap));
+        }
+        let pos = st.cursor;
+        match self.read_slot(pos, buf) {
+            SlotRead::Ok => {
+                self.advance(st, pos.wrapping_add(1));
+                Recv::Message
+            }
+            SlotRead::Newer => {
+                // Overwritten before or while we copied it.
+                let t = self.tail.tail.load(Ordering::Acquire);
+                let behind = t.wrapping_sub(pos);
+                let to = if behind > cap && !is_negative(behind) {
+                    t.wrapping_sub(cap)
+                } else {
+                    pos.wrapping_add(1)
+                };
+                self.skip_to(st, to)
+            }
+            SlotRead::Older => {
+                // `tail` says published, the slot says not: garbage, or two
+                // publishers at once. Skip it, so the next read goes on.
+                self.advance(st, pos.wrapping_add(1));
+                Recv::Corrupt { pos, len: 0 }
+            }
+            SlotRead::BadLen(len) => {
+                self.advance(st, pos.wrapping_add(1));
+                Recv::Corrupt { pos, len }
+            }
+        }
+    }
+
+    /// Whether something at or after our cursor is published (the wait
+    /// condition; `SeqCst` for the doorbell's Dekker pairing).
+    fn readable(&self, cursor: u64) -> bool {
+        // SYNC(tail): SeqCst load pairs with the SeqCst store in `publish`.
+        let ahead = self.tail.tail.load(Ordering::SeqCst).wrapping_sub(cursor);
+        ahead != 0 && !is_negative(ahead)
+    }
+
+    /// The publisher's token (0: none).
+    fn publisher(&self) -> u32 {
+        // SYNC(publisher): SeqCst (Acquire) pairs with the store in
+        // `release_publisher`; after seeing 0 a tail load sees every message.
+        self.ctl.publisher.load(Ordering::SeqCst)
+    }
+
+    /// Whether no live publisher holds the ring. Asks the registry (a
+    /// system call) at most once per `poll` for the same publisher.
+    fn publisher_gone(&self, st: &mut SubState, peers: &dyn Liveness, poll: Duration) -> bool {
+        let p = self.publisher();
+        if p == 0 {
+            return true;
+        }
+        let due = p != st.pub_seen || st.pub_checked.is_none_or(|t| t.elapsed() >= poll);
+        if due {
+            st.pub_seen = p;
+            st.pub_alive = peers.is_alive(p);
+            st.pub_checked = Some(Instant::now());
+        }
+        !st.pub_alive
+    }
+
+    /// Receives one message, waiting as `wait` says. Reports
+    /// [`Recv::Disconnected`] when nothing is left and no live publisher
+    /// holds the ring; a killed publisher is noticed within `peer_poll`.
+    pub(crate) fn recv(
+        &self,
+        st: &mut SubState,
+        buf: &mut Vec<u8>,
+        peers: &dyn Liveness,
+        wait: Option<(WaitStrategy, Option<Instant>)>,
+        peer_poll: Duration,
+    ) -> Recv {
+        loop {
+            match self.try_recv(st, buf) {
+                Recv::Empty => {}
+                other => return other,
+            }
+            if self.publisher_gone(st, peers, peer_poll) {
+                // Gone: deliver what it published before it went.
+                return match self.try_recv(st, buf) {
+                    Recv::Empty => Recv::Disconnected,
+                    other => other,
+                };
+            }
+            let Some((strategy, deadline)) = wait else {
+                return Recv::Empty;
+            };
+            // Sleep in slices of `peer_poll`, to notice a killed publisher.
+            let slice = Instant::now() + peer_poll;
+            let until = deadline.map_or(slice, |d| d.min(slice));
+            let (cursor, p) = (st.cursor, st.pub_seen);
+            let ready =
+                self.data_bell
+                    .wait_until(strategy, Some(until), &|| peers.intact(), || {
+                        self.readable(cursor) || self.ctl.publisher.load(Ordering::Relaxed) != p
+                    });
+            if !ready && !peers.intact() {
+                return Recv::Truncated;
+            }
+            if !ready && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Recv::Empty;
+            }
+        }
+    }
+
+    /// Live subscribers, as `info` shows them.
+    pub(crate) fn subscribers(&self, peers: &dyn Liveness) -> Vec<SubView> {
+        let high = (self.ctl.high.load(Ordering::Acquire) as usize).min(MAX_SUBSCRIBERS);
+        self.subs
+            .iter()
+            .take(high)
+            .enumerate()
+            .filter_map(|(slot, s)| {
+                let owner = s.owner.load(Ordering::Acquire);
+                (owner != 0).then(|| SubView {
+                    slot,
+                    pid: s.pid.load(Ordering::Relaxed),
+                    cursor: s.cursor.load(Ordering::Acquire),
+                    missed: s.missed.load(Ordering::Relaxed),
+                    alive: peers.is_alive(owner),
+                })
+            })
+            .collect()
+    }
+
+    /// The publisher's token and whether it is alive.
+    pub(crate) fn publisher_state(&self, peers: &dyn Liveness) -> (u32, bool) {
+        let p = self.publisher();
+        (p, p != 0 && peers.is_alive(p))
+    }
+}
