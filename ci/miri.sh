@@ -25,6 +25,7 @@ filters=(
   queue::spsc
   region::tests
   kinds::channel::tests
+  queue::mailbox
   sync::mutex::tests::lock_unlock_on_heap
   sync::mutex::tests::garbage_state_is_recovered_not_hung
 )
