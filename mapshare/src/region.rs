@@ -299,6 +299,21 @@ impl<'a> View<'a> {
         v
     }
 
+    /// Visits all of it in order, copied a piece at a time (at most 4 KiB,
+    /// pieces a multiple of 8 bytes but the last) into a buffer on the stack:
+    /// one pass over the message, for consumers that read every byte once
+    /// (a checksum, a write to a file) and need no copy of the whole.
+    pub fn for_each_chunk(&self, mut f: impl FnMut(&[u8])) {
+        let mut buf = [0u8; 4096];
+        let mut off = 0;
+        while off < self.len() {
+            let n = (self.len() - off).min(buf.len());
+            self.region.read(off, &mut buf[..n]);
+            f(&buf[..n]);
+            off += n;
+        }
+    }
+
     /// A copy of the plain-data value at `offset` (any alignment), if it
     /// lies inside. Integers are stored in this machine's byte order; use
     /// `u32::from_le` and friends for a fixed one.
@@ -470,6 +485,10 @@ mod tests {
         assert_eq!(v.read_pod::<u64>(8), Some(7));
         assert_eq!(v.u64_le_at(9), None);
         assert_eq!(v.to_vec().len(), 16);
+        let big = heap.region().view(0, 128).unwrap();
+        let mut seen = Vec::new();
+        big.for_each_chunk(|c| seen.extend_from_slice(c));
+        assert_eq!(seen, big.to_vec());
         assert!(r.view(120, 16).is_none());
     }
 }
