@@ -304,6 +304,15 @@ impl<'a> View<'a> {
     /// one pass over the message, for consumers that read every byte once
     /// (a checksum, a write to a file) and need no copy of the whole.
     pub fn for_each_chunk(&self, mut f: impl FnMut(&[u8])) {
+        // A small message gets a small buffer: zeroing 4 KiB per 64-byte
+        // message would cost more than the message.
+        if self.len() <= 256 {
+            let mut buf = [0u8; 256];
+            let n = self.len();
+            self.region.read(0, &mut buf[..n]);
+            f(&buf[..n]);
+            return;
+        }
         let mut buf = [0u8; 4096];
         let mut off = 0;
         while off < self.len() {
@@ -485,10 +494,19 @@ mod tests {
         assert_eq!(v.read_pod::<u64>(8), Some(7));
         assert_eq!(v.u64_le_at(9), None);
         assert_eq!(v.to_vec().len(), 16);
-        let big = heap.region().view(0, 128).unwrap();
-        let mut seen = Vec::new();
-        big.for_each_chunk(|c| seen.extend_from_slice(c));
-        assert_eq!(seen, big.to_vec());
+        let large = HeapRegion::new(9000);
+        let pattern: Vec<u8> = (0..9000u32).map(|i| (i * 7) as u8).collect();
+        assert!(large.region().write(0, &pattern));
+        for len in [0, 1, 128, 256, 257, 4096, 4097, 9000] {
+            let v = large.region().view(0, len).unwrap();
+            let (mut seen, mut pieces) = (Vec::new(), Vec::new());
+            v.for_each_chunk(|c| {
+                pieces.push(c.len());
+                seen.extend_from_slice(c);
+            });
+            assert_eq!(seen, &pattern[..len], "len {len}");
+            assert!(pieces.iter().all(|&p| p <= 4096), "{pieces:?}");
+        }
         assert!(r.view(120, 16).is_none());
     }
 }
