@@ -140,7 +140,7 @@ fn loom_doorbell_ring_racing_sleep_is_not_lost() {
         let flag = Arc::new(AtomicU64::new(0));
         let (b2, f2) = (bell.clone(), flag.clone());
         let sleeper = thread::spawn(move || {
-            b2.wait_until(WaitStrategy::Block, None, &|| true, || {
+            b2.wait_until(WaitStrategy::Block, None, None, &|| true, || {
                 f2.load(Ordering::SeqCst) == 1
             })
         });

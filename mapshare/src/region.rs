@@ -159,7 +159,9 @@ impl<'a> Region<'a> {
     }
 }
 
-/// Copies `dst.len()` bytes from `src` with volatile loads.
+/// Copies `dst.len()` bytes from `src` with volatile loads, 32 bytes per
+/// load where the CPU has AVX2 (checked once, then a cached flag), else 16
+/// (SSE2, every x86_64), else 8.
 ///
 /// # Safety
 /// - `src..src + dst.len()` is valid for reads (it may be written by other
@@ -167,56 +169,110 @@ impl<'a> Region<'a> {
 /// - `dst` does not overlap it.
 #[inline]
 unsafe fn volatile_copy_in(src: *const u8, dst: &mut [u8]) {
-    let n = dst.len();
-    let d = dst.as_mut_ptr();
-    let mut i = 0;
-    // Bytes up to the chunk alignment of the source.
-    while i < n && (src as usize).wrapping_add(i) % CHUNK != 0 {
-        // SAFETY: `i < n`: inside the source range (caller's contract).
-        let b = unsafe { src.wrapping_add(i).read_volatile() };
-        dst[i] = b;
-        i += 1;
+    #[cfg(target_arch = "x86_64")]
+    if dst.len() >= 64 && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the caller's contract; AVX2 is present (checked above).
+        return unsafe { avx2::copy_in(src, dst) };
     }
-    while i + CHUNK <= n {
-        let p = src.wrapping_add(i).cast::<Chunk>();
-        // SAFETY: `p` is CHUNK-aligned (loop above) and its CHUNK bytes lie
-        // inside the source range; any bit pattern is a valid `Chunk`.
-        let v = unsafe { p.read_volatile() };
-        // SAFETY: the CHUNK bytes at `d + i` lie inside `dst`; unaligned store.
-        unsafe { d.wrapping_add(i).cast::<Chunk>().write_unaligned(v) };
-        i += CHUNK;
-    }
-    while i < n {
-        // SAFETY: `i < n`: inside the source range (caller's contract).
-        let b = unsafe { src.wrapping_add(i).read_volatile() };
-        dst[i] = b;
-        i += 1;
-    }
+    // SAFETY: the caller's contract.
+    unsafe { copy_in::<Chunk>(src, dst) }
 }
 
-/// Copies `src` to `dst` with volatile stores.
+/// Copies `src` to `dst` with volatile stores (chunks as for
+/// [`volatile_copy_in`]).
 ///
 /// # Safety
 /// - `dst..dst + src.len()` is valid for writes;
 /// - `src` does not overlap it.
 #[inline]
 unsafe fn volatile_copy_out(src: &[u8], dst: *mut u8) {
+    #[cfg(target_arch = "x86_64")]
+    if src.len() >= 64 && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the caller's contract; AVX2 is present (checked above).
+        return unsafe { avx2::copy_out(src, dst) };
+    }
+    // SAFETY: the caller's contract.
+    unsafe { copy_out::<Chunk>(src, dst) }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use core::arch::x86_64::__m256i;
+
+    /// # Safety
+    /// As `volatile_copy_in`, and the CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn copy_in(src: *const u8, dst: &mut [u8]) {
+        // SAFETY: the caller's contract.
+        unsafe { super::copy_in::<__m256i>(src, dst) }
+    }
+
+    /// # Safety
+    /// As `volatile_copy_out`, and the CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn copy_out(src: &[u8], dst: *mut u8) {
+        // SAFETY: the caller's contract.
+        unsafe { super::copy_out::<__m256i>(src, dst) }
+    }
+}
+
+/// The volatile copy in, in chunks of `T` (a plain-data register type).
+///
+/// # Safety
+/// As [`volatile_copy_in`]; `T` is valid for every bit pattern.
+#[inline(always)]
+unsafe fn copy_in<T: Copy>(src: *const u8, dst: &mut [u8]) {
+    let chunk = std::mem::size_of::<T>();
+    let n = dst.len();
+    let d = dst.as_mut_ptr();
+    let mut i = 0;
+    // Bytes up to the chunk alignment of the source.
+    while i < n && (src as usize).wrapping_add(i) % chunk != 0 {
+        // SAFETY: `i < n`: inside the source range (caller's contract).
+        let b = unsafe { src.wrapping_add(i).read_volatile() };
+        dst[i] = b;
+        i += 1;
+    }
+    while i + chunk <= n {
+        let p = src.wrapping_add(i).cast::<T>();
+        // SAFETY: `p` is chunk-aligned (loop above) and its bytes lie inside
+        // the source range; any bit pattern is a valid `T`.
+        let v = unsafe { p.read_volatile() };
+        // SAFETY: the chunk at `d + i` lies inside `dst`; unaligned store.
+        unsafe { d.wrapping_add(i).cast::<T>().write_unaligned(v) };
+        i += chunk;
+    }
+    while i < n {
+        // SAFETY: `i < n`: inside the source range (caller's contract).
+        let b = unsafe { src.wrapping_add(i).read_volatile() };
+        dst[i] = b;
+        i += 1;
+    }
+}
+
+/// The volatile copy out, in chunks of `T`.
+///
+/// # Safety
+/// As [`volatile_copy_out`]; `T` is valid for every bit pattern.
+#[inline(always)]
+unsafe fn copy_out<T: Copy>(src: &[u8], dst: *mut u8) {
+    let chunk = std::mem::size_of::<T>();
     let n = src.len();
     let s = src.as_ptr();
     let mut i = 0;
-    while i < n && (dst as usize).wrapping_add(i) % CHUNK != 0 {
+    while i < n && (dst as usize).wrapping_add(i) % chunk != 0 {
         // SAFETY: `i < n`: inside the destination range (caller's contract).
         unsafe { dst.wrapping_add(i).write_volatile(src[i]) };
         i += 1;
     }
-    while i + CHUNK <= n {
-        // SAFETY: the CHUNK bytes at `s + i` lie inside `src`; unaligned load.
-        let v = unsafe { s.wrapping_add(i).cast::<Chunk>().read_unaligned() };
-        let p = dst.wrapping_add(i).cast::<Chunk>();
-        // SAFETY: `p` is CHUNK-aligned (loop above), its CHUNK bytes inside
-        // the destination range.
+    while i + chunk <= n {
+        // SAFETY: the chunk at `s + i` lies inside `src`; unaligned load.
+        let v = unsafe { s.wrapping_add(i).cast::<T>().read_unaligned() };
+        let p = dst.wrapping_add(i).cast::<T>();
+        // SAFETY: `p` is chunk-aligned (loop above), its bytes inside the
+        // destination range.
         unsafe { p.write_volatile(v) };
-        i += CHUNK;
+        i += chunk;
     }
     while i < n {
         // SAFETY: `i < n`: inside the destination range (caller's contract).
@@ -225,12 +281,11 @@ unsafe fn volatile_copy_out(src: &[u8], dst: *mut u8) {
     }
 }
 
-/// The unit of a volatile copy: one SSE register on x86_64.
+/// The unit of a volatile copy without AVX2: one SSE register on x86_64.
 #[cfg(target_arch = "x86_64")]
 type Chunk = core::arch::x86_64::__m128i;
 #[cfg(not(target_arch = "x86_64"))]
 type Chunk = u64;
-const CHUNK: usize = std::mem::size_of::<Chunk>();
 
 /// Bytes in shared memory that the protocol has lent us (a received
 /// message in its slot), reached only by copies: nothing here can hand
@@ -306,6 +361,13 @@ impl<'a> View<'a> {
     pub fn for_each_chunk(&self, mut f: impl FnMut(&[u8])) {
         // A small message gets a small buffer: zeroing 4 KiB per 64-byte
         // message would cost more than the message.
+        if self.len() <= 64 {
+            let mut buf = [0u8; 64];
+            let n = self.len();
+            self.region.read(0, &mut buf[..n]);
+            f(&buf[..n]);
+            return;
+        }
         if self.len() <= 256 {
             let mut buf = [0u8; 256];
             let n = self.len();

@@ -58,11 +58,6 @@ impl Wait {
     }
 }
 
-/// `now + d`, or `None` ("never") when it is past `Instant`'s range.
-pub(crate) fn after(d: Duration) -> Option<Instant> {
-    Instant::now().checked_add(d)
-}
-
 // ---- error conversions from the inner (timeout-form) result ----
 
 pub(crate) fn recv_try(e: RecvTimeoutError) -> TryRecvError {
@@ -151,6 +146,7 @@ macro_rules! recv_forms {
         $(#[$doc])*
         #[doc = ""]
         #[doc = concat!("Waits as long as it takes. Without waiting: [`Self::", stringify!($try_), "`]; with a limit: [`Self::", stringify!($timeout), "`], [`Self::", stringify!($deadline), "`].")]
+        #[inline]
         pub fn $base($($self_)+, $($arg: $ty),*) -> Result<$ok, $crate::error::RecvError> {
             // One call: a wait as long as it takes never times out (and a
             // loop could not return a value that borrows `self`).
@@ -158,16 +154,19 @@ macro_rules! recv_forms {
         }
 
         #[doc = concat!("As [`Self::", stringify!($base), "`], without waiting: `Empty` when nothing is there now.")]
+        #[inline]
         pub fn $try_($($self_)+, $($arg: $ty),*) -> Result<$ok, $crate::error::TryRecvError> {
             $self.$inner($($arg,)* $crate::wait::Wait::Try).map_err($crate::wait::recv_try)
         }
 
         #[doc = concat!("As [`Self::", stringify!($base), "`], waiting at most `timeout` (any `Duration`; one past `Instant`'s range waits as long as it takes).")]
+        #[inline]
         pub fn $timeout($($self_)+, $($arg: $ty,)* timeout: std::time::Duration) -> Result<$ok, $crate::error::RecvTimeoutError> {
             $self.$inner($($arg,)* $crate::wait::Wait::timeout(timeout))
         }
 
         #[doc = concat!("As [`Self::", stringify!($base), "`], waiting until `deadline` at most.")]
+        #[inline]
         pub fn $deadline($($self_)+, $($arg: $ty,)* deadline: std::time::Instant) -> Result<$ok, $crate::error::RecvTimeoutError> {
             $self.$inner($($arg,)* $crate::wait::Wait::deadline(deadline))
         }
@@ -199,6 +198,7 @@ macro_rules! send_forms {
         $(#[$doc])*
         #[doc = ""]
         #[doc = concat!("Waits for room as long as it takes. Without waiting: [`Self::", stringify!($try_), "`]; with a limit: [`Self::", stringify!($timeout), "`], [`Self::", stringify!($deadline), "`].")]
+        #[inline]
         pub fn $base<$($lt)?>($($self_)+, mut $msg: $ty) -> Result<$ok, $crate::error::SendError<$ty>> {
             loop {
                 match $self.$inner($msg, $crate::wait::Wait::FOREVER) {
@@ -212,16 +212,19 @@ macro_rules! send_forms {
         }
 
         #[doc = concat!("As [`Self::", stringify!($base), "`], without waiting: `Full` when there is no room now.")]
+        #[inline]
         pub fn $try_<$($lt)?>($($self_)+, $msg: $ty) -> Result<$ok, $crate::error::TrySendError<$ty>> {
             $self.$inner($msg, $crate::wait::Wait::Try).map_err($crate::wait::send_try)
         }
 
         #[doc = concat!("As [`Self::", stringify!($base), "`], waiting at most `timeout` (any `Duration`).")]
+        #[inline]
         pub fn $timeout<$($lt)?>($($self_)+, $msg: $ty, timeout: std::time::Duration) -> Result<$ok, $crate::error::SendTimeoutError<$ty>> {
             $self.$inner($msg, $crate::wait::Wait::timeout(timeout))
         }
 
         #[doc = concat!("As [`Self::", stringify!($base), "`], waiting until `deadline` at most.")]
+        #[inline]
         pub fn $deadline<$($lt)?>($($self_)+, $msg: $ty, deadline: std::time::Instant) -> Result<$ok, $crate::error::SendTimeoutError<$ty>> {
             $self.$inner($msg, $crate::wait::Wait::deadline(deadline))
         }
@@ -294,7 +297,6 @@ mod tests {
     fn huge_timeouts_mean_forever_never_panic() {
         assert_eq!(Wait::timeout(Duration::MAX), Wait::FOREVER);
         assert_eq!(Wait::timeout(Duration::from_secs(u64::MAX)), Wait::FOREVER);
-        assert!(after(Duration::MAX).is_none());
         assert!(matches!(
             Wait::timeout(Duration::ZERO),
             Wait::Until(Some(_))

@@ -276,15 +276,17 @@ impl<'a> Board<'a> {
                 return Err(RecvTimeoutError::Timeout);
             };
             // Sleep in slices, to notice a killed writer.
-            let slice = Instant::now() + PEER_POLL;
-            let until = deadline.map_or(slice, |d: Instant| d.min(slice));
             let writer = self.ctl.writer.load(Ordering::Relaxed);
-            let ready = self
-                .bell
-                .wait_until(strategy, Some(until), &|| peers.intact(), || {
+            let ready = self.bell.wait_until(
+                strategy,
+                deadline,
+                Some(PEER_POLL),
+                &|| peers.intact(),
+                || {
                     is_newer(self.latest(), seen)
                         || self.ctl.writer.load(Ordering::Relaxed) != writer
-                });
+                },
+            );
             if !ready && !peers.intact() {
                 return Err(RecvTimeoutError::Fault(Fault::Truncated));
             }

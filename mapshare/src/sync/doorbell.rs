@@ -163,25 +163,40 @@ impl Doorbell {
         true
     }
 
-    /// Waits until `ready()` returns true or `deadline` passes, as the
-    /// strategy says. Returns the last value of `ready()`, or `false` at
-    /// once when `intact()`, asked after every futex sleep before anything
-    /// shared is looked at again, says the memory is gone.
+    /// Waits until `ready()` returns true, `deadline` passes, or `slice`
+    /// (from now) runs out, as the strategy says. Returns the last value of
+    /// `ready()`, or `false` at once when `intact()`, asked after every
+    /// futex sleep before anything shared is looked at again, says the
+    /// memory is gone. Callers that must look at something nobody rings for
+    /// (a peer's liveness) pass a `slice`: one clock read serves it and the
+    /// spin phase.
     pub(crate) fn wait_until(
         &self,
         strategy: WaitStrategy,
         deadline: Option<Instant>,
+        slice: Option<Duration>,
         intact: &dyn Fn() -> bool,
         mut ready: impl FnMut() -> bool,
     ) -> bool {
         if ready() {
             return true;
         }
-        let spin_until = match strategy {
-            WaitStrategy::Spin => None,
-            WaitStrategy::Block => Some(Instant::now()),
-            WaitStrategy::SpinThenBlock { spin } => Some(Instant::now() + spin),
+        // No clock read before the first 64 polls: a message that arrives
+        // while we spin costs no system call and no clock read (a vDSO
+        // clock read per empty poll halved small-message throughput). The
+        // slice and the spin budget start at the first look at the clock.
+        let mut deadline = deadline;
+        let mut started = false;
+        let start = |deadline: &mut Option<Instant>, now: Instant| {
+            if let Some(end) = slice.and_then(|s| now.checked_add(s)) {
+                *deadline = Some(deadline.map_or(end, |d| d.min(end)));
+            }
+            match strategy {
+                WaitStrategy::SpinThenBlock { spin } => now.checked_add(spin),
+                _ => None,
+            }
         };
+        let mut spin_until = None;
         // Spin phase (none for Block): look at the clock every 64 polls.
         let mut polls: u32 = 0;
         if strategy != WaitStrategy::Block {
@@ -192,6 +207,10 @@ impl Doorbell {
                 polls = polls.wrapping_add(1);
                 if polls % 64 == 0 {
                     let now = Instant::now();
+                    if !started {
+                        started = true;
+                        spin_until = start(&mut deadline, now);
+                    }
                     if deadline.is_some_and(|d| now >= d) {
                         return ready();
                     }
@@ -201,6 +220,9 @@ impl Doorbell {
                 }
                 spin_loop();
             }
+        }
+        if !started {
+            start(&mut deadline, Instant::now());
         }
         // Sleep phase.
         loop {
@@ -233,6 +255,7 @@ mod tests {
             b2.wait_until(
                 WaitStrategy::Block,
                 Some(Instant::now() + Duration::from_secs(30)),
+                None,
                 &|| true,
                 || f2.load(Ordering::SeqCst) == 1,
             )
@@ -252,11 +275,13 @@ mod tests {
             WaitStrategy::default(),
         ] {
             let start = Instant::now();
-            assert!(
-                !bell.wait_until(s, Some(start + Duration::from_millis(5)), &|| true, || {
-                    false
-                })
-            );
+            assert!(!bell.wait_until(
+                s,
+                Some(start + Duration::from_millis(5)),
+                None,
+                &|| true,
+                || { false }
+            ));
             assert!(start.elapsed() >= Duration::from_millis(5));
         }
     }
@@ -268,6 +293,7 @@ mod tests {
         assert!(!bell.wait_until(
             WaitStrategy::Block,
             Some(Instant::now() + Duration::from_millis(1)),
+            None,
             &|| true,
             || false
         ));

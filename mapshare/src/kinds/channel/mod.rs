@@ -422,6 +422,17 @@ struct PeerWatch {
 }
 
 impl PeerWatch {
+    /// The verdict as it stands, asking `judge` again only when `conn`
+    /// changed (an end came or went): no clock, no system call otherwise.
+    fn gone_if_changed(&mut self, conn: u32, judge: impl FnOnce() -> bool) -> bool {
+        if self.at.is_none() || conn != self.conn {
+            self.gone = judge();
+            self.conn = conn;
+            self.at = Some(Instant::now());
+        }
+        self.gone
+    }
+
     /// Whether the peers are gone, asking `judge` (which may make system
     /// calls) only when `conn` changed or the verdict is older than `poll`.
     fn gone(&mut self, conn: u32, poll: Duration, judge: impl FnOnce() -> bool) -> bool {

@@ -91,6 +91,7 @@ impl Receiver {
 
     /// The lane holding the next message, round-robin, if any, with what
     /// `readable` found there (the length, or a corrupt one).
+    #[inline]
     fn ready_lane(&self) -> Option<Ready> {
         let lanes = self.ch.g.lanes;
         (0..lanes)
@@ -98,51 +99,63 @@ impl Receiver {
             .find_map(|l| spsc::readable(&self.ch.slots(l), self.heads[l]).map(|len| (l, len)))
     }
 
-    /// Whether every sender has gone (dropped, or killed: asks the registry
-    /// about each owned lane, at most every `SENDERS_POLL` unless a sender
-    /// came or went meanwhile). Never before a sender has attached.
-    fn senders_gone(&mut self) -> bool {
+    /// Whether every sender has gone: dropped (seen at once: a sender's
+    /// drop changes `conn`, and only then is the verdict formed again) or,
+    /// with `ask`, killed (asks the registry about each owned lane, at most
+    /// every `SENDERS_POLL`). Never before a sender has attached.
+    #[inline]
+    fn senders_gone(&mut self, ask: bool) -> bool {
         let ch = &self.ch;
         let ctl = ch.ctl();
         if ctl.ever.load(Ordering::Acquire) & EVER_SENDER == 0 {
             return false;
         }
-        let conn = ctl.conn.load(Ordering::Acquire);
-        self.senders.gone(conn, SENDERS_POLL, || {
+        let judge = || {
             (0..ch.g.lanes).all(|l| {
                 // SYNC(conn): Acquire pairs with the sender's CAS in its
                 // drop: after a 0 we see every message it committed.
                 let owner = ch.lane(l).owner.load(Ordering::Acquire);
                 owner == 0 || !ch.seg.is_alive(owner)
             })
-        })
+        };
+        let conn = ctl.conn.load(Ordering::Acquire);
+        if ask {
+            self.senders.gone(conn, SENDERS_POLL, judge)
+        } else {
+            self.senders.gone_if_changed(conn, judge)
+        }
     }
 
-    /// Finds the next message, waiting as `wait` says.
+    /// Finds the next message, waiting as `wait` says. A message waiting
+    /// costs no more than finding it; an empty channel one load of `conn`
+    /// before the wait, and a look at the senders' liveness between slices
+    /// of `SENDERS_POLL`.
+    #[inline]
     fn wait_ready(&mut self, wait: Wait) -> Result<Ready, RecvTimeoutError> {
+        if let Some(r) = self.ready_lane() {
+            return Ok(r);
+        }
+        let gone = |me: &Self| me.ready_lane().ok_or(RecvTimeoutError::Disconnected);
+        if self.senders_gone(false) {
+            // Gone: deliver what they committed before they went.
+            return gone(self);
+        }
+        let Some(deadline) = wait.until() else {
+            return if self.senders_gone(true) {
+                gone(self)
+            } else {
+                Err(RecvTimeoutError::Timeout)
+            };
+        };
         loop {
-            if let Some(r) = self.ready_lane() {
-                return Ok(r);
-            }
-            if self.senders_gone() {
-                // Gone: deliver what they committed before they went.
-                return self.ready_lane().ok_or(RecvTimeoutError::Disconnected);
-            }
-            let Some(deadline) = wait.until() else {
-                return Err(RecvTimeoutError::Timeout);
-            };
-            // Sleep in slices, to notice a killed sender.
-            let slice = crate::wait::after(SENDERS_POLL);
-            let until = match (deadline, slice) {
-                (Some(d), Some(s)) => Some(d.min(s)),
-                (d, s) => d.or(s),
-            };
+            // Slices, to notice a killed sender (nobody rings for it).
             let conn = self.ch.ctl().conn.load(Ordering::Relaxed);
             let mut found = None;
             let me = &*self;
             me.ch.bell(RX_BELL_OFFSET).wait_until(
                 me.ch.wait,
-                until,
+                deadline,
+                Some(SENDERS_POLL),
                 &|| me.ch.seg.intact(),
                 || {
                     found = me.ready_lane();
@@ -155,6 +168,9 @@ impl Receiver {
             if !self.ch.seg.intact() {
                 return Err(RecvTimeoutError::Fault(Fault::Truncated));
             }
+            if self.senders_gone(true) {
+                return gone(self);
+            }
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Err(RecvTimeoutError::Timeout);
             }
@@ -162,6 +178,7 @@ impl Receiver {
     }
 
     /// Frees the slot at the head of `lane` (its message is done with).
+    #[inline]
     fn release(&mut self, lane: usize) {
         release(&self.ch, &mut self.heads, &mut self.next, lane);
     }
@@ -170,6 +187,7 @@ impl Receiver {
     /// the length `ready_lane` copied out and never looks at the slot's
     /// words again: a peer breaking the protocol could change them between
     /// two looks.
+    #[inline]
     fn take<R>(
         &mut self,
         (lane, len): Ready,
@@ -194,11 +212,13 @@ impl Receiver {
         out
     }
 
+    #[inline]
     fn recv_inner(&mut self, wait: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
         let ready = self.wait_ready(wait)?;
         self.take(ready, |v| v.to_vec())
     }
 
+    #[inline]
     fn recv_into_inner(
         &mut self,
         buf: &mut Vec<u8>,
@@ -213,6 +233,7 @@ impl Receiver {
         })
     }
 
+    #[inline]
     pub(super) fn recv_ref_inner(&mut self, wait: Wait) -> Result<Sample<'_>, RecvTimeoutError> {
         let (lane, len) = self.wait_ready(wait)?;
         let len = match len {
@@ -324,6 +345,7 @@ impl<'a> Deref for Sample<'a> {
 }
 
 impl Drop for Sample<'_> {
+    #[inline]
     fn drop(&mut self) {
         release(self.ch, self.heads, self.next, self.lane);
     }
@@ -331,6 +353,7 @@ impl Drop for Sample<'_> {
 
 /// Frees the slot at the head of `lane`, moves the round-robin on and
 /// wakes a sender waiting for room.
+#[inline]
 fn release(ch: &Channel, heads: &mut [u64], next: &mut usize, lane: usize) {
     let head = heads[lane];
     heads[lane] = spsc::release(ch.lane(lane), head);

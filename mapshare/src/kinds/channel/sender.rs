@@ -120,6 +120,7 @@ impl Sender {
     /// Whether the receiver has gone: dropped (cheap: one load of a
     /// read-mostly line) or, with `ask`, killed (a system call, at most
     /// every `RECEIVER_POLL`). Never before a receiver has attached.
+    #[inline]
     fn receiver_gone(&mut self, ask: bool) -> bool {
         let ctl = self.ch.ctl();
         if ctl.ever.load(Ordering::Relaxed) & EVER_RECEIVER == 0 {
@@ -140,7 +141,10 @@ impl Sender {
         })
     }
 
-    /// Waits for room in our lane.
+    /// Waits for room in our lane. The fast path (room) costs a look at
+    /// the receiver's word; a full lane asks the registry about a killed
+    /// receiver only between slices of `RECEIVER_POLL`.
+    #[inline]
     fn wait_room(&mut self, wait: Wait) -> Result<(), Stop> {
         if self.has_room() {
             return if self.receiver_gone(false) {
@@ -149,28 +153,32 @@ impl Sender {
                 Ok(())
             };
         }
+        if self.receiver_gone(false) {
+            return Err(Stop::Disconnected);
+        }
+        let Some(deadline) = wait.until() else {
+            return Err(if self.receiver_gone(true) {
+                Stop::Disconnected
+            } else {
+                Stop::Timeout
+            });
+        };
         loop {
-            if self.receiver_gone(true) {
-                return Err(Stop::Disconnected);
-            }
-            let Some(deadline) = wait.until() else {
-                return Err(Stop::Timeout);
-            };
-            // Sleep in slices: nobody rings when a receiver is killed.
-            let slice = crate::wait::after(RECEIVER_POLL);
-            let until = match (deadline, slice) {
-                (Some(d), Some(s)) => Some(d.min(s)),
-                (d, s) => d.or(s),
-            };
+            // Slices: nobody rings when a receiver is killed.
             let (ch, lane, prod) = (&self.ch, self.lane, &mut self.prod);
             let (slots, words) = (ch.slots(lane), ch.lane(lane));
             let conn = ch.ctl().conn.load(Ordering::Relaxed);
             let mut room = false;
-            ch.bell(TX_BELL_OFFSET)
-                .wait_until(ch.wait, until, &|| ch.seg.intact(), || {
+            ch.bell(TX_BELL_OFFSET).wait_until(
+                ch.wait,
+                deadline,
+                Some(RECEIVER_POLL),
+                &|| ch.seg.intact(),
+                || {
                     room = prod.can_write(&slots, words);
                     room || ch.ctl().conn.load(Ordering::Relaxed) != conn
-                });
+                },
+            );
             if room {
                 return if self.receiver_gone(false) {
                     Err(Stop::Disconnected)
@@ -180,6 +188,9 @@ impl Sender {
             }
             if !self.ch.seg.intact() {
                 return Err(Stop::Truncated);
+            }
+            if self.receiver_gone(true) {
+                return Err(Stop::Disconnected);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Stop::Timeout);
@@ -197,6 +208,7 @@ impl Sender {
         self.ch.bell(RX_BELL_OFFSET).ring();
     }
 
+    #[inline]
     pub(super) fn send_inner<'m>(
         &mut self,
         msg: &'m [u8],
@@ -225,6 +237,7 @@ impl Sender {
         try_send, send, send_timeout, send_deadline (&mut self) <'m> (msg: &'m [u8]) -> () = send_inner
     );
 
+    #[inline]
     fn loan_inner(&mut self, wait: Wait) -> Result<Loan<'_>, SendTimeoutError<()>> {
         match self.wait_room(wait) {
             Ok(()) => {}

@@ -78,6 +78,7 @@ impl<T: Pod> options::HasSenders for PodReceiver<T> {}
 impl<T: Pod> PodSender<T> {
     options::constructors!("a typed channel, as a sender,");
 
+    #[inline]
     fn send_inner(&mut self, value: T, wait: Wait) -> Result<(), SendTimeoutError<T>> {
         self.inner
             .send_inner(bytemuck::bytes_of(&value), wait)
@@ -106,6 +107,7 @@ impl<T: Pod> PodSender<T> {
 impl<T: Pod> PodReceiver<T> {
     options::constructors!("a typed channel, as its receiver,");
 
+    #[inline]
     fn recv_inner(&mut self, wait: Wait) -> Result<T, RecvTimeoutError> {
         let size = std::mem::size_of::<T>();
         let sample = self.inner.recv_ref_inner(wait)?;

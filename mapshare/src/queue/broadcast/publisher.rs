@@ -142,14 +142,13 @@ impl Ring<'_> {
             // subscriber dies, so each slice ends with a look at whether the
             // one we wait for is still alive (in `has_room`).
             loop {
-                let slice = Instant::now() + LIVENESS_POLL;
-                let until = deadline.map_or(slice, |d| d.min(slice));
-                if self
-                    .room_bell
-                    .wait_until(strategy, Some(until), &|| peers.intact(), || {
-                        self.has_room(st, peers)
-                    })
-                {
+                if self.room_bell.wait_until(
+                    strategy,
+                    deadline,
+                    Some(LIVENESS_POLL),
+                    &|| peers.intact(),
+                    || self.has_room(st, peers),
+                ) {
                     break;
                 }
                 // Asked again only when no room came (a sleep may have

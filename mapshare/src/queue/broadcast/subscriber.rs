@@ -292,14 +292,14 @@ impl Ring<'_> {
                 return Recv::Empty;
             };
             // Sleep in slices of `peer_poll`, to notice a killed publisher.
-            let slice = Instant::now() + peer_poll;
-            let until = deadline.map_or(slice, |d| d.min(slice));
             let (cursor, p) = (st.cursor, st.pub_seen);
-            let ready =
-                self.data_bell
-                    .wait_until(strategy, Some(until), &|| peers.intact(), || {
-                        self.readable(cursor) || self.ctl.publisher.load(Ordering::Relaxed) != p
-                    });
+            let ready = self.data_bell.wait_until(
+                strategy,
+                deadline,
+                Some(peer_poll),
+                &|| peers.intact(),
+                || self.readable(cursor) || self.ctl.publisher.load(Ordering::Relaxed) != p,
+            );
             if !ready && !peers.intact() {
                 return Recv::Truncated;
             }
