@@ -16,6 +16,7 @@ use mapshare::{Event, FixedStr, LockTimeoutError, Pod, Shared, Zeroable};
 /// `open` fails with a `LayoutMismatch` naming both.
 #[derive(Clone, Copy, Pod, Zeroable)]
 #[repr(C)]
+#[bytemuck(crate = "mapshare::bytemuck")] // outside this workspace, the derive needs this path
 struct Record {
     id: u64,
     sent_unix_ns: u64,

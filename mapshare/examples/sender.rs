@@ -17,6 +17,7 @@ use mapshare::{Event, FixedStr, LockTimeoutError, Pod, Shared, Zeroable};
 /// the derive checks it, and `Shared` checks on open that both sides agree.
 #[derive(Clone, Copy, Pod, Zeroable)]
 #[repr(C)]
+#[bytemuck(crate = "mapshare::bytemuck")] // outside this workspace, the derive needs this path
 struct Record {
     id: u64,
     sent_unix_ns: u64,

@@ -21,6 +21,7 @@
 //!
 //! #[derive(Clone, Copy, Pod, Zeroable)]
 //! #[repr(C)]
+//! #[bytemuck(crate = "mapshare::bytemuck")] // the derive's path, or depend on bytemuck
 //! struct Record {
 //!     id: u64,
 //!     text: FixedStr<60>, // 4 + 60 bytes: no padding, as Pod requires
