@@ -69,6 +69,13 @@ fn init(p: Region<'_>) {
     }
 }
 
+/// Why a mailbox wait ended without an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Timeout,
+    Truncated,
+}
+
 /// One message at a time, between processes, by name.
 ///
 /// `send` waits (with a timeout) until the mailbox is empty; `recv` waits
@@ -219,6 +226,57 @@ impl Mailbox {
         try_send, send, send_timeout, send_deadline (&self) <'m> (msg: &'m [u8]) -> () = send_inner
     );
 
+    /// The waiting loop both directions share: under the lock, `step`
+    /// tries the exchange (store or take); when it cannot yet, sleep on
+    /// `changed` (bumped by the other side) and try again. Checks the
+    /// segment's size before touching it and after each wait.
+    fn exchange<R>(
+        &self,
+        deadline: Option<Instant>,
+        once: bool,
+        changed: &EventWord,
+        done: &EventWord,
+        mut step: impl FnMut() -> Option<R>,
+    ) -> Result<R, Stop> {
+        loop {
+            // Before touching the payload, and again after each wait.
+            if !self.seg.is_intact() {
+                return Err(Stop::Truncated);
+            }
+            let seen = changed.seq();
+            // A try still waits briefly for the lock: it is only ever held for a copy.
+            let lock_deadline = if once {
+                Some(Instant::now() + Duration::from_millis(50))
+            } else {
+                deadline
+            };
+            let Some(guard) = self.lock(lock_deadline) else {
+                if !self.seg.is_intact() {
+                    return Err(Stop::Truncated);
+                }
+                return Err(Stop::Timeout);
+            };
+            if let Some(r) = step() {
+                drop(guard);
+                done.bump();
+                return Ok(r);
+            }
+            drop(guard);
+            if once || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Stop::Timeout);
+            }
+            // Sleep in slices and look again under the lock: a peer killed
+            // between its commit and its wake-up never rings, and the state
+            // under the lock is the truth, not the wake-up.
+            let slice = Instant::now() + RECHECK;
+            changed.wait_change(
+                seen,
+                Some(deadline.map_or(slice, |d| d.min(slice))),
+                &|| self.seg.is_intact(),
+            );
+        }
+    }
+
     fn send_until<'m>(
         &self,
         msg: &'m [u8],
@@ -228,44 +286,14 @@ impl Mailbox {
         if msg.len() > self.capacity {
             return Err(SendTimeoutError::TooLarge(msg));
         }
-        let emptied = self.event(EMPTIED_OFFSET);
-        loop {
-            // Before touching the payload, and again after each wait.
-            if !self.seg.is_intact() {
-                return Err(SendTimeoutError::Fault(msg, Fault::Truncated));
-            }
-            let seen = emptied.seq();
-            // A try still waits briefly for the lock: it is only ever held for a copy.
-            let lock_deadline = if once {
-                Some(Instant::now() + Duration::from_millis(50))
-            } else {
-                deadline
-            };
-            let Some(guard) = self.lock(lock_deadline) else {
-                if !self.seg.is_intact() {
-                    return Err(SendTimeoutError::Fault(msg, Fault::Truncated));
-                }
-                return Err(SendTimeoutError::Timeout(msg));
-            };
-            if protocol::store(self.data(), self.state(), msg) {
-                drop(guard);
-                self.event(FILLED_OFFSET).bump();
-                return Ok(());
-            }
-            drop(guard);
-            if once || deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(SendTimeoutError::Timeout(msg));
-            }
-            // Sleep in slices and look again under the lock: a peer killed
-            // between its commit and its wake-up never rings, and the state
-            // under the lock is the truth, not the wake-up.
-            let slice = Instant::now() + RECHECK;
-            emptied.wait_change(
-                seen,
-                Some(deadline.map_or(slice, |d| d.min(slice))),
-                &|| self.seg.is_intact(),
-            );
-        }
+        let (emptied, filled) = (self.event(EMPTIED_OFFSET), self.event(FILLED_OFFSET));
+        self.exchange(deadline, once, emptied, filled, || {
+            protocol::store(self.data(), self.state(), msg).then_some(())
+        })
+        .map_err(|stop| match stop {
+            Stop::Timeout => SendTimeoutError::Timeout(msg),
+            Stop::Truncated => SendTimeoutError::Fault(msg, Fault::Truncated),
+        })
     }
 
     fn recv_inner(&self, wait: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
@@ -290,43 +318,15 @@ impl Mailbox {
         deadline: Option<Instant>,
         once: bool,
     ) -> Result<Vec<u8>, RecvTimeoutError> {
-        let filled = self.event(FILLED_OFFSET);
-        loop {
-            // Before touching the payload, and again after each wait.
-            if !self.seg.is_intact() {
-                return Err(RecvTimeoutError::Fault(Fault::Truncated));
-            }
-            let seen = filled.seq();
-            let lock_deadline = if once {
-                Some(Instant::now() + Duration::from_millis(50))
-            } else {
-                deadline
-            };
-            let Some(guard) = self.lock(lock_deadline) else {
-                if !self.seg.is_intact() {
-                    return Err(RecvTimeoutError::Fault(Fault::Truncated));
-                }
-                return Err(RecvTimeoutError::Timeout);
-            };
-            if let Some(taken) = protocol::take(self.data(), self.state(), self.capacity) {
-                drop(guard);
-                self.event(EMPTIED_OFFSET).bump();
-                return taken.map_err(RecvTimeoutError::Fault);
-            }
-            drop(guard);
-            if once || deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(RecvTimeoutError::Timeout);
-            }
-            // Sleep in slices and look again under the lock: a peer killed
-            // between its commit and its wake-up never rings, and the state
-            // under the lock is the truth, not the wake-up.
-            let slice = Instant::now() + RECHECK;
-            filled.wait_change(
-                seen,
-                Some(deadline.map_or(slice, |d| d.min(slice))),
-                &|| self.seg.is_intact(),
-            );
-        }
+        let (filled, emptied) = (self.event(FILLED_OFFSET), self.event(EMPTIED_OFFSET));
+        self.exchange(deadline, once, filled, emptied, || {
+            protocol::take(self.data(), self.state(), self.capacity)
+        })
+        .map_err(|stop| match stop {
+            Stop::Timeout => RecvTimeoutError::Timeout,
+            Stop::Truncated => RecvTimeoutError::Fault(Fault::Truncated),
+        })?
+        .map_err(RecvTimeoutError::Fault)
     }
 }
 
