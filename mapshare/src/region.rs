@@ -309,7 +309,11 @@ type Chunk = u64;
 /// The bytes are untrusted: a peer breaking the protocol may rewrite them
 /// at any moment. Every method copies out what is there at that instant;
 /// validate what you copied, not what you saw earlier.
-#[derive(Clone, Copy)]
+///
+/// Not `Clone`: a view lent by a [`Sample`](crate::Sample) cannot be kept
+/// after the sample frees its slot (a copy would then read bytes the
+/// sender is already rewriting), and a slice from [`View::as_slice`] lives
+/// no longer than the sample.
 pub struct View<'a> {
     region: Region<'a>,
 }

@@ -326,7 +326,17 @@ impl Drop for Receiver {
 }
 
 /// A received message, in place in its slot: it derefs to a [`View`]
-/// (whose methods copy), and frees the slot when dropped.
+/// (whose methods copy), and frees the slot when dropped. The view cannot
+/// be taken out of the sample to outlive it:
+///
+/// ```compile_fail
+/// # fn f(rx: &mut mapshare::Receiver) {
+/// let sample = rx.try_recv_ref().unwrap();
+/// let view = *sample; // error: `View` is not `Copy`
+/// drop(sample);
+/// view.to_vec();
+/// # }
+/// ```
 #[derive(Debug)]
 #[must_use = "the message is consumed when the sample is dropped"]
 pub struct Sample<'a> {
