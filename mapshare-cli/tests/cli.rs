@@ -13,6 +13,22 @@ use std::time::{Duration, Instant};
 use mapshare::{segment, Location, Options, Shared};
 use serde_json::Value;
 
+/// Held while a test runs `gc`: the same `flock` the library's tests take
+/// (`mapshare/tests/common`), since `gc` removes every unattached segment
+/// of ours, whichever test left it.
+struct GcLock(#[allow(dead_code)] std::fs::File);
+
+fn gc_lock() -> GcLock {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("mapshare-tests-gc.lock"))
+        .expect("open the gc lock file");
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    GcLock(f)
+}
+
 const BIN: &str = env!("CARGO_BIN_EXE_mapshare");
 
 /// A child that runs longer than this is killed and the test fails.
@@ -727,6 +743,7 @@ fn rm_removes_and_fails_on_a_missing_name() {
 
 #[test]
 fn gc_removes_the_segment_of_a_killed_process() {
+    let _gc = gc_lock();
     let name = unique("gc-dead");
     let kept = unique("gc-kept");
     let mut c = Cleanup::new(&[&name, &kept]);
@@ -956,6 +973,7 @@ fn info_shows_pubsub_depth_subscribers_and_lag() {
 
 #[test]
 fn admin_verbs_survive_a_fifo_and_a_directory_under_the_prefix() {
+    let _gc = gc_lock();
     let fifo = unique("fifo");
     let dir = unique("dir");
     let (fifo_path, dir_path) = (shm_path(&fifo), shm_path(&dir));

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::{assert_clean, shm_path, spawn_child, unique_name, watchdog, Cleanup, TempDir};
 use mapshare::{
-    channel_stats, BlackboardReader, BlackboardWriter, Event, Fault, Location, LockError, Mailbox,
-    Mutex, Policy, Publisher, Receiver, RecvError, RecvTimeoutError, SendError, Sender, Shared,
-    Subscriber, TryRecvError, WaitStrategy,
+    channel_stats, BlackboardReader, BlackboardWriter, Event, Fault, Location, LockError,
+    LockTimeoutError, Mailbox, Mutex, Policy, Publisher, Receiver, RecvError, RecvTimeoutError,
+    SendError, Sender, Shared, Subscriber, TryRecvError, WaitStrategy,
 };
 
 const TEST: &str = "issue_7";
@@ -79,6 +79,14 @@ fn child_roles() {
                     .unwrap()
                     .set_len(c.arg.parse().unwrap())
                     .unwrap();
+            }
+            // Takes the mutex `name`, signals, then waits to be killed.
+            "locker" => {
+                let m = Mutex::open(&c.name).unwrap();
+                let held = m.lock().unwrap();
+                c.signal("locked");
+                c.wait_for("go");
+                drop(held);
             }
             other => panic!("unknown role {other}"),
         });
@@ -487,6 +495,7 @@ impl Drop for Odd {
 #[test]
 fn admin_calls_and_opens_refuse_files_that_are_not_regular() {
     let _wd = watchdog(TEST);
+    let _gc = common::gc_lock();
     let fifo = unique_name("fifo");
     let dir = unique_name("dir");
     let _guards = (Odd(shm_path(&fifo)), Odd(shm_path(&dir)));
@@ -537,6 +546,7 @@ fn mark_removed(name: &str) {
 
 #[test]
 fn a_removal_killed_half_way_never_blocks_the_name() {
+    let _gc = common::gc_lock();
     let name = unique_name("half-removed");
     let _clean = Cleanup::new(&name);
     // The next opener finishes the removal, and the name is free again.
@@ -559,4 +569,57 @@ fn a_removal_killed_half_way_never_blocks_the_name() {
     let report = mapshare::segment::gc(false).unwrap();
     assert!(report.removed.contains(&name), "{report:?}");
     assert!(!shm_path(&name).exists());
+}
+
+/// Registry slot 1's generation word in the segment file (header layout:
+/// registry at 256, 16-byte slots, generation first).
+const SLOT1_GEN: u64 = 256 + 16;
+
+#[test]
+fn a_wrapped_registry_generation_never_revives_a_dead_owner() {
+    child_roles();
+    let _wd = watchdog(TEST);
+    let name = unique_name("gen-wrap");
+    let _clean = Cleanup::new(&name);
+    let dir = TempDir::new("gen-wrap");
+    let first = Mutex::create(&name).unwrap(); // slot 0
+    let mut child = spawn_child(
+        "a_wrapped_registry_generation_never_revives_a_dead_owner",
+        "locker",
+        &name,
+        dir.path(),
+        "",
+    );
+    common::wait_for_flag(dir.path(), "locked");
+    let pid = child.id();
+    child.kill(); // dies holding the lock: slot 1, generation 1
+                  // As if slot 1 had been claimed 2^20 - 1 more times since: the next
+                  // claim wraps to generation 1, the dead owner's.
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(shm_path(&name))
+        .unwrap();
+    let mut gen = [0u8; 4];
+    f.read_exact_at(&mut gen, SLOT1_GEN).unwrap();
+    assert_eq!(
+        u32::from_ne_bytes(gen),
+        1,
+        "the child held slot 1, generation 1"
+    );
+    f.write_all_at(&((1u32 << 20) - 1).to_ne_bytes(), SLOT1_GEN)
+        .unwrap();
+    // A live handle claims slot 1 again. Had it wrapped onto generation 1,
+    // the dead owner's token would name a live slot: the lock would never
+    // be recovered, by either handle.
+    let second = Mutex::open(&name).unwrap();
+    f.read_exact_at(&mut gen, SLOT1_GEN).unwrap();
+    assert_eq!(u32::from_ne_bytes(gen), 2, "the wrap skipped generation 1");
+    match first.lock_timeout(Duration::from_secs(30)) {
+        Err(LockTimeoutError::OwnerDied(g)) => drop(g),
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    assert!(second.try_lock().is_ok());
+    drop((first, second));
+    assert_clean(&[&name], &[pid]);
 }

@@ -14,14 +14,7 @@ use mapshare::{
     TryRecvError, TrySendError,
 };
 
-/// `gc` is global: it removes every unattached segment of ours in
-/// `/dev/shm`. Tests that leave a segment unattached on purpose, or that
-/// assert what `gc` reports, take this lock so they do not see each other's.
-static GC_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn gc_lock() -> std::sync::MutexGuard<'static, ()> {
-    GC_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+use common::gc_lock;
 
 /// Mixed scripts, combining marks, emoji with skin tones and ZWJ sequences,
 /// flags, a right-to-left run, astral-plane letters, and a NUL.

@@ -38,6 +38,11 @@ fn spec<T: Pod>() -> Spec {
         layout: Fingerprint::of::<T>(),
         check_layout: true,
         min_payload: BUFFERS_OFFSET as u64,
+        tokens: |p, f| {
+            if let Some(c) = p.get::<BoardControl>(CTL_OFFSET) {
+                f(c.writer_token());
+            }
+        },
     }
 }
 

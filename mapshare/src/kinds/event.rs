@@ -69,6 +69,7 @@ fn spec() -> Spec {
         layout: Fingerprint::new("event", 128, 128),
         check_layout: true,
         min_payload: 128,
+        tokens: crate::segment::no_tokens,
     }
 }
 

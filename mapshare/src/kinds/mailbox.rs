@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Fault, RecvTimeoutError, SegmentError, SendTimeoutError};
 use crate::layout::Kind;
 use crate::options::{self, How, Options};
+use crate::primitive::Ordering;
 use crate::queue::mailbox::{self as protocol, MailboxState};
 use crate::region::Region;
 use crate::segment::{Location, Segment, Spec};
@@ -55,6 +56,11 @@ fn spec(capacity: usize) -> Spec {
         layout: crate::layout::Fingerprint::new("mailbox", capacity as u64, 1),
         check_layout: false,
         min_payload: DATA_OFFSET as u64,
+        tokens: |p, f| {
+            if let Some(m) = p.get::<MutexWord>(MUTEX_OFFSET) {
+                f(m.state.load(Ordering::Relaxed));
+            }
+        },
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::error::{Fault, LockTimeoutError, SegmentError};
 use crate::layout::{Fingerprint, Kind};
 use crate::options::{self, How, Options};
+use crate::primitive::Ordering;
 use crate::region::Region;
 use crate::segment::{Location, Segment, Spec};
 use crate::sync::mutex::{self, Acquired, Fail, MutexWord};
@@ -57,6 +58,11 @@ fn spec() -> Spec {
         layout: Fingerprint::new("mutex", 128, 128),
         check_layout: true,
         min_payload: 128,
+        tokens: |p, f| {
+            if let Some(m) = p.get::<MutexWord>(0) {
+                f(m.state.load(Ordering::Relaxed));
+            }
+        },
     }
 }
 
@@ -109,6 +115,9 @@ pub struct MutexGuard<'a> {
 
 impl Drop for MutexGuard<'_> {
     fn drop(&mut self) {
+        if self.mutex.seg.forked() {
+            return; // the parent's lock, inherited through fork(): not ours to release
+        }
         mutex::unlock(self.mutex.word());
     }
 }

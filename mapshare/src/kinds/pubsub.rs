@@ -77,6 +77,17 @@ fn spec(max_message: usize) -> Spec {
         layout: Fingerprint::new("pubsub", max_message as u64, 8),
         check_layout: false,
         min_payload: SLOTS_OFFSET as u64,
+        tokens: |p, f| {
+            if let Some(c) = p.get::<Control>(CTL_OFFSET) {
+                f(c.publisher_token());
+            }
+            for s in p
+                .slice::<SubSlot>(SUBS_OFFSET, MAX_SUBSCRIBERS)
+                .unwrap_or_default()
+            {
+                f(s.owner_token());
+            }
+        },
     }
 }
 

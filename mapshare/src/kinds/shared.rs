@@ -11,6 +11,7 @@ use crate::error::{LockTimeoutError, RecvTimeoutError, SegmentError};
 use crate::kinds::mutex::lock_guard;
 use crate::layout::{Fingerprint, Kind};
 use crate::options::{self, How, Options};
+use crate::primitive::Ordering;
 use crate::segment::{Location, Segment, Spec};
 use crate::sync::event::{EventWord, MODE_AUTO};
 use crate::sync::mutex::{self, MutexWord};
@@ -58,6 +59,11 @@ impl<T: Pod> Shared<T> {
             layout: Fingerprint::of::<T>(),
             check_layout: true,
             min_payload: (data_offset::<T>() + std::mem::size_of::<T>()) as u64,
+            tokens: |p, f| {
+                if let Some(m) = p.get::<MutexWord>(MUTEX_OFFSET) {
+                    f(m.state.load(Ordering::Relaxed));
+                }
+            },
         }
     }
 
@@ -177,6 +183,9 @@ impl<T: Pod> SharedGuard<'_, T> {
 
 impl<T: Pod> Drop for SharedGuard<'_, T> {
     fn drop(&mut self) {
+        if self.shared.seg.forked() {
+            return; // the parent's lock, inherited through fork(): not ours to release
+        }
         mutex::unlock(self.shared.mutex());
     }
 }

@@ -81,6 +81,13 @@ crate::pod::shm_state!(
     "AtomicU64, AtomicU32s and u64 padding; repr(C)"
 );
 
+impl BoardControl {
+    /// The writer's liveness token word, as stored (for the registry).
+    pub(crate) fn writer_token(&self) -> u32 {
+        self.writer.load(Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 impl BoardControl {
     pub(crate) fn new() -> BoardControl {

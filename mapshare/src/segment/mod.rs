@@ -17,7 +17,12 @@
 //! when the process dies, however it dies, so "slot locked" means "a live
 //! process holds it", whatever PIDs were reused since. The slot's bytes in
 //! the header (generation, pid, time) are informational, except the
-//! generation, which makes mutex owner tokens unique over time.
+//! generation, which makes liveness tokens (slot and generation: mutex
+//! owners, role holders) unique over time. Generations are 20 bits; a
+//! claim skips every generation that a token still stored in the payload
+//! names (each kind lists its token words), so a slot claimed 2^20 times
+//! while a killed owner's token waits in a mutex word never wraps onto
+//! that token and makes the dead owner look alive.
 //!
 //! Attach and detach take `flock` on the segment file, so "I am the last one
 //! out, unlink" cannot race "I am attaching". The last handle of a
@@ -26,22 +31,32 @@
 //! `open_or_create`.
 //!
 //! # `fork()` without `exec`
-//! A handle is one registry slot held by one open file description. A
-//! child created by `fork()` inherits the descriptor, so it shares that
-//! description and, with it, the slot's byte lock and liveness token: the
-//! two processes are one attachment to every peer. Until this is made
-//! safe (tracked in the issue that introduced this note), do not use, or
-//! rely on, a handle across `fork()`:
-//! - the child must not call anything on an inherited handle (it would act
-//!   with its parent's token: two receivers of one channel, say), and
-//!   should not drop it either (`std::mem::forget` it, or `exec` at once:
-//!   descriptors are `O_CLOEXEC`, so `exec` drops them cleanly);
-//! - while such a child lives, the parent's slot stays locked even after
-//!   the parent dies, so a lock the parent held is not taken over until the
-//!   child exits or execs.
+//! A handle is one registry slot held through one open file description:
+//! the slot's byte lock, and with it the handle's liveness token and every
+//! role and lock taken under that token, belong to that description. A
+//! child created by `fork()` would inherit the descriptor and the mapping,
+//! and so share the description: the two processes would be one
+//! attachment to every peer (two receivers of one channel, one lock held
+//! by two processes), and the parent's death would go unnoticed for as
+//! long as the child lives. So, from the first attach on, mapshare installs
+//! a `pthread_atfork` child handler, and in the child:
+//! - every inherited handle is refused: a call on it panics with a message
+//!   that says to open the segment anew (a programming error, like a
+//!   `RefCell` borrowed twice; no call can act with the parent's token);
+//! - dropping an inherited handle, guard or sample releases nothing of the
+//!   parent's (no unlock, no role given up, no unlink): it only unmaps;
+//! - the handler detaches the child from the parent's descriptions at
+//!   once: each segment descriptor is pointed at `/dev/null` and each
+//!   mapping replaced by private zero pages, so the parent's registry
+//!   locks die with the parent, whatever the child keeps or does.
 //!
 //! Opening the segment anew in the child (after the fork) is fine: it gets
-//! a slot of its own.
+//! a slot of its own. `exec` needs nothing either (descriptors are
+//! `O_CLOEXEC`). Limits: the table behind the handler holds 1,024 open
+//! segments; beyond that, inherited handles are still refused, but their
+//! descriptions stay referenced until the child drops them or exits. A
+//! `fork()` made by a raw system call that bypasses the C library's
+//! `fork` runs no handler and is not covered.
 //!
 //! # A segment shrunk under us (`SIGBUS`)
 //! A process with write access to the object (our own user, or root: the
@@ -90,6 +105,8 @@ use crate::sys::{self, Dir, Mapping, OwnedFd};
 mod admin;
 mod object;
 mod registry;
+
+pub(crate) use registry::{no_tokens, TokenWords};
 
 pub use admin::{gc, inspect, list, unlink, Attached, GcReport, SegmentInfo};
 use object::{flags_word, flock_timeout, open_file, read_header, state_word};
@@ -251,6 +268,8 @@ pub(crate) struct Spec {
     pub(crate) check_layout: bool,
     /// Smallest payload an opener can work with.
     pub(crate) min_payload: u64,
+    /// Where the kind keeps liveness tokens (see [`TokenWords`]).
+    pub(crate) tokens: TokenWords,
 }
 
 /// An attached segment: mapping, descriptor and registry slot. Dropping it
@@ -265,6 +284,11 @@ pub(crate) struct Segment {
     header: Header,
     slot: u32,
     gen: u32,
+    /// [`sys::fork_epoch`] when we attached: another value means we are in
+    /// a child created by `fork()`, and this handle is the parent's.
+    epoch: u32,
+    /// Our descriptor's entry in the fork table (see [`sys::guard_fork`]).
+    fork_entry: Option<usize>,
 }
 
 fn now_ms() -> u64 {
@@ -409,7 +433,26 @@ impl Segment {
         let _ = sys::unlock_byte(&fd, INIT_LOCK);
         let mut header = header;
         header.state = STATE_READY;
-        Ok(Segment {
+        Ok(Segment::attached(
+            location, dir, file, fd, map, header, slot, gen,
+        ))
+    }
+
+    /// The handle over a segment we attached to (slot claimed), guarded
+    /// against use in a forked child.
+    #[allow(clippy::too_many_arguments)] // Reason: the struct's own fields, once.
+    fn attached(
+        location: Location,
+        dir: Dir,
+        file: String,
+        fd: OwnedFd,
+        map: Mapping,
+        header: Header,
+        slot: u32,
+        gen: u32,
+    ) -> Segment {
+        let fork_entry = sys::guard_fork(&fd, &map);
+        Segment {
             location,
             dir,
             file,
@@ -418,7 +461,26 @@ impl Segment {
             header,
             slot,
             gen,
-        })
+            epoch: sys::fork_epoch(),
+            fork_entry,
+        }
+    }
+
+    /// Whether this handle was inherited through `fork()`: we are the
+    /// child, and the handle (its registry slot, its roles and locks) is
+    /// the parent's. Such a handle must neither act nor release anything.
+    #[inline]
+    pub(crate) fn forked(&self) -> bool {
+        sys::fork_epoch() != self.epoch
+    }
+
+    /// Refuses use of a handle inherited through `fork()` (see
+    /// "`fork()` without `exec`" in the module docs).
+    #[inline]
+    fn check_not_forked(&self) {
+        if self.forked() {
+            used_in_forked_child(&self.location);
+        }
     }
 
     /// Opens an existing segment and attaches to it.
@@ -467,20 +529,13 @@ impl Segment {
                 });
             }
             flock_timeout(&fd, opts.timeout, &what)?;
-            let attached = Self::attach_locked(&dir, &file, &fd, &map, &what);
+            let attached = Self::attach_locked(&dir, &file, &fd, &map, &header, spec, &what);
             let _ = sys::unflock(&fd);
             match attached? {
                 Some((slot, gen)) => {
-                    return Ok(Segment {
-                        location,
-                        dir,
-                        file,
-                        fd,
-                        map,
-                        header,
-                        slot,
-                        gen,
-                    })
+                    return Ok(Segment::attached(
+                        location, dir, file, fd, map, header, slot, gen,
+                    ))
                 }
                 None => continue,
             }
@@ -495,6 +550,8 @@ impl Segment {
         file: &str,
         fd: &OwnedFd,
         map: &Mapping,
+        header: &Header,
+        spec: &Spec,
         what: &str,
     ) -> Result<Option<(u32, u32)>, SegmentError> {
         let region = Region::of(map);
@@ -518,7 +575,11 @@ impl Segment {
             let _ = sys::unlink(dir, file);
             return Err(SegmentError::NotFound(what.to_owned()));
         }
-        registry::claim(fd, region, what).map(Some)
+        let payload = usize::try_from(header.payload_offset)
+            .ok()
+            .zip(usize::try_from(header.payload_len).ok())
+            .and_then(|(off, len)| region.sub(off, len));
+        registry::claim(fd, region, payload, spec.tokens, what).map(Some)
     }
 
     /// Creates the segment, or opens it if it exists.
@@ -544,6 +605,7 @@ impl Segment {
     /// The payload bytes.
     #[inline]
     pub(crate) fn payload(&self) -> Region<'_> {
+        self.check_not_forked();
         Region::of(&self.map)
             .sub(
                 self.header.payload_offset as usize,
@@ -566,6 +628,7 @@ impl Segment {
     /// Sets or clears the persistent flag, under the attach lock, so it
     /// cannot race a last handle deciding whether to unlink.
     pub(crate) fn set_persistent(&self, yes: bool) -> Result<(), SegmentError> {
+        self.check_not_forked();
         let what = self.location.to_string();
         flock_timeout(&self.fd, Duration::from_secs(5), &what)?;
         let flags = flags_word(Region::of(&self.map));
@@ -585,17 +648,39 @@ impl Segment {
     /// A grown object is harmless to us and counts as intact. Costs one
     /// system call: for slow paths only.
     pub(crate) fn is_intact(&self) -> bool {
-        sys::fstat(&self.fd).is_ok_and(|info| info.size >= self.map.len() as u64)
+        !self.forked() && sys::fstat(&self.fd).is_ok_and(|info| info.size >= self.map.len() as u64)
     }
 
     /// Whether the persistent flag is set now.
     pub(crate) fn is_persistent(&self) -> bool {
+        self.check_not_forked();
         flags_word(Region::of(&self.map)).load(Ordering::Acquire) & FLAG_PERSISTENT != 0
     }
 }
 
+/// The panic of a handle used in a child created by `fork()`.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn used_in_forked_child(location: &Location) -> ! {
+    panic!(
+        "mapshare: {location}: a handle inherited through fork() was used in the child; \
+         it is the parent's attachment (its slot, roles and locks). Open the segment anew \
+         in the child (see \"fork() without exec\" in the mapshare::segment docs)"
+    )
+}
+
 impl Drop for Segment {
     fn drop(&mut self) {
+        if let Some(entry) = self.fork_entry {
+            sys::unguard_fork(entry);
+        }
+        if self.forked() {
+            // The parent's attachment: leave its slot, flags and name
+            // alone; only unmap and close (our descriptor is /dev/null by
+            // now, and the mapping private zero pages: see `sys::guard_fork`).
+            return;
+        }
         let region = Region::of(&self.map);
         let locked = flock_timeout(&self.fd, Duration::from_secs(1), "").is_ok();
         // The registry and the flags live in the first page. If a peer

@@ -24,7 +24,7 @@ const GEN_MASK: u32 = (1 << 20) - 1;
 ///
 /// | word | writer | meaning |
 /// |---|---|---|
-/// | `gen` | the claimer, under `flock` | bumped on every claim (1..=2^20-1) |
+/// | `gen` | the claimer, under `flock` | bumped on every claim (1..=2^20-1), past any generation a stored token still names |
 /// | `pid` | the claimer; 0 on clean detach | informational |
 /// | `since_ms` | the claimer | attach time, ms since the epoch |
 ///
@@ -81,19 +81,63 @@ pub(super) fn claim_first(
     Ok((0, 1))
 }
 
+/// Lists every liveness token a kind keeps in its payload (mutex owner
+/// words, the holders of its roles), so that [`claim`] never hands out a
+/// generation one of them still names. Reads through bounds-checked
+/// [`Region::get`]; a token word a peer scribbled on only makes `claim`
+/// skip one more generation.
+pub(crate) type TokenWords = fn(Region<'_>, &mut dyn FnMut(u32));
+
+/// [`TokenWords`] of a kind that stores no tokens (events).
+pub(crate) fn no_tokens(_: Region<'_>, _: &mut dyn FnMut(u32)) {}
+
+/// The generation after `cur` (1..=2^20-1, wrapping) that no token in
+/// `named` (tokens of this slot's previous claimers, all dead: the slot is
+/// free) still names.
+///
+/// Without the skip, 2^20-1 claims of one slot while a killed owner's
+/// token stays in a mutex word would bring the generation back to that
+/// token's, and the new claimer, alive, would make the dead owner look
+/// alive (the lock never recovered: ABA). `named` is short (a few hundred
+/// words at most), so the loop ends within `named.len() + 1` steps.
+fn next_gen(cur: u32, slot: u32, named: &[u32]) -> u32 {
+    let mut gen = cur & GEN_MASK;
+    loop {
+        gen = gen % GEN_MASK + 1;
+        let stale = |t: &u32| {
+            let t = t & TOKEN_MASK;
+            t & 0xff == slot && t >> 8 == gen
+        };
+        if !named.iter().any(stale) {
+            return gen;
+        }
+    }
+}
+
 /// Claims the first free slot (under `flock`, attaching): takes its byte
-/// lock, bumps its generation, records our pid and the time. Returns
-/// (slot, generation).
+/// lock, bumps its generation past every generation still named by a
+/// token in `payload` (see [`next_gen`]), records our pid and the time.
+/// Returns (slot, generation).
 pub(super) fn claim(
     fd: &OwnedFd,
     region: Region<'_>,
+    payload: Option<Region<'_>>,
+    tokens: TokenWords,
     what: &str,
 ) -> Result<(u32, u32), SegmentError> {
+    let mut named = Vec::new();
+    if let Some(p) = payload {
+        tokens(p, &mut |t| {
+            if t & TOKEN_MASK != 0 {
+                named.push(t & TOKEN_MASK);
+            }
+        });
+    }
     for (i, slot) in slots(region) {
         if sys::lock_byte(fd, SLOT_LOCK_BASE + u64::from(i))
             .map_err(|e| SegmentError::io(what, e))?
         {
-            let gen = (slot.gen.load(Ordering::Relaxed) & GEN_MASK) % GEN_MASK + 1;
+            let gen = next_gen(slot.gen.load(Ordering::Relaxed), i, &named);
             slot.gen.store(gen, Ordering::Relaxed);
             slot.pid.store(sys::pid(), Ordering::Relaxed);
             slot.since_ms.store(now_ms(), Ordering::Relaxed);
@@ -142,5 +186,28 @@ impl Liveness for Segment {
         }
         // On an error we cannot tell; say alive, and look again next poll.
         sys::byte_range_locked(&self.fd, SLOT_LOCK_BASE + u64::from(slot), 1).unwrap_or(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_gen_wraps_and_skips_generations_still_named() {
+        assert_eq!(next_gen(1, 3, &[]), 2);
+        assert_eq!(next_gen(GEN_MASK, 3, &[]), 1);
+        assert_eq!(next_gen(0, 3, &[]), 1);
+        // A dead owner's token (slot 3, generation 1) in a mutex word, with
+        // its flag bits: the wrap skips it.
+        let dead = (1u32 << 31) | (1 << 8) | 3;
+        assert_eq!(next_gen(GEN_MASK, 3, &[dead]), 2);
+        // Runs of named generations are all skipped; other slots' are not.
+        let named = [(2 << 8) | 3, (3 << 8) | 3, (4 << 8) | 7];
+        assert_eq!(next_gen(1, 3, &named), 4);
+        assert_eq!(next_gen(1, 7, &named), 2);
+        // Garbage in every word still ends.
+        let all: Vec<u32> = (1..=300).map(|g| (g << 8) | 5).collect();
+        assert_eq!(next_gen(0, 5, &all), 301);
     }
 }

@@ -439,3 +439,126 @@ pub(crate) fn random_u64() -> u64 {
         }
     }
 }
+
+/// Incremented in every child created by `fork()` (a `pthread_atfork`
+/// child handler), so a handle can tell it was inherited: see "`fork()`
+/// without `exec`" in the segment docs.
+static FORK_EPOCH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The open segments (descriptor and mapping), which the child handler
+/// detaches from the parent's open file descriptions: a child must never
+/// keep its parent's registry locks alive. A process with more open
+/// segments than this still refuses their use in a child; only their
+/// descriptions stay referenced until the child drops the handles.
+const FORK_ENTRIES: usize = 1024;
+
+/// One open segment. `fd` says the state: `-1` free, `-2` being filled,
+/// otherwise the descriptor, published (Release) after `addr` and `len`.
+struct ForkEntry {
+    fd: std::sync::atomic::AtomicI32,
+    addr: std::sync::atomic::AtomicUsize,
+    len: std::sync::atomic::AtomicUsize,
+}
+
+static FORK_TABLE: [ForkEntry; FORK_ENTRIES] = [const {
+    ForkEntry {
+        fd: std::sync::atomic::AtomicI32::new(-1),
+        addr: std::sync::atomic::AtomicUsize::new(0),
+        len: std::sync::atomic::AtomicUsize::new(0),
+    }
+}; FORK_ENTRIES];
+
+/// How many `fork()`s lie between the process's start and this process.
+#[inline]
+pub(crate) fn fork_epoch() -> u32 {
+    FORK_EPOCH.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Records a segment's descriptor and mapping for the fork child handler
+/// (installed on first use). Returns its table entry, for
+/// [`unguard_fork`].
+///
+/// # References
+///  - [POSIX](https://pubs.opengroup.org/onlinepubs/9799919799/functions/pthread_atfork.html)
+pub(crate) fn guard_fork(fd: &OwnedFd, map: &Mapping) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::Ordering;
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // SAFETY: registers a plain `extern "C"` function with no
+        // preconditions; it runs in the child of every later fork and
+        // makes only async-signal-safe system calls (see below).
+        let _ = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+    let entry = FORK_TABLE.iter().position(|e| {
+        e.fd.compare_exchange(-1, -2, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    })?;
+    let e = &FORK_TABLE[entry];
+    e.addr.store(map.ptr.as_ptr() as usize, Ordering::Relaxed);
+    e.len.store(map.len, Ordering::Relaxed);
+    e.fd.store(fd.as_raw_fd(), Ordering::Release);
+    Some(entry)
+}
+
+/// Forgets a table entry of [`guard_fork`]: call it before the mapping is
+/// unmapped and the descriptor closed, so the child handler never touches
+/// an address or a number reused since.
+pub(crate) fn unguard_fork(entry: usize) {
+    if let Some(e) = FORK_TABLE.get(entry) {
+        e.fd.store(-1, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Runs in the child right after `fork()`, on the forking thread, where
+/// only async-signal-safe calls are allowed: an atomic add, and the
+/// system calls `open`, `mmap`, `dup3` and `close` (`mmap` is not on
+/// POSIX's list, but on Linux it is a plain system call that takes no
+/// user-space lock). It marks every inherited handle as inherited, and
+/// detaches the child from the parent's open file descriptions, which
+/// hold the parent's registry byte locks: both references go, the
+/// descriptor (pointed at `/dev/null`, close-on-exec like the original)
+/// and the mapping (replaced in place by private zero pages, so a stale
+/// pointer in the child reads zeros instead of faulting, and never reaches
+/// the parent's memory).
+extern "C" fn after_fork_in_child() {
+    use std::sync::atomic::Ordering;
+    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: a NUL-terminated path; `open` is async-signal-safe.
+    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    for e in &FORK_TABLE {
+        let fd = e.fd.load(Ordering::Acquire);
+        if fd < 0 {
+            continue;
+        }
+        let (addr, len) = (
+            e.addr.load(Ordering::Relaxed),
+            e.len.load(Ordering::Relaxed),
+        );
+        // SAFETY: `addr..addr + len` is a segment mapping that was live at
+        // the fork (entries are cleared before their mapping goes), so
+        // `MAP_FIXED` replaces exactly that mapping and nothing else.
+        let _ = unsafe {
+            libc::mmap(
+                addr as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if null >= 0 && fd != null {
+            // SAFETY: `fd` is a segment descriptor open at the fork
+            // (entries are cleared before their descriptor closes), so
+            // replacing it closes only our own reference; `dup3` is
+            // async-signal-safe.
+            let _ = unsafe { libc::dup3(null, fd, libc::O_CLOEXEC) };
+        }
+    }
+    if null >= 0 {
+        // SAFETY: `null` is the descriptor opened above; `close` is
+        // async-signal-safe.
+        let _ = unsafe { libc::close(null) };
+    }
+}

@@ -134,3 +134,13 @@ pub(crate) fn random_u64() -> u64 {
     h.write_u32(pid());
     h.finish()
 }
+
+pub(crate) fn fork_epoch() -> u32 {
+    0
+}
+
+pub(crate) fn guard_fork(_fd: &OwnedFd, _map: &Mapping) -> Option<usize> {
+    None
+}
+
+pub(crate) fn unguard_fork(_entry: usize) {}

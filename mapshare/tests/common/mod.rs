@@ -437,3 +437,24 @@ pub(crate) fn spawn_child_via(
         exited: None,
     }
 }
+
+/// Held while a test calls `gc`, or leaves a dead segment for `gc` to find.
+pub(crate) struct GcLock(#[allow(dead_code)] fs::File);
+
+/// `gc` is global: it removes every unattached segment of ours in
+/// `/dev/shm`, whichever test left it. Tests that leave a segment
+/// unattached on purpose, or that assert what `gc` reports, take this lock
+/// so they do not see each other's. A `flock` on a file in the temporary
+/// directory, so it holds across test processes (nextest runs each test
+/// in its own, the CLI tests take the same file) and across threads.
+#[allow(dead_code)] // Reason: not every test binary calls gc.
+pub(crate) fn gc_lock() -> GcLock {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("mapshare-tests-gc.lock"))
+        .expect("open the gc lock file");
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    GcLock(f)
+}

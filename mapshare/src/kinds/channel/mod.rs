@@ -200,6 +200,20 @@ impl Geometry {
     }
 }
 
+/// The receiver's and every lane owner's token words (for the registry).
+fn tokens(p: Region<'_>, f: &mut dyn FnMut(u32)) {
+    let Some(ctl) = p.get::<ChannelCtl>(CTL_OFFSET) else {
+        return;
+    };
+    f(ctl.receiver.load(Ordering::Relaxed));
+    let lanes = usize::try_from(ctl.lanes.load(Ordering::Relaxed)).unwrap_or(MAX_SENDERS);
+    for lane in 0..lanes.min(MAX_SENDERS) {
+        if let Some(l) = p.get::<LaneWords>(LANES_OFFSET + lane * LANE_LEN) {
+            f(l.owner.load(Ordering::Relaxed));
+        }
+    }
+}
+
 fn init(p: Region<'_>, g: Geometry) {
     let Some(ctl) = p.get::<ChannelCtl>(CTL_OFFSET) else {
         return;
@@ -331,6 +345,7 @@ impl Channel {
             layout,
             check_layout: check,
             min_payload: LANES_OFFSET as u64,
+            tokens,
         };
         let len = g.payload_len().unwrap_or(u64::MAX);
         let seg = Segment::attach(&o.seg, how, &spec, len, |p| init(p, g))?;
@@ -491,6 +506,7 @@ pub fn channel_stats(at: &Location) -> Result<ChannelStats, SegmentError> {
         layout: Fingerprint::new("bytes", 0, 1),
         check_layout: false,
         min_payload: LANES_OFFSET as u64,
+        tokens,
     };
     let seg = Segment::open(&SegmentOptions::at(at), &spec)?;
     Ok(Channel::validate(seg, WaitStrategy::default())?.stats())

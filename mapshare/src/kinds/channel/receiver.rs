@@ -357,6 +357,9 @@ impl<'a> Deref for Sample<'a> {
 impl Drop for Sample<'_> {
     #[inline]
     fn drop(&mut self) {
+        if self.ch.seg.forked() {
+            return; // the parent's slot, inherited through fork(): not ours to release
+        }
         release(self.ch, self.heads, self.next, self.lane);
     }
 }

@@ -204,6 +204,13 @@ crate::pod::shm_state!(Control, "AtomicU64s, AtomicU32s and u64 padding; repr(C)
 crate::pod::shm_state!(TailLine, "one AtomicU64 and u64 padding; repr(C)");
 crate::pod::shm_state!(SubSlot, "AtomicU32s, AtomicU64s and u64 padding; repr(C)");
 
+impl Control {
+    /// The publisher's liveness token word, as stored (for the registry).
+    pub(crate) fn publisher_token(&self) -> u32 {
+        self.publisher.load(Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 impl Control {
     fn new() -> Control {
@@ -228,6 +235,13 @@ impl TailLine {
             tail: AtomicU64::new(0),
             _pad: [0; 15],
         }
+    }
+}
+
+impl SubSlot {
+    /// The subscriber's liveness token word, as stored (for the registry).
+    pub(crate) fn owner_token(&self) -> u32 {
+        self.owner.load(Ordering::Relaxed)
     }
 }
 
