@@ -60,40 +60,63 @@ pub(crate) enum PolicyArg {
     Overwrite,
 }
 
-/// `mapshare pub NAME`.
+/// The ring a `pub` or `sub` creates if it is the first.
 #[derive(Debug, Args)]
-pub(crate) struct PubArgs {
-    /// Ring name; created if it does not exist (gone with its last process).
-    pub(crate) name: String,
-    /// Messages the ring holds, if this creates it.
+pub(crate) struct RingArgs {
+    /// Messages the ring holds, if this creates it (a power of two; the
+    /// ring reserves about capacity x max-message bytes of memory).
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub(crate) capacity: usize,
-    /// Longest line in bytes, if this creates it; a longer line is an error.
+    /// Largest message in bytes, if this creates it; `pub` refuses a
+    /// longer one.
     #[arg(long, value_name = "BYTES", default_value_t = 4096)]
     pub(crate) max_message: usize,
     /// What to do with a slow subscriber, if this creates the ring.
     #[arg(long, value_enum, default_value_t = PolicyArg::Lossless)]
     pub(crate) policy: PolicyArg,
-    /// Wait until this many subscribers have joined before publishing (so a
-    /// pipeline's first lines reach subscribers started alongside).
+}
+
+/// `mapshare pub NAME`.
+#[derive(Debug, Args)]
+pub(crate) struct PubArgs {
+    /// Ring name; created if it does not exist (gone with its last process).
+    #[arg(value_parser = parse_name)]
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) ring: RingArgs,
+    /// Records end with NUL, not newline, and are published byte for byte
+    /// (as `xargs -0` reads them); without it a `\r` before the newline is
+    /// dropped.
+    #[arg(long, short = '0')]
+    pub(crate) null: bool,
+    /// Wait until this many subscribers have joined before publishing (when
+    /// subscribers may start after the publisher; those started before it
+    /// receive everything anyway).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) wait_subscribers: usize,
     /// Give up when a publish (or the wait for subscribers) takes longer
     /// than this (seconds). Exit status 3.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub(crate) timeout: Option<Duration>,
 }
 
 /// `mapshare sub NAME`.
 #[derive(Debug, Args)]
 pub(crate) struct SubArgs {
-    /// Ring name; waits for a publisher to create it.
+    /// Ring name; created if no publisher has yet (a subscriber started
+    /// first receives everything the publisher publishes).
+    #[arg(value_parser = parse_name)]
     pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) ring: RingArgs,
+    /// End each message with NUL instead of newline (byte-exact output).
+    #[arg(long, short = '0')]
+    pub(crate) null: bool,
     /// Exit after this many messages.
     #[arg(long, value_name = "N")]
     pub(crate) count: Option<u64>,
     /// Give up when no message arrives for this long (seconds). Exit status 3.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub(crate) timeout: Option<Duration>,
 }
 
@@ -101,13 +124,14 @@ pub(crate) struct SubArgs {
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
     /// Mailbox name (1 to 200 of A-Z a-z 0-9 . _ -).
+    #[arg(value_parser = parse_name)]
     pub(crate) name: String,
     /// The message; its bytes are stored exactly, never cut.
     #[arg(allow_hyphen_values = true)]
     pub(crate) text: OsString,
     /// Wait at most this long for room in the mailbox (seconds, fractions
     /// allowed; default: wait as long as it takes).
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub(crate) timeout: Option<Duration>,
     /// Capacity of the mailbox if this creates it (bytes).
     #[arg(long, value_name = "BYTES", default_value_t = mapshare::DEFAULT_MAILBOX_MAX_MESSAGE)]
@@ -119,10 +143,11 @@ pub(crate) struct SendArgs {
 pub(crate) struct RecvArgs {
     /// Mailbox name; created if it does not exist yet (removed again if we
     /// give up before a sender came).
+    #[arg(value_parser = parse_name)]
     pub(crate) name: String,
     /// Wait at most this long for a message (seconds, fractions allowed;
     /// default: wait as long as it takes). Exit status 3 when it runs out.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub(crate) timeout: Option<Duration>,
 }
 
@@ -130,10 +155,11 @@ pub(crate) struct RecvArgs {
 #[derive(Debug, Args)]
 pub(crate) struct LockArgs {
     /// Mutex name; created if it does not exist.
+    #[arg(value_parser = parse_name)]
     pub(crate) name: String,
     /// Wait at most this long for the lock (seconds, fractions allowed;
     /// default: wait as long as it takes). Exit status 3 when it runs out.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub(crate) timeout: Option<Duration>,
     /// Keep the mutex after its last process exits (until `mapshare rm`), so
     /// that a holder killed while nobody else waited is still reported to
@@ -157,7 +183,7 @@ pub(crate) struct LsArgs {
 #[derive(Debug, Args)]
 pub(crate) struct InfoArgs {
     /// Segment name.
-    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    #[arg(value_parser = parse_name, required_unless_present = "file", conflicts_with = "file")]
     pub(crate) name: Option<String>,
     /// A file-backed segment at this path, instead of a name in /dev/shm.
     #[arg(long, value_name = "PATH")]
@@ -171,7 +197,7 @@ pub(crate) struct InfoArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RmArgs {
     /// Segment names.
-    #[arg(required = true)]
+    #[arg(value_parser = parse_name, required = true)]
     pub(crate) names: Vec<String>,
 }
 
@@ -206,6 +232,14 @@ pub(crate) enum DemoRole {
     Receiver,
     /// Writes the record and notifies.
     Sender,
+}
+
+/// Checks a segment name (the library's rules), so a bad one is a usage
+/// error (exit status 2) before anything is touched.
+fn parse_name(s: &str) -> Result<String, String> {
+    mapshare::Location::shm(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// Parses a number of seconds (`2`, `0.25`) into a [`Duration`].

@@ -41,6 +41,12 @@ pub(crate) fn timed_out(message: String) -> anyhow::Error {
 /// Prints `err` as one line on stderr and gives its exit status.
 pub(crate) fn report(err: &anyhow::Error) -> ExitCode {
     let code = err.downcast_ref::<Exit>().map_or(1, |e| e.code);
+    if err
+        .downcast_ref::<Exit>()
+        .is_some_and(|e| e.message.is_empty())
+    {
+        return ExitCode::from(code); // interrupted by a signal: quiet, as a shell's tools are
+    }
     // `{:#}` joins the context chain with ": ", on one line.
     let text = format!("{err:#}").replace(['\n', '\r'], " ");
     eprintln!("mapshare: {text}");
@@ -58,4 +64,46 @@ pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 /// well would print the cause twice.
 pub(crate) fn flat(err: impl fmt::Display) -> anyhow::Error {
     anyhow::Error::msg(err.to_string())
+}
+
+/// A library error on opening NAME, with the fix where there is one: a
+/// name held by a segment of another kind (often a leftover, such as a
+/// persistent mailbox from `send`) is freed by `mapshare rm NAME`.
+pub(crate) fn open_error(err: mapshare::SegmentError) -> anyhow::Error {
+    match &err {
+        mapshare::SegmentError::KindMismatch { name, .. } => flat(format!(
+            "{err}; if nothing uses it any more, `mapshare rm {name}` removes it"
+        )),
+        _ => flat(err),
+    }
+}
+
+/// Exit status of a usage error (a bad option, name or number).
+pub(crate) const USAGE: u8 = 2;
+
+/// Reports a command-line error as one line on stderr (exit status 2);
+/// help and version requests print as clap formats them (status 0).
+pub(crate) fn usage(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = err.print();
+        return ExitCode::from(if err.use_stderr() { USAGE } else { 0 });
+    }
+    let text = err.render().to_string();
+    // The first paragraph, on one line (a list of missing arguments
+    // continues on indented lines).
+    let first: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let first = first.join(" ");
+    let first = first.strip_prefix("error: ").unwrap_or(&first);
+    eprintln!("mapshare: {first} (see `mapshare --help`)");
+    ExitCode::from(USAGE)
 }

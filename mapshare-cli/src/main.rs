@@ -10,13 +10,18 @@ mod cli;
 mod cmd;
 mod exit;
 mod output;
+mod signals;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return exit::usage(&e),
+    };
+    signals::install();
     match cmd::run(cli.command) {
         Ok(code) => code,
         Err(err) => exit::report(&err),

@@ -228,10 +228,21 @@ impl Holder {
             child.wait().unwrap();
         }
         if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
+            let pid = pid.trim().to_owned();
             let _ = Command::new("kill")
-                .args(["-9", pid.trim()])
+                .args(["-9", &pid])
                 .stderr(Stdio::null())
                 .status();
+            // The command holds the lock's descriptor (as flock(1)'s does):
+            // wait until it has died (gone, or a zombie: its files closed).
+            let stat = format!("/proc/{pid}/stat");
+            wait_until("the holder's command to die", || {
+                std::fs::read_to_string(&stat).map_or(true, |s| {
+                    s.rsplit(')')
+                        .next()
+                        .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+                })
+            });
         }
     }
 }
@@ -492,7 +503,7 @@ fn lock_waiter_takes_over_from_a_killed_holder() {
     assert_eq!(run.code(), 0, "{run:?}");
     assert_eq!(
         run.stderr,
-        format!("mapshare: {name}: recovered the lock from a dead owner\n")
+        format!("mapshare: {name}: recovered the lock from a dead owner (a holder died holding it; what it guarded may be half done)\n")
     );
     assert!(!shm_path(&name).exists(), "the last one out removes it");
 }
@@ -799,7 +810,7 @@ fn gc_removes_the_segment_of_a_killed_process() {
 // --------------------------------------------------------- names and usage
 
 #[test]
-fn invalid_name_exits_1_and_creates_nothing() {
+fn invalid_name_is_a_usage_error_and_creates_nothing() {
     for bad in ["../x", ".hidden", "a/b", "", "sp ace"] {
         for args in [
             vec!["send", bad, "hi"],
@@ -809,7 +820,7 @@ fn invalid_name_exits_1_and_creates_nothing() {
             vec!["rm", bad],
         ] {
             let run = mapshare(&args);
-            assert_eq!(run.code(), 1, "{args:?}: {run:?}");
+            assert_eq!(run.code(), 2, "{args:?}: {run:?}");
             assert_one_line_error(&run);
             assert!(run.stderr.contains("invalid segment name"), "{run:?}");
         }

@@ -8,49 +8,76 @@ use anyhow::Result;
 use mapshare::{LockTimeoutError, Mutex};
 
 use crate::cli::LockArgs;
-use crate::exit::{deadline, flat, timed_out, Exit, CANNOT_EXECUTE, NOT_FOUND};
+use crate::exit::{deadline, flat, open_error, timed_out, Exit, CANNOT_EXECUTE, NOT_FOUND};
+use crate::signals::{self, wait_sliced, Waited};
 
 /// Takes the mutex (taking it over from a holder that died), runs the
 /// command with inherited stdio while holding it, and returns its status.
+///
+/// The command inherits a duplicate of the mutex handle's liveness
+/// descriptor (see `Mutex::liveness_fd`), as `flock(1)` passes its lock's
+/// descriptor: if this process is killed (even with SIGKILL), the lock
+/// stays held until the command, and whatever inherited the descriptor
+/// from it, has exited. Only then does the next locker take it over, and
+/// it is told so. Signals that reach us while the command runs are
+/// forwarded to it (see `signals`), and we wait for it.
 pub(crate) fn run(args: &LockArgs) -> Result<ExitCode> {
     let name = &args.name;
     let mutex = Mutex::options(name)
         .persistent(args.persistent)
         .open_or_create()
-        .map_err(flat)?;
-    let locked = match deadline(args.timeout) {
-        Some(d) => mutex.lock_deadline(d),
-        None => mutex.lock().map_err(LockTimeoutError::from),
-    };
+        .map_err(open_error)?;
+    let locked = wait_sliced(deadline(args.timeout), |d| match mutex.lock_deadline(d) {
+        Err(LockTimeoutError::Timeout) => None,
+        other => Some(other),
+    })?;
     let _guard = match locked {
-        Ok(guard) => guard,
-        Err(LockTimeoutError::OwnerDied(guard)) => {
-            eprintln!("mapshare: {name}: recovered the lock from a dead owner");
+        Waited::Done(Ok(guard)) => guard,
+        Waited::Done(Err(LockTimeoutError::OwnerDied(guard))) => {
+            eprintln!(
+                "mapshare: {name}: recovered the lock from a dead owner \
+                 (a holder died holding it; what it guarded may be half done)"
+            );
             guard
         }
-        Err(LockTimeoutError::Timeout) => {
+        Waited::TimedOut => {
             return Err(timed_out(format!("{name}: timed out waiting for the lock")));
         }
-        Err(e) => return Err(flat(format!("{name}: {e}"))),
+        Waited::Done(Err(e)) => return Err(flat(format!("{name}: {e}"))),
     };
     let (program, rest) = args
         .command
         .split_first()
         .expect("clap requires at least one word after --"); // `required = true`
     let shown = program.to_string_lossy();
-    match Command::new(program).args(rest).status() {
-        Ok(status) => Ok(ExitCode::from(exit_code(status))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Exit {
-            code: NOT_FOUND,
-            message: format!("{shown}: command not found"),
+    // Without O_CLOEXEC: the command keeps our registry slot, and with it
+    // the lock, alive for as long as it runs.
+    let inherited = rustix::io::dup(mutex.liveness_fd())
+        .map_err(|e| flat(format!("{name}: duplicating the lock's descriptor: {e}")))?;
+    let spawned = Command::new(program).args(rest).spawn();
+    drop(inherited);
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Exit {
+                code: NOT_FOUND,
+                message: format!("{shown}: command not found"),
+            }
+            .into())
         }
-        .into()),
-        Err(e) => Err(Exit {
-            code: CANNOT_EXECUTE,
-            message: format!("{shown}: cannot run: {e}"),
+        Err(e) => {
+            return Err(Exit {
+                code: CANNOT_EXECUTE,
+                message: format!("{shown}: cannot run: {e}"),
+            }
+            .into())
         }
-        .into()),
-    }
+    };
+    signals::forward_to(Some(child.id()));
+    let status = child.wait();
+    signals::forward_to(None);
+    let status = status.map_err(|e| flat(format!("{shown}: waiting for it: {e}")))?;
+    Ok(ExitCode::from(exit_code(status)))
 }
 
 /// A child's status as a shell reports it: its exit code, or 128 + the

@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use mapshare::{Mailbox, Options, RecvTimeoutError, SegmentError};
 
 use crate::cli::RecvArgs;
-use crate::exit::{deadline, flat, timed_out};
+use crate::exit::{deadline, flat, open_error, timed_out};
+use crate::signals::{wait_sliced, Waited};
 
 /// Opens the mailbox, or creates it if the sender has not yet, so that
 /// either side may start first; then sleeps on its futex until a message
@@ -22,13 +23,15 @@ pub(crate) fn run(args: &RecvArgs) -> Result<ExitCode> {
     let name = &args.name;
     let opts = Mailbox::options(name);
     let (mailbox, created) = open_or_create(&opts)?;
-    let got = match deadline(args.timeout) {
-        Some(d) => mailbox.recv_deadline(d),
-        None => mailbox.recv().map_err(RecvTimeoutError::from),
-    };
+    // In slices, so a signal ends the wait; returning drops the handle,
+    // which removes a mailbox we created unless a sender has attached.
+    let got = wait_sliced(deadline(args.timeout), |d| match mailbox.recv_deadline(d) {
+        Err(RecvTimeoutError::Timeout) => None,
+        other => Some(other),
+    })?;
     match got {
-        Ok(msg) => print_message(&msg),
-        Err(RecvTimeoutError::Timeout) => {
+        Waited::Done(Ok(msg)) => print_message(&msg),
+        Waited::TimedOut => {
             if created {
                 // A sender may have slipped its message in since the
                 // deadline passed: deliver it rather than lose it.
@@ -43,7 +46,7 @@ pub(crate) fn run(args: &RecvArgs) -> Result<ExitCode> {
                 "{name}: timed out waiting for a message"
             )))
         }
-        Err(e) => Err(flat(format!("{name}: {e}"))),
+        Waited::Done(Err(e)) => Err(flat(format!("{name}: {e}"))),
     }
 }
 
@@ -56,13 +59,13 @@ fn open_or_create(opts: &Options<Mailbox>) -> Result<(Mailbox, bool)> {
         match opts.open() {
             Ok(m) => return Ok((m, false)),
             Err(SegmentError::NotFound(_)) => {}
-            Err(e) => return Err(flat(e)),
+            Err(e) => return Err(open_error(e)),
         }
         match opts.create() {
             Ok(m) => return Ok((m, true)),
             // Another process created it between our open and our create.
             Err(e @ SegmentError::AlreadyExists(_)) => last = Some(e),
-            Err(e) => return Err(flat(e)),
+            Err(e) => return Err(open_error(e)),
         }
     }
     Err(flat(last.map_or_else(

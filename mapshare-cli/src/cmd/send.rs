@@ -7,7 +7,8 @@ use anyhow::{bail, Result};
 use mapshare::{Mailbox, SegmentError, SendTimeoutError};
 
 use crate::cli::SendArgs;
-use crate::exit::{deadline, flat, timed_out};
+use crate::exit::{deadline, flat, open_error, timed_out};
+use crate::signals::{wait_sliced, Waited};
 
 /// Opens the mailbox (or creates it, persistent, so that the message
 /// outlives this process), waits for room and stores the text's bytes.
@@ -28,27 +29,29 @@ pub(crate) fn run(args: &SendArgs) -> Result<ExitCode> {
             }
             opts.max_message(args.capacity)
                 .open_or_create()
-                .map_err(flat)?
+                .map_err(open_error)?
         }
-        Err(e) => return Err(flat(e)),
+        Err(e) => return Err(open_error(e)),
     };
     // A receiver that started first created the mailbox non-persistent (so
     // that giving up removes it): make it outlive us before storing.
     mailbox.set_persistent(true).map_err(flat)?;
-    let sent = match deadline(args.timeout) {
-        Some(d) => mailbox.send_deadline(msg, d),
-        None => mailbox.send(msg).map_err(SendTimeoutError::from),
-    };
+    let sent = wait_sliced(deadline(args.timeout), |d| {
+        match mailbox.send_deadline(msg, d) {
+            Err(SendTimeoutError::Timeout(_)) => None,
+            other => Some(other),
+        }
+    })?;
     match sent {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(SendTimeoutError::Timeout(_)) => Err(timed_out(format!(
+        Waited::Done(Ok(())) => Ok(ExitCode::SUCCESS),
+        Waited::TimedOut => Err(timed_out(format!(
             "{name}: timed out waiting for room in the mailbox"
         ))),
-        Err(SendTimeoutError::TooLarge(m)) => Err(flat(format!(
+        Waited::Done(Err(SendTimeoutError::TooLarge(m))) => Err(flat(format!(
             "{name}: message of {} bytes exceeds the mailbox capacity of {} bytes",
             m.len(),
             mailbox.max_message()
         ))),
-        Err(e) => Err(flat(format!("{name}: {e}"))),
+        Waited::Done(Err(e)) => Err(flat(format!("{name}: {e}"))),
     }
 }

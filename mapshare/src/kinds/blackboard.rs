@@ -43,6 +43,7 @@ fn spec<T: Pod>() -> Spec {
                 f(c.writer_token());
             }
         },
+        abandoned: crate::segment::never_abandoned,
     }
 }
 

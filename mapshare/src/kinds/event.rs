@@ -70,6 +70,7 @@ fn spec() -> Spec {
         check_layout: true,
         min_payload: 128,
         tokens: crate::segment::no_tokens,
+        abandoned: crate::segment::never_abandoned,
     }
 }
 

@@ -63,6 +63,7 @@ fn spec() -> Spec {
                 f(m.state.load(Ordering::Relaxed));
             }
         },
+        abandoned: |p| p.get::<MutexWord>(0).is_some_and(MutexWord::is_locked),
     }
 }
 
@@ -87,6 +88,32 @@ impl Mutex {
     /// Where the segment lives.
     pub fn location(&self) -> &Location {
         self.seg.location()
+    }
+
+    /// The descriptor whose open file description holds this handle's
+    /// registry slot, and so the liveness of every lock this handle takes.
+    ///
+    /// A process that inherits a duplicate of it (without `O_CLOEXEC`)
+    /// keeps this handle's attachment alive until the last copy is closed,
+    /// however this process ends: a lock held through this handle then
+    /// stays held, and is reported `OwnerDied` to the next locker only
+    /// once every copy is gone. This is how `flock(1)` passes its lock to
+    /// the command it runs, and how `mapshare lock NAME -- CMD` keeps CMD
+    /// protected even if the `mapshare` process is killed. Only pass it to
+    /// a process that runs *under* the lock: it must not take the lock
+    /// itself through this descriptor's slot.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// # let name = format!("doc-mutex-fd-{}", std::process::id());
+    /// let m = mapshare::Mutex::create(&name)?;
+    /// assert!(m.liveness_fd().as_raw_fd() >= 0);
+    /// # Ok::<(), mapshare::SegmentError>(())
+    /// ```
+    #[cfg(all(target_os = "linux", not(mapshare_loom)))]
+    pub fn liveness_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.seg.liveness_fd()
     }
 
     fn word(&self) -> &MutexWord {

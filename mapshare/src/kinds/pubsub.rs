@@ -88,6 +88,7 @@ fn spec(max_message: usize) -> Spec {
                 f(s.owner_token());
             }
         },
+        abandoned: crate::segment::never_abandoned,
     }
 }
 
@@ -359,7 +360,9 @@ impl Subscriber {
         /// # Errors
         /// `Disconnected` once nothing is left and no live publisher holds
         /// the ring (it left or died; a new one may take over, so receiving
-        /// again is allowed); `Lagged(missed)` on an overwrite-oldest ring
+        /// again is allowed). A subscriber that joined a ring no publisher
+        /// held waits for one instead: it is disconnected only after a
+        /// publisher has come and gone; `Lagged(missed)` on an overwrite-oldest ring
         /// that lapped us; `Fault` for a corrupt slot (skipped).
         try_recv, recv, recv_timeout, recv_deadline (&mut self) () -> Vec<u8> = recv_inner
     );

@@ -64,6 +64,10 @@ impl<T: Pod> Shared<T> {
                     f(m.state.load(Ordering::Relaxed));
                 }
             },
+            abandoned: |p| {
+                p.get::<MutexWord>(MUTEX_OFFSET)
+                    .is_some_and(MutexWord::is_locked)
+            },
         }
     }
 

@@ -28,7 +28,11 @@
 //! out, unlink" cannot race "I am attaching". The last handle of a
 //! non-persistent segment unlinks its name (the Win32 rule); a segment whose
 //! last process was killed is removed by [`gc`], or replaced by the next
-//! `open_or_create`.
+//! `open_or_create`. One exception: a mutex (or `Shared`) whose last
+//! process died *holding the lock* is taken over by its next opener, not
+//! replaced, so that opener's `lock` reports `OwnerDied` (the data may be
+//! half-updated): the death of a lock holder is never silent, persistent
+//! or not. `gc` still removes it.
 //!
 //! # `fork()` without `exec`
 //! A handle is one registry slot held through one open file description:
@@ -270,6 +274,16 @@ pub(crate) struct Spec {
     pub(crate) min_payload: u64,
     /// Where the kind keeps liveness tokens (see [`TokenWords`]).
     pub(crate) tokens: TokenWords,
+    /// Whether a segment whose processes all died holds state its next
+    /// user must be told about (a lock held by a dead owner): such a
+    /// non-persistent segment is taken over by the next opener instead of
+    /// being removed (see "Registry and lifetime").
+    pub(crate) abandoned: fn(Region<'_>) -> bool,
+}
+
+/// [`Spec::abandoned`] of a kind with nothing to report.
+pub(crate) fn never_abandoned(_: Region<'_>) -> bool {
+    false
 }
 
 /// An attached segment: mapping, descriptor and registry slot. Dropping it
@@ -466,6 +480,15 @@ impl Segment {
         }
     }
 
+    /// Our descriptor, whose open file description holds our registry
+    /// slot's byte lock (see [`Mutex::liveness_fd`](crate::Mutex::liveness_fd)).
+    #[cfg(all(target_os = "linux", not(mapshare_loom)))]
+    pub(crate) fn liveness_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.check_not_forked();
+        self.fd.as_fd()
+    }
+
     /// Whether this handle was inherited through `fork()`: we are the
     /// child, and the handle (its registry slot, its roles and locks) is
     /// the parent's. Such a handle must neither act nor release anything.
@@ -567,18 +590,18 @@ impl Segment {
             let _ = sys::unlink(dir, file);
             return Err(SegmentError::NotFound(what.to_owned()));
         }
+        let payload = usize::try_from(header.payload_offset)
+            .ok()
+            .zip(usize::try_from(header.payload_len).ok())
+            .and_then(|(off, len)| region.sub(off, len));
         let live = registry::any_slot_live(fd).map_err(|e| SegmentError::io(what, e))?;
-        if !live && flags & FLAG_PERSISTENT == 0 {
+        if !live && flags & FLAG_PERSISTENT == 0 && !payload.is_some_and(spec.abandoned) {
             // Its last process died without detaching: by the lifetime rule
             // the segment is gone. Finish the job, and report it absent.
             flags_word(region).fetch_or(FLAG_UNLINKED, Ordering::AcqRel);
             let _ = sys::unlink(dir, file);
             return Err(SegmentError::NotFound(what.to_owned()));
         }
-        let payload = usize::try_from(header.payload_offset)
-            .ok()
-            .zip(usize::try_from(header.payload_len).ok())
-            .and_then(|(off, len)| region.sub(off, len));
         registry::claim(fd, region, payload, spec.tokens, what).map(Some)
     }
 

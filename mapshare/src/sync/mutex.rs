@@ -57,6 +57,11 @@ const _: () = assert!(std::mem::size_of::<MutexWord>() == 128);
 crate::pod::shm_state!(MutexWord, "one AtomicU32 and u32 padding; repr(C)");
 
 impl MutexWord {
+    /// Whether the lock bit is set (by anyone, alive or dead).
+    pub(crate) fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & LOCKED_BIT != 0
+    }
+
     /// An unlocked mutex (for heap-backed tests and loom).
     #[cfg(any(test, mapshare_loom))]
     pub(crate) fn new() -> MutexWord {

@@ -346,6 +346,7 @@ impl Channel {
             check_layout: check,
             min_payload: LANES_OFFSET as u64,
             tokens,
+            abandoned: crate::segment::never_abandoned,
         };
         let len = g.payload_len().unwrap_or(u64::MAX);
         let seg = Segment::attach(&o.seg, how, &spec, len, |p| init(p, g))?;
@@ -507,6 +508,7 @@ pub fn channel_stats(at: &Location) -> Result<ChannelStats, SegmentError> {
         check_layout: false,
         min_payload: LANES_OFFSET as u64,
         tokens,
+        abandoned: crate::segment::never_abandoned,
     };
     let seg = Segment::open(&SegmentOptions::at(at), &spec)?;
     Ok(Channel::validate(seg, WaitStrategy::default())?.stats())

@@ -146,6 +146,7 @@ impl Policy {
 /// | `base` | creator | first position (informational; tests start near `u64::MAX`) |
 /// | `policy` | creator | `POLICY_LOSSLESS` or `POLICY_OVERWRITE` |
 /// | `publisher` | publisher (CAS in, CAS out) | its liveness token; 0 none |
+/// | `publishers` | a publisher, once it holds the role (`fetch_add`) | any value; only changes matter |
 /// | `joins` | joining subscribers (`fetch_add`) | any value; only changes matter |
 /// | `high` | joining subscribers (`fetch_max`) | slots ever claimed + 1; clamped on read |
 #[repr(C, align(128))]
@@ -158,7 +159,7 @@ pub(crate) struct Control {
     publisher: AtomicU32,
     joins: AtomicU64,
     high: AtomicU32,
-    _r: AtomicU32,
+    publishers: AtomicU32,
     _pad: [u64; 10],
 }
 
@@ -222,7 +223,7 @@ impl Control {
             publisher: AtomicU32::new(0),
             joins: AtomicU64::new(0),
             high: AtomicU32::new(0),
-            _r: AtomicU32::new(0),
+            publishers: AtomicU32::new(0),
             _pad: [0; 10],
         }
     }
@@ -429,6 +430,11 @@ pub(crate) struct SubState {
     pub_seen: u32,
     pub_alive: bool,
     pub_checked: Option<Instant>,
+    /// At our join: whether a live publisher held the ring, and the
+    /// `publishers` count. A subscriber that joined a ring without one is
+    /// disconnected only once a publisher has come since (and gone).
+    pub_at_join: bool,
+    publishers_at_join: u32,
 }
 
 impl SubState {

@@ -27,6 +27,9 @@ impl Ring<'_> {
         self.ctl
             .publisher
             .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)?;
+        // SYNC(publisher): Release before our first tail store; subscribers
+        // that see us gone (Acquire on `publisher`) see this count.
+        self.ctl.publishers.fetch_add(1, Ordering::Release);
         // SYNC(tail): pairs with the SeqCst store in `publish`.
         let tail = self.tail.tail.load(Ordering::Acquire);
         Ok(PubState {

@@ -84,13 +84,19 @@ impl Ring<'_> {
             s.missed.store(0, Ordering::Relaxed);
         }
         let cursor = self.announce(i, 0, true);
+        // Count first, then the holder: a publisher that claims in between
+        // shows in one or the other (it counts itself after its claim).
+        let publishers_at_join = self.ctl.publishers.load(Ordering::Acquire);
+        let p = self.publisher();
         Some(SubState {
             token,
             slot: Some(i),
             cursor,
-            pub_seen: 0,
-            pub_alive: false,
-            pub_checked: None,
+            pub_seen: p,
+            pub_alive: p != 0 && peers.is_alive(p),
+            pub_checked: Some(Instant::now()),
+            pub_at_join: p != 0 && peers.is_alive(p),
+            publishers_at_join,
         })
     }
 
@@ -249,12 +255,18 @@ impl Ring<'_> {
         self.ctl.publisher.load(Ordering::SeqCst)
     }
 
-    /// Whether no live publisher holds the ring. Asks the registry (a
-    /// system call) at most once per `poll` for the same publisher.
+    /// Whether the publisher is gone: no live publisher holds the ring,
+    /// and one did at our join or has come since (a subscriber that joined
+    /// first waits for its publisher, as a channel's receiver waits for its
+    /// first sender). Asks the registry (a system call) at most once per
+    /// `poll` for the same publisher.
     fn publisher_gone(&self, st: &mut SubState, peers: &dyn Liveness, poll: Duration) -> bool {
         let p = self.publisher();
+        let came = |st: &SubState| {
+            st.pub_at_join || self.ctl.publishers.load(Ordering::Acquire) != st.publishers_at_join
+        };
         if p == 0 {
-            return true;
+            return came(st);
         }
         let due = p != st.pub_seen || st.pub_checked.is_none_or(|t| t.elapsed() >= poll);
         if due {
@@ -262,7 +274,7 @@ impl Ring<'_> {
             st.pub_alive = peers.is_alive(p);
             st.pub_checked = Some(Instant::now());
         }
-        !st.pub_alive
+        !st.pub_alive && came(st)
     }
 
     /// Receives one message, waiting as `wait` says. Reports
