@@ -65,11 +65,11 @@ pub(crate) enum PolicyArg {
 pub(crate) struct RingArgs {
     /// Messages the ring holds, if this creates it (a power of two; the
     /// ring reserves about capacity x max-message bytes of memory).
-    #[arg(long, value_name = "N", default_value_t = 256)]
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = parse_count)]
     pub(crate) capacity: usize,
     /// Largest message in bytes, if this creates it; `pub` refuses a
     /// longer one.
-    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = parse_count)]
     pub(crate) max_message: usize,
     /// What to do with a slow subscriber, if this creates the ring.
     #[arg(long, value_enum, default_value_t = PolicyArg::Lossless)]
@@ -134,7 +134,7 @@ pub(crate) struct SendArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub(crate) timeout: Option<Duration>,
     /// Capacity of the mailbox if this creates it (bytes).
-    #[arg(long, value_name = "BYTES", default_value_t = mapshare::DEFAULT_MAILBOX_MAX_MESSAGE)]
+    #[arg(long, value_name = "BYTES", default_value_t = mapshare::DEFAULT_MAILBOX_MAX_MESSAGE, value_parser = parse_count)]
     pub(crate) capacity: usize,
 }
 
@@ -240,6 +240,15 @@ fn parse_name(s: &str) -> Result<String, String> {
     mapshare::Location::shm(s)
         .map(|_| s.to_owned())
         .map_err(|e| e.to_string())
+}
+
+/// Parses a size or count of at least 1.
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err(format!("{s:?}: must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
 }
 
 /// Parses a number of seconds (`2`, `0.25`) into a [`Duration`].

@@ -74,7 +74,28 @@ pub(crate) fn open_error(err: mapshare::SegmentError) -> anyhow::Error {
         mapshare::SegmentError::KindMismatch { name, .. } => flat(format!(
             "{err}; if nothing uses it any more, `mapshare rm {name}` removes it"
         )),
+        mapshare::SegmentError::NoSpace { requested, .. } if *requested > 0 => flat(format!(
+            "{err} ({}); a ring reserves about --capacity x --max-message bytes: ask for less, \
+             or free space in /dev/shm",
+            human_bytes(*requested)
+        )),
         _ => flat(err),
+    }
+}
+
+/// Bytes for people: `1.5 GiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
     }
 }
 
