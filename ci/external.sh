@@ -47,3 +47,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 RS
 CARGO_TARGET_DIR="$root/target/external-user-target" cargo run -q --manifest-path "$dir/Cargo.toml"
+
+# The CLI as a user gets it: installed the way the README says
+# (`cargo install --path mapshare-cli`, here into a scratch root), then the
+# README's CLI tour pasted into a fresh shell with it on PATH.
+install_root="$root/target/install-root"
+rm -rf "$install_root"
+CARGO_TARGET_DIR="$root/target/install-target" \
+  cargo install -q --locked --path "$root/mapshare-cli" --root "$install_root"
+"$install_root/bin/mapshare" --version
+tour=$(awk '/^## CLI tour/{f=1} f&&/^```sh$/{b=1; next} b&&/^```$/{exit} b' "$root/README.md")
+[ -n "$tour" ] || { echo "external: no CLI tour in README.md"; exit 1; }
+scratch=$(mktemp -d)
+out=$(cd "$scratch" && env -i HOME="$HOME" PATH="$install_root/bin:/usr/bin:/bin" \
+  bash -c "set -euo pipefail; $tour
+for j in \$(jobs -p); do wait \"\$j\"; done")
+rm -rf "$scratch"
+echo "$out"
+for want in 'grüß dich 👋' 'one at a time' '3'; do
+  grep -qF "$want" <<<"$out" || { echo "external: the tour did not print '$want'"; exit 1; }
+done
+echo "external: the installed CLI ran the README tour"
