@@ -151,6 +151,9 @@ mod region;
 #[allow(unsafe_code)]
 mod sys;
 
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+#[allow(unsafe_code)]
+mod asyncio;
 pub mod error;
 mod kinds;
 pub mod layout;
@@ -165,6 +168,8 @@ mod wait;
 #[cfg(all(test, mapshare_loom))]
 mod loom_tests;
 
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+pub use asyncio::{async_backend, pending_waits, waitv_threads, AsyncBackend};
 pub use bytemuck::{self, Pod, Zeroable};
 pub use error::{
     Fault, HeaderError, LockError, LockTimeoutError, RecvError, RecvTimeoutError, SegmentError,

@@ -78,7 +78,7 @@ crate::pod::shm_state!(Doorbell, "one AtomicU32 and u32 padding; repr(C)");
 
 /// Longest single futex sleep: bounds the cost of a lost wake-up caused by
 /// a peer that broke the protocol (or died between publishing and ringing).
-const MAX_SLEEP: Duration = Duration::from_millis(100);
+pub(crate) const MAX_SLEEP: Duration = Duration::from_millis(100);
 
 impl Doorbell {
     /// A quiet doorbell (for heap-backed tests and loom).
@@ -138,21 +138,9 @@ impl Doorbell {
         let Some(timeout) = next_sleep(deadline, Some(MAX_SLEEP)) else {
             return false;
         };
-        // Nobody asleep -> someone may be asleep (or it is set already).
-        let mut s = self.seq.load(Ordering::Relaxed);
-        if s & SLEEPERS_BIT == 0 {
-            // SYNC(doorbell): SeqCst CAS pairs with the SeqCst load in `ring`.
-            match self.seq.compare_exchange(
-                s,
-                s | SLEEPERS_BIT,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => s |= SLEEPERS_BIT,
-                // Changed meanwhile (a ring, or another sleeper): look again.
-                Err(_) => return true,
-            }
-        }
+        let Some(s) = self.arm() else {
+            return true; // changed meanwhile: look again
+        };
         // The callers' condition loads are Acquire, not SeqCst: this fence
         // puts them after our registration in the total order, so either the
         // ringer sees the bit or we see its publication (slow path only).
@@ -161,6 +149,30 @@ impl Doorbell {
             sys::futex_wait(&self.seq, s, timeout);
         }
         true
+    }
+
+    /// Registers a sleeper: sets the sleepers bit (nobody asleep -> someone
+    /// may be asleep, or it is set already) and returns the value to sleep
+    /// on, or `None` if the word changed meanwhile (a ring, or another
+    /// sleeper): look again. The caller then fences (`SeqCst`), re-checks
+    /// its condition and sleeps on [`word`](Self::word) while it holds the
+    /// value (the blocking sleep here, or an async wait).
+    pub(crate) fn arm(&self) -> Option<u32> {
+        let s = self.seq.load(Ordering::Relaxed);
+        if s & SLEEPERS_BIT != 0 {
+            return Some(s);
+        }
+        // SYNC(doorbell): SeqCst CAS pairs with the SeqCst load in `ring`.
+        self.seq
+            .compare_exchange(s, s | SLEEPERS_BIT, Ordering::SeqCst, Ordering::Relaxed)
+            .ok()
+            .map(|_| s | SLEEPERS_BIT)
+    }
+
+    /// The futex word sleepers wait on.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn word(&self) -> &AtomicU32 {
+        &self.seq
     }
 
     /// Waits until `ready()` returns true, `deadline` passes, or `slice`

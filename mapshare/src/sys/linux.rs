@@ -27,9 +27,9 @@ pub(crate) const SHM_DIR: &str = "/dev/shm";
 
 /// An open directory: every name operation is relative to it, so a
 /// directory swapped under us between calls changes nothing.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Dir {
-    fd: OwnedFd,
+    fd: std::sync::Arc<OwnedFd>,
 }
 
 impl Dir {
@@ -40,12 +40,21 @@ impl Dir {
             OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Dir { fd })
+        Ok(Dir {
+            fd: std::sync::Arc::new(fd),
+        })
     }
 
-    /// The shared-memory directory, `/dev/shm`.
+    /// The shared-memory directory, `/dev/shm`: opened once per process and
+    /// shared by every segment in it (a process with thousands of segments
+    /// open needs one descriptor each, not two).
     pub(crate) fn shm() -> io::Result<Dir> {
-        Dir::open(Path::new(SHM_DIR))
+        static SHM: std::sync::OnceLock<Dir> = std::sync::OnceLock::new();
+        if let Some(d) = SHM.get() {
+            return Ok(d.clone());
+        }
+        let d = Dir::open(Path::new(SHM_DIR))?;
+        Ok(SHM.get_or_init(|| d).clone())
     }
 }
 

@@ -26,3 +26,6 @@ mod backend;
 mod backend;
 
 pub(crate) use backend::*;
+
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+pub(crate) mod async_linux;

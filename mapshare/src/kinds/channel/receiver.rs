@@ -373,3 +373,87 @@ fn release(ch: &Channel, heads: &mut [u64], next: &mut usize, lane: usize) {
     *next = if lane + 1 == ch.g.lanes { 0 } else { lane + 1 };
     ch.bell(TX_BELL_OFFSET).ring();
 }
+
+/// How often an async receiver asks the registry whether its senders
+/// live (no one rings for a killed sender). Longer than the blocking
+/// form's slice: thousands of async waiters each wake this often.
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+const ASYNC_SENDERS_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+impl Receiver {
+    /// Takes the next message, waiting as long as it takes without
+    /// blocking the thread (feature `tokio`): the async form of
+    /// [`recv`](Self::recv), with the same errors. Dropping the future
+    /// cancels the wait and loses nothing: a message is taken only when
+    /// the future completes. Combine with `tokio::time::timeout` for a
+    /// deadline.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv): `Disconnected` once every sender has gone
+    /// (a killed one within about 200 ms) and the lanes are drained;
+    /// `Fault` for what a peer broke.
+    pub async fn recv_async(&mut self) -> Result<Vec<u8>, crate::error::RecvError> {
+        let ready = self
+            .wait_ready_async()
+            .await
+            .map_err(crate::wait::recv_blocking)?;
+        self.take(ready, |v| v.to_vec())
+            .map_err(crate::wait::recv_blocking)
+    }
+
+    /// Like [`recv_async`](Self::recv_async), into `buf` (cleared first);
+    /// returns the message's length.
+    ///
+    /// # Errors
+    /// As [`recv_async`](Self::recv_async).
+    pub async fn recv_into_async(
+        &mut self,
+        buf: &mut Vec<u8>,
+    ) -> Result<usize, crate::error::RecvError> {
+        buf.clear();
+        let ready = self
+            .wait_ready_async()
+            .await
+            .map_err(crate::wait::recv_blocking)?;
+        self.take(ready, |v| {
+            buf.resize(v.len(), 0);
+            v.copy_to_slice(buf);
+            v.len()
+        })
+        .map_err(crate::wait::recv_blocking)
+    }
+
+    /// The async form of `wait_ready`: the same checks, with the doorbell
+    /// sleep awaited instead of blocking.
+    async fn wait_ready_async(&mut self) -> Result<Ready, RecvTimeoutError> {
+        loop {
+            if let Some(r) = self.ready_lane() {
+                return Ok(r);
+            }
+            if self.senders_gone(true) {
+                return self.ready_lane().ok_or(RecvTimeoutError::Disconnected);
+            }
+            let conn = self.ch.ctl().conn.load(Ordering::Relaxed);
+            let slice = std::time::Instant::now().checked_add(ASYNC_SENDERS_POLL);
+            let mut found = None;
+            let me = &*self;
+            crate::asyncio::bell_wait(
+                me.ch.bell(RX_BELL_OFFSET),
+                slice,
+                &|| me.ch.seg.intact(),
+                || {
+                    found = me.ready_lane();
+                    found.is_some() || me.ch.ctl().conn.load(Ordering::Relaxed) != conn
+                },
+            )
+            .await;
+            if let Some(r) = found {
+                return Ok(r);
+            }
+            if !self.ch.seg.intact() {
+                return Err(RecvTimeoutError::Fault(Fault::Truncated));
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The system calls behind the async waits (feature `tokio`): an
+//! io_uring ring with `IORING_OP_FUTEX_WAIT` (Linux 6.7+), `futex_waitv`
+//! (Linux 5.16+) for the helper-thread fallback, and a plain futex wait by
+//! address for the last resort.
+//!
+//! Every wait here names its word by *address*, never by reference: the
+//! kernel reads the word (with fault handling) when the wait is armed and
+//! never touches it afterwards, so a wait that outlives the segment's
+//! mapping (a cancelled future whose handle was dropped before the kernel
+//! reported the cancellation) costs nothing and cannot fault us. No Rust
+//! code dereferences these addresses.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+/// `FUTEX2_SIZE_U32`: a 32-bit futex word (futex2 flags). Never
+/// `FUTEX2_PRIVATE` on a shared word.
+const FUTEX2_SIZE_U32: u32 = 0x02;
+/// `FUTEX2_PRIVATE`: for our own process-local control words.
+const FUTEX2_PRIVATE: u32 = 128;
+/// `FUTEX_BITSET_MATCH_ANY`, for io_uring's futex wait.
+const MATCH_ANY: u64 = 0xffff_ffff;
+
+/// `struct futex_waitv` (linux/futex.h).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+/// One word for [`futex_waitv`]: its address, the value it must still
+/// hold for us to sleep, and whether it is process-private.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitWord {
+    pub(crate) addr: usize,
+    pub(crate) expected: u32,
+    pub(crate) private: bool,
+}
+
+/// How a `futex_waitv` ended.
+#[derive(Debug)]
+pub(crate) enum Waitv {
+    /// Woken on this word.
+    Woken(usize),
+    /// A word no longer held its expected value (or the call was
+    /// interrupted, or a word could not be read): look at them all again.
+    Changed,
+    /// The timeout passed.
+    TimedOut,
+    /// The kernel has no `futex_waitv` (before 5.16) or refused the call.
+    Unsupported,
+}
+
+/// `futex_waitv(words, flags 0, timeout, CLOCK_MONOTONIC)`: sleeps until one
+/// of up to 128 words is woken. Reads no memory itself.
+///
+/// # References
+///  - [Linux](https://docs.kernel.org/userspace-api/futex2.html)
+pub(crate) fn futex_waitv(words: &[WaitWord], timeout: Option<Duration>) -> Waitv {
+    let v: Vec<FutexWaitv> = words
+        .iter()
+        .map(|w| FutexWaitv {
+            val: u64::from(w.expected),
+            uaddr: w.addr as u64,
+            flags: FUTEX2_SIZE_U32 | if w.private { FUTEX2_PRIVATE } else { 0 },
+            reserved: 0,
+        })
+        .collect();
+    // futex_waitv takes an absolute time on the given clock.
+    let ts = timeout.map(|d| {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let mut sec = now
+            .tv_sec
+            .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let mut nsec = now.tv_nsec + i64::from(d.subsec_nanos());
+        if nsec >= 1_000_000_000 {
+            nsec -= 1_000_000_000;
+            sec = sec.saturating_add(1);
+        }
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        }
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `v` is a valid array of `v.len()` `futex_waitv` entries that
+    // lives across the call; `ts_ptr` is null or points at a live
+    // timespec. The kernel reads the words at their addresses with fault
+    // handling (a bad address is EFAULT, not a fault in our process).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            v.as_ptr(),
+            v.len() as libc::c_uint,
+            0 as libc::c_uint,
+            ts_ptr,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if r >= 0 {
+        return Waitv::Woken(r as usize);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) | Some(libc::EFAULT) => Waitv::Changed,
+        Some(libc::ETIMEDOUT) => Waitv::TimedOut,
+        _ => Waitv::Unsupported,
+    }
+}
+
+/// `futex(addr, FUTEX_WAKE_PRIVATE, n)` on a process-local control word.
+pub(crate) fn futex_wake_private_addr(addr: usize, n: u32) {
+    // SAFETY: FUTEX_WAKE reads no memory; the address only names the queue.
+    let _ = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr,
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            n,
+        )
+    };
+}
+
+/// `futex(addr, FUTEX_WAIT, expected, timeout)` on a shared word named by
+/// address (the last-resort backend, on a blocking thread).
+pub(crate) fn futex_wait_addr(addr: usize, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    // SAFETY: the kernel reads the word at `addr` with fault handling (a
+    // stale address is EFAULT); `ts` lives across the call.
+    let _ = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr,
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+        )
+    };
+}
+
+/// An io_uring ring for futex waits.
+pub(crate) struct Uring {
+    ring: io_uring::IoUring,
+}
+
+impl std::fmt::Debug for Uring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uring")
+            .field("fd", &self.ring.as_raw_fd())
+            .finish()
+    }
+}
+
+/// One completion: the operation's tag and its result (`-errno` on error).
+pub(crate) type Completion = (u64, i32);
+
+impl Uring {
+    /// A ring of `entries` submissions, if the kernel allows io_uring (a
+    /// container's seccomp profile often does not) and supports futex
+    /// waits on it.
+    pub(crate) fn new(entries: u32) -> io::Result<Uring> {
+        let ring = io_uring::IoUring::builder().build(entries)?;
+        let mut probe = io_uring::Probe::new();
+        ring.submitter().register_probe(&mut probe)?;
+        if !probe.is_supported(io_uring::opcode::FutexWait::CODE)
+            || !probe.is_supported(io_uring::opcode::AsyncCancel::CODE)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring without IORING_OP_FUTEX_WAIT (Linux 6.7+)",
+            ));
+        }
+        Ok(Uring { ring })
+    }
+
+    /// The ring's descriptor: readable when completions are waiting.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    /// Queues a wait on the shared word at `addr` while it holds
+    /// `expected`, tagged `tag`, and submits it: the kernel arms it (reads
+    /// the word) before this returns.
+    pub(crate) fn wait(&mut self, addr: usize, expected: u32, tag: u64) -> io::Result<()> {
+        let sqe = io_uring::opcode::FutexWait::new(
+            addr as *const u32,
+            u64::from(expected),
+            MATCH_ANY,
+            FUTEX2_SIZE_U32,
+        )
+        .build()
+        .user_data(tag);
+        self.push(&sqe)
+    }
+
+    /// Asks the kernel to cancel the operation tagged `tag`; its
+    /// completion (`-ECANCELED`, or its result if it won the race) still
+    /// arrives. The cancel itself completes under tag `u64::MAX`.
+    pub(crate) fn cancel(&mut self, tag: u64) -> io::Result<()> {
+        let sqe = io_uring::opcode::AsyncCancel::new(tag)
+            .build()
+            .user_data(u64::MAX);
+        self.push(&sqe)
+    }
+
+    fn push(&mut self, sqe: &io_uring::squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: a futex wait or cancel entry refers to no buffer of
+            // ours: the futex address is read by the kernel when the entry
+            // is submitted (below, before we return) and never written.
+            let pushed = unsafe { self.ring.submission().push(sqe) }.is_ok();
+            if pushed {
+                self.ring.submit()?;
+                return Ok(());
+            }
+            // Full: hand the queue to the kernel and try again.
+            self.ring.submit()?;
+        }
+    }
+
+    /// Takes every completion waiting, flushing the kernel's overflow
+    /// backlog too (a full completion queue stalls the ring until it is
+    /// flushed by entering the kernel).
+    pub(crate) fn completions(&mut self, out: &mut Vec<Completion>) {
+        loop {
+            {
+                let cq = self.ring.completion();
+                out.extend(cq.map(|c| (c.user_data(), c.result())));
+            }
+            if !self.ring.submission().cq_overflow() {
+                return;
+            }
+            // GETEVENTS with nothing to wait for flushes the backlog.
+            if self.ring.submit_and_wait(0).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Loads the 32-bit word at `addr` (the helper-thread backend's check of
+/// whether a registered word has changed).
+///
+/// # Safety
+/// `addr` must be the address of an `AtomicU32` that stays mapped for the
+/// duration of the call: the backend calls this only under the lock of the
+/// entry's shard, while the future that registered the entry (and borrows
+/// the word) is alive; that future deregisters under the same lock before
+/// its borrow ends.
+pub(crate) unsafe fn load_word(addr: usize) -> u32 {
+    // SAFETY: by the caller's contract, `addr` is a live, aligned
+    // `AtomicU32`; an atomic load is valid however other processes write it.
+    let word = unsafe { &*(addr as *const std::sync::atomic::AtomicU32) };
+    word.load(std::sync::atomic::Ordering::SeqCst)
+}

@@ -1,0 +1,254 @@
+//! The async forms (feature `tokio`), with real processes, on every
+//! backend (each forced in a child process with `MAPSHARE_ASYNC_BACKEND`):
+//! many tasks on a current-thread runtime, each waiting on its own channel,
+//! all woken by another process without a thread per task; a sender killed
+//! while a task awaits gives `Disconnected`; storms of cancelled waits lose
+//! no wake-up and leave nothing registered.
+#![cfg(all(feature = "tokio", target_os = "linux"))]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{spawn_child_via, unique_name, watchdog, Cleanup, TempDir};
+use mapshare::{async_backend, pending_waits, Receiver, RecvError, Sender};
+
+const TEST: &str = "async_tokio";
+const BACKENDS: [&str; 3] = ["io_uring", "futex_waitv", "blocking"];
+
+fn threads() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn child_roles() {
+    if let Some(child) = common::child() {
+        child.run(|c| match c.role.as_str() {
+            // `arg` channels `name-0..`, a task awaiting each; reports the
+            // backend and the threads added while they all wait.
+            "receivers" => {
+                let n: usize = c.arg.parse().unwrap();
+                let rt = current_thread();
+                let before = threads();
+                let mut rxs: Vec<Receiver> = (0..n)
+                    .map(|i| {
+                        Receiver::options(&format!("{}-{i}", c.name))
+                            .capacity(2)
+                            .max_message(8)
+                            .create()
+                            .unwrap()
+                    })
+                    .collect();
+                rt.block_on(async {
+                    let local = tokio::task::LocalSet::new();
+                    local
+                        .run_until(async {
+                            let tasks: Vec<_> = rxs
+                                .drain(..)
+                                .map(|mut rx| {
+                                    tokio::task::spawn_local(async move {
+                                        let m = rx.recv_async().await;
+                                        (rx, m)
+                                    })
+                                })
+                                .collect();
+                            // Let every task reach its wait (the blocking
+                            // backend registers nothing: give it a moment).
+                            if async_backend() == mapshare::AsyncBackend::Blocking {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            } else {
+                                while pending_waits() < n {
+                                    tokio::time::sleep(Duration::from_millis(10)).await;
+                                }
+                            }
+                            let added = threads() - before;
+                            common::write_atomic(
+                                &c.dir,
+                                "report",
+                                format!("{} {added}", async_backend()).as_bytes(),
+                            );
+                            c.signal("waiting");
+                            for t in tasks {
+                                let (rx, m) = t.await.unwrap();
+                                assert_eq!(m.unwrap(), b"wake");
+                                drop(rx);
+                            }
+                        })
+                        .await;
+                });
+            }
+            // Awaits a message, then awaits again while the parent kills
+            // the sender: Disconnected.
+            "disconnect" => {
+                let rt = current_thread();
+                let mut rx = Receiver::open(&c.name).unwrap();
+                rt.block_on(async {
+                    assert_eq!(rx.recv_async().await.unwrap(), b"first");
+                    c.signal("first");
+                    assert_eq!(rx.recv_async().await, Err(RecvError::Disconnected));
+                });
+                c.signal("disconnected");
+            }
+            // Cancels thousands of pending waits, checking after each batch
+            // that a real message still wakes the next wait, and that
+            // nothing stays registered.
+            "cancel" => {
+                let rt = current_thread();
+                let name = &c.name;
+                let mut rx = Receiver::options(name).capacity(4).create().unwrap();
+                let mut tx = Sender::open(name).unwrap();
+                rt.block_on(async {
+                    for round in 0..20 {
+                        for _ in 0..100 {
+                            let r =
+                                tokio::time::timeout(Duration::from_micros(50), rx.recv_async())
+                                    .await;
+                            assert!(r.is_err(), "nothing was sent, round {round}");
+                        }
+                        // A wake-up after the storm is not lost.
+                        let waiter = async { rx.recv_async().await.unwrap() };
+                        let sender = async {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                            tx.send(b"x").unwrap();
+                        };
+                        let (m, ()) = tokio::join!(waiter, sender);
+                        assert_eq!(m, b"x");
+                    }
+                    // Cancellations settle: the kernel reports each one.
+                    let mut settled = false;
+                    for _ in 0..500 {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        if pending_waits() == 0 {
+                            settled = true;
+                            break;
+                        }
+                    }
+                    assert!(settled, "{} waits still registered", pending_waits());
+                });
+                common::write_atomic(&c.dir, "report", async_backend().to_string().as_bytes());
+            }
+            "sender" => {
+                let mut tx = Sender::open(&c.name).unwrap();
+                tx.send(b"first").unwrap();
+                c.signal("sent");
+                c.wait_for("never");
+            }
+            other => panic!("unknown role {other}"),
+        });
+    }
+}
+
+fn env_for(backend: &str) -> String {
+    format!("MAPSHARE_ASYNC_BACKEND={backend}")
+}
+
+#[test]
+fn many_tasks_on_one_thread_are_woken_by_another_process_without_a_thread_each() {
+    child_roles();
+    let _wd = watchdog(TEST);
+    for backend in BACKENDS {
+        // The blocking backend takes a thread per wait: keep it small.
+        let n: usize = if backend == "blocking" { 16 } else { 10_000 };
+        let name = unique_name("async-many");
+        let mut clean = Cleanup::new(&name);
+        for i in 0..n {
+            clean.add(&format!("{name}-{i}"));
+        }
+        let dir = TempDir::new("async-many");
+        let env = env_for(backend);
+        let mut child = spawn_child_via(
+            &["env", &env],
+            "many_tasks_on_one_thread_are_woken_by_another_process_without_a_thread_each",
+            "receivers",
+            &name,
+            dir.path(),
+            &n.to_string(),
+        );
+        assert!(common::wait_for_flag_or_exit(
+            dir.path(),
+            "waiting",
+            &mut child
+        ));
+        let report = std::fs::read_to_string(dir.join("report")).unwrap();
+        let (used, added) = report.split_once(' ').unwrap();
+        let added: usize = added.parse().unwrap();
+        eprintln!("{backend}: {n} waiting tasks added {added} thread(s)");
+        assert_eq!(used, backend);
+        match backend {
+            "io_uring" => assert_eq!(added, 0, "io_uring needs no thread"),
+            "futex_waitv" => assert_eq!(added, n.div_ceil(127), "one helper per 127 waits"),
+            _ => assert!(added <= n + 1),
+        }
+        for i in 0..n {
+            let mut tx = Sender::open(&format!("{name}-{i}")).unwrap();
+            tx.send(b"wake").unwrap();
+        }
+        child.wait_ok();
+    }
+}
+
+#[test]
+fn a_sender_killed_while_a_task_awaits_gives_disconnected() {
+    child_roles();
+    let _wd = watchdog(TEST);
+    let test = "a_sender_killed_while_a_task_awaits_gives_disconnected";
+    for backend in BACKENDS {
+        let name = unique_name("async-disc");
+        let _clean = Cleanup::new(&name);
+        let dir = TempDir::new("async-disc");
+        // Made here, so the sender has a channel to join; the async child
+        // takes the receiver role once we let it go.
+        let created = Receiver::create(&name).unwrap();
+        let mut sender = spawn_child_via(&[], test, "sender", &name, dir.path(), "");
+        common::wait_for_flag(dir.path(), "sent");
+        drop(created);
+        let env = env_for(backend);
+        let mut receiver =
+            spawn_child_via(&["env", &env], test, "disconnect", &name, dir.path(), "");
+        assert!(common::wait_for_flag_or_exit(
+            dir.path(),
+            "first",
+            &mut receiver
+        ));
+        // The child is (about to be) awaiting: kill the only sender.
+        sender.kill();
+        receiver.wait_ok();
+        assert!(dir.join("disconnected").exists(), "{backend}");
+    }
+}
+
+#[test]
+fn cancelled_waits_lose_no_wake_up_and_leave_nothing_registered() {
+    child_roles();
+    let _wd = watchdog(TEST);
+    for backend in BACKENDS {
+        let name = unique_name("async-cancel");
+        let _clean = Cleanup::new(&name);
+        let dir = TempDir::new("async-cancel");
+        let env = env_for(backend);
+        let mut child = spawn_child_via(
+            &["env", &env],
+            "cancelled_waits_lose_no_wake_up_and_leave_nothing_registered",
+            "cancel",
+            &name,
+            dir.path(),
+            "",
+        );
+        child.wait_ok();
+        let used = std::fs::read_to_string(dir.join("report")).unwrap();
+        assert_eq!(used, backend);
+    }
+}
