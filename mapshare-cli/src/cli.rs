@@ -14,12 +14,48 @@ use clap::{Args, Parser, Subcommand};
     version,
     after_help = "Exit status: 0 success, 1 error, 2 usage error, 3 timed out \
                   (`lock` returns the command's own status).\n\
+                  Scripts: `mapshare --format json ls` (or `ls --format json`); \
+                  every key always present, null when unknown.\n\
                   New here? Run `mapshare demo`."
 )]
 pub(crate) struct Cli {
+    /// How `ls`, `info` and `gc` print: text for people, json for scripts.
+    /// Before or after the verb.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
+    pub(crate) format: Format,
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// The output format of `ls`, `info` and `gc` (the other verbs print
+/// messages, not reports, and ignore it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// Aligned columns and `field  value` lines.
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// The hidden `--json` of `ls`, `info` and `gc`: the flag they had before
+/// `--format`, kept so that old scripts keep working.
+#[derive(Debug, Args)]
+pub(crate) struct JsonAlias {
+    /// Same as `--format json`.
+    #[arg(long, hide = true)]
+    pub(crate) json: bool,
+}
+
+impl JsonAlias {
+    /// The format to use: JSON with `--json`, else the global `--format`.
+    pub(crate) fn resolve(&self, global: Format) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            global
+        }
+    }
 }
 
 /// The verbs.
@@ -38,7 +74,8 @@ pub(crate) enum Command {
     Lock(LockArgs),
     /// List the segments in /dev/shm.
     Ls(LsArgs),
-    /// Describe one segment: header, layout, owner and attached processes.
+    /// Describe one segment: header, layout, owner, attached processes and
+    /// queue.
     Info(InfoArgs),
     /// Remove segments by name (processes attached keep their mapping).
     Rm(RmArgs),
@@ -173,14 +210,21 @@ pub(crate) struct LockArgs {
 
 /// `mapshare ls`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "With --format json: an array of {name, kind, size, persistent, \
+                   attached, error}."
+)]
 pub(crate) struct LsArgs {
-    /// Print a JSON array instead of a table.
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) json: JsonAlias,
 }
 
 /// `mapshare info NAME` or `mapshare info --file PATH`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "With --format json: one object, with the queue's details for a \
+                   channel or pub/sub ring under \"queue\" (null for other kinds)."
+)]
 pub(crate) struct InfoArgs {
     /// Segment name.
     #[arg(value_parser = parse_name, required_unless_present = "file", conflicts_with = "file")]
@@ -188,9 +232,8 @@ pub(crate) struct InfoArgs {
     /// A file-backed segment at this path, instead of a name in /dev/shm.
     #[arg(long, value_name = "PATH")]
     pub(crate) file: Option<PathBuf>,
-    /// Print a JSON object instead of text.
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) json: JsonAlias,
 }
 
 /// `mapshare rm NAME...`.
@@ -203,14 +246,14 @@ pub(crate) struct RmArgs {
 
 /// `mapshare gc`.
 #[derive(Debug, Args)]
+#[command(after_help = "With --format json: {removed, removed_partial, kept: [{name, reason}]}.")]
 pub(crate) struct GcArgs {
     /// Remove persistent segments that no process holds, too (such as
     /// mailboxes with an undelivered message).
     #[arg(long)]
     pub(crate) all: bool,
-    /// Print a JSON object instead of text.
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) json: JsonAlias,
 }
 
 /// `mapshare demo-role ROLE NAME TEXT` (hidden).

@@ -5,9 +5,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use comfy_table::{Row, Table};
+use serde::Serialize;
 
 /// Writes `value` to stdout as pretty JSON, with a final newline.
-pub(crate) fn print_json(value: &serde_json::Value) -> Result<()> {
+pub(crate) fn print_json(value: &impl Serialize) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("encoding JSON")?;
     text.push('\n');
     print(&text)

@@ -807,6 +807,93 @@ fn gc_removes_the_segment_of_a_killed_process() {
     );
 }
 
+// ---------------------------------------------------------------- --format
+
+/// The entry of `ls --format json` output `v` for the segment `name`.
+fn ls_entry(v: &Value, name: &str) -> Value {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .find(|e| e["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("ls does not list {name}: {v}"))
+}
+
+#[test]
+fn format_json_before_or_after_the_verb_is_the_hidden_json() {
+    let _gc = gc_lock();
+    let name = unique("format");
+    let _c = Cleanup::new(&[&name]);
+    assert_eq!(mapshare(&["send", &name, "kept"]).code(), 0);
+
+    let runs = [
+        mapshare(&["info", &name, "--json"]),
+        mapshare(&["info", &name, "--format", "json"]),
+        mapshare(&["--format", "json", "info", &name]),
+        mapshare(&["--format", "text", "info", &name, "--json"]),
+    ];
+    for run in &runs {
+        assert_eq!(run.code(), 0, "{run:?}");
+        assert_eq!(run.stdout, runs[0].stdout, "{run:?}");
+    }
+    let v = runs[0].json();
+    assert_eq!(v["kind"], "mailbox");
+    assert_eq!(v["queue"], Value::Null);
+
+    // `ls` and `gc` list segments of other tests too, which come and go:
+    // compare what they say of ours.
+    let ls: Vec<Value> = [
+        mapshare(&["ls", "--json"]),
+        mapshare(&["ls", "--format", "json"]),
+        mapshare(&["--format", "json", "ls"]),
+    ]
+    .iter()
+    .map(|run| {
+        assert_eq!(run.code(), 0, "{run:?}");
+        ls_entry(&run.json(), &name)
+    })
+    .collect();
+    assert!(ls.iter().all(|e| *e == ls[0]), "{ls:?}");
+    assert_eq!(ls[0]["kind"], "mailbox");
+    assert_eq!(ls[0]["persistent"], true);
+
+    for args in [
+        vec!["gc", "--json"],
+        vec!["gc", "--format", "json"],
+        vec!["--format", "json", "gc"],
+    ] {
+        let run = mapshare(&args);
+        assert_eq!(run.code(), 0, "{run:?}");
+        let v = run.json();
+        for key in ["removed", "removed_partial", "kept"] {
+            assert!(v[key].is_array(), "{args:?}: {key}: {v}");
+        }
+        assert!(
+            v["kept"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["name"] == name.as_str() && k["reason"].is_string()),
+            "{args:?}: {v}"
+        );
+    }
+
+    // Text stays the default, and `--format text` says so explicitly.
+    let text = mapshare(&["info", &name]);
+    assert_eq!(
+        mapshare(&["info", &name, "--format", "text"]).stdout,
+        text.stdout
+    );
+    assert!(text.stdout_str().starts_with("segment "), "{text:?}");
+
+    // The old flag still works but is no longer advertised.
+    for verb in ["ls", "info", "gc"] {
+        let help = mapshare(&[verb, "--help"]).stdout_str();
+        assert!(help.contains("--format"), "{verb}: {help}");
+        assert!(!help.contains("--json"), "{verb}: {help}");
+    }
+}
+
 // --------------------------------------------------------- names and usage
 
 #[test]
@@ -847,6 +934,8 @@ fn usage_errors_exit_2() {
         vec!["recv", "name", "--timeout", "soon"],
         vec!["info"],
         vec!["rm"],
+        vec!["ls", "--format", "yaml"],
+        vec!["--format", "xml", "ls"],
     ] {
         let run = mapshare(&args);
         assert_eq!(run.code(), 2, "{args:?}: {run:?}");
