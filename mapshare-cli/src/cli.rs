@@ -13,14 +13,15 @@ use clap::{Args, Parser, Subcommand};
     name = "mapshare",
     version,
     after_help = "Exit status: 0 success, 1 error, 2 usage error, 3 timed out \
-                  (`lock` returns the command's own status).\n\
+                  (`lock` returns the command's own status; a --watch ended \
+                  by Ctrl-C, 130).\n\
                   Scripts: `mapshare --format json ls` (or `ls --format json`); \
                   every key always present, null when unknown.\n\
                   New here? Run `mapshare demo`."
 )]
 pub(crate) struct Cli {
-    /// How `ls`, `info` and `gc` print: text for people, json for scripts.
-    /// Before or after the verb.
+    /// How `ls`, `info` and `gc` print: text for people, json for scripts
+    /// (JSON Lines with --watch). Before or after the verb.
     #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub(crate) format: Format,
     /// What to do.
@@ -34,7 +35,7 @@ pub(crate) struct Cli {
 pub(crate) enum Format {
     /// Aligned columns and `field  value` lines.
     Text,
-    /// JSON.
+    /// JSON (one object per line with --watch).
     Json,
 }
 
@@ -58,6 +59,22 @@ impl JsonAlias {
     }
 }
 
+/// `--watch` and its settings, for `ls` and `info`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// Keep the view up to date, refreshing it every --interval, until
+    /// Ctrl-C (exit status 130) or --count refreshes.
+    #[arg(long)]
+    pub(crate) watch: bool,
+    /// Seconds between two refreshes of --watch (fractions allowed).
+    #[arg(long, value_name = "SECS", value_parser = parse_interval, default_value = "1", requires = "watch")]
+    pub(crate) interval: Duration,
+    /// Stop --watch after N refreshes.
+    #[arg(long, value_name = "N", requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) count: Option<u64>,
+}
+
 /// The verbs.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -72,10 +89,10 @@ pub(crate) enum Command {
     Recv(RecvArgs),
     /// Run a command while holding the named mutex NAME.
     Lock(LockArgs),
-    /// List the segments in /dev/shm.
+    /// List the segments in /dev/shm (--watch: live, with message rates).
     Ls(LsArgs),
     /// Describe one segment: header, layout, owner, attached processes and
-    /// queue.
+    /// queue (--watch: live).
     Info(InfoArgs),
     /// Remove segments by name (processes attached keep their mapping).
     Rm(RmArgs),
@@ -212,18 +229,29 @@ pub(crate) struct LockArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "With --format json: an array of {name, kind, size, persistent, \
-                   attached, error}."
+                   attached, error}. With --watch, a MESSAGES and a RATE column \
+                   (messages sent or published, per second since the last \
+                   refresh) for channels and pub/sub rings; with --format json, \
+                   one {time, segments} object per line, each segment with \
+                   messages and rate too."
 )]
 pub(crate) struct LsArgs {
     #[command(flatten)]
     pub(crate) json: JsonAlias,
+    #[command(flatten)]
+    pub(crate) watch: WatchArgs,
 }
 
 /// `mapshare info NAME` or `mapshare info --file PATH`.
 #[derive(Debug, Args)]
 #[command(
     after_help = "With --format json: one object, with the queue's details for a \
-                   channel or pub/sub ring under \"queue\" (null for other kinds)."
+                   channel or pub/sub ring under \"queue\" (null for other kinds). \
+                   With --watch: a channel's depth per lane, messages sent and \
+                   their rate; a ring's depth, publish rate and each subscriber's \
+                   lag; the attached processes of other kinds. With --format json, \
+                   each refresh is a line: the same object plus time, messages \
+                   and rate."
 )]
 pub(crate) struct InfoArgs {
     /// Segment name.
@@ -234,6 +262,8 @@ pub(crate) struct InfoArgs {
     pub(crate) file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) json: JsonAlias,
+    #[command(flatten)]
+    pub(crate) watch: WatchArgs,
 }
 
 /// `mapshare rm NAME...`.
@@ -295,6 +325,14 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?}: seconds must be a finite number >= 0"));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?}: too many seconds"))
+}
+
+/// Parses the seconds between two refreshes: more than zero.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    match parse_secs(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: the interval must be more than 0 seconds")),
+        d => Ok(d),
+    }
 }
 
 #[cfg(test)]

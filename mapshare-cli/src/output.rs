@@ -14,6 +14,13 @@ pub(crate) fn print_json(value: &impl Serialize) -> Result<()> {
     print(&text)
 }
 
+/// `value` as one line of JSON (JSON Lines), with its newline.
+pub(crate) fn json_line(value: &impl Serialize) -> Result<String> {
+    let mut line = serde_json::to_string(value).context("encoding JSON")?;
+    line.push('\n');
+    Ok(line)
+}
+
 /// Writes `text` to stdout as is.
 pub(crate) fn print(text: &str) -> Result<()> {
     let mut out = io::stdout().lock();
@@ -56,7 +63,7 @@ pub(crate) fn utc(unix_ms: u64) -> String {
 const LATEST: &str = ">9999-12-31T23:59:59.999Z";
 
 /// A time as RFC 3339 UTC with milliseconds (see [`utc`]).
-fn utc_time(t: SystemTime) -> String {
+pub(crate) fn utc_time(t: SystemTime) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     match write!(s, "{}", humantime::format_rfc3339_millis(t)) {

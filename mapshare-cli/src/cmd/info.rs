@@ -1,8 +1,10 @@
 //! `mapshare info NAME`: everything the header and registry say about one
-//! segment, read without attaching to it.
+//! segment, read without attaching to it; with `--watch`, its queue (or
+//! its processes) refreshed, with the message rate.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 use mapshare::layout::header::Header;
@@ -10,9 +12,10 @@ use mapshare::segment::{self, SegmentInfo};
 use mapshare::{Kind, Location};
 use serde::Serialize;
 
+use super::watch::{self, per_second, Rates};
 use crate::cli::{Format, InfoArgs};
 use crate::exit::flat;
-use crate::output::{octal_mode, print, print_json, table, utc, yes_no};
+use crate::output::{json_line, octal_mode, print, print_json, table, utc, utc_time, yes_no};
 
 /// What `info --format json` prints: every key always present, `null`
 /// when unknown.
@@ -156,6 +159,15 @@ impl Queue {
         })
     }
 
+    /// Messages sent (a channel, all lanes) or published (a ring) since
+    /// it was made.
+    fn messages(&self) -> u64 {
+        match self {
+            Queue::Channel(c) => c.lanes.iter().map(|l| l.sent).sum(),
+            Queue::PubSub(p) => p.published,
+        }
+    }
+
     /// Capacity and depth lines, in text.
     fn text(&self) -> String {
         let (capacity, max_message, depth) = match self {
@@ -241,6 +253,12 @@ pub(crate) fn run(args: &InfoArgs, format: Format) -> Result<ExitCode> {
         (Some(name), None) => Location::shm(name).map_err(flat)?,
         (None, None) => unreachable!("clap requires NAME or --file"),
     };
+    if args.watch.watch {
+        let mut rates = Rates::new();
+        return watch::run(&args.watch, format, || {
+            frame(&at, &mut rates, format, args.watch.interval)
+        });
+    }
     let (info, header) = read(&at)?;
     match format {
         Format::Json => print_json(&info)?,
@@ -360,4 +378,93 @@ fn human(info: &Info, h: &Header) -> String {
     }
     out.push_str(&indent(&processes_table(&info.attached)));
     out
+}
+
+/// One refresh of `info --watch` in JSON Lines: the `info` object, the
+/// time, and the queue's message counter (sent on a channel, published on
+/// a ring) with its rate per second since the last refresh (`null` for
+/// other kinds, and at first).
+#[derive(Debug, Serialize)]
+struct Watched {
+    time: String,
+    #[serde(flatten)]
+    info: Info,
+    messages: Option<u64>,
+    rate: Option<f64>,
+}
+
+/// One refresh of `info --watch`.
+fn frame(at: &Location, rates: &mut Rates<()>, format: Format, every: Duration) -> Result<String> {
+    rates.refresh();
+    let time = utc_time(SystemTime::now());
+    let (info, h) = read(at)?;
+    let messages = info.queue.as_ref().map(Queue::messages);
+    let rate = messages.and_then(|n| rates.rate((), (h.creator_pid, h.created_unix_ms), n));
+    if format == Format::Json {
+        return json_line(&Watched {
+            time,
+            info,
+            messages,
+            rate,
+        });
+    }
+    let what = info.name.clone().unwrap_or_else(|| info.path.clone());
+    let mut out = format!(
+        "{what} ({}) at {time}, every {every:?} (Ctrl-C ends)\n",
+        h.kind
+    );
+    let _ = writeln!(out, "{:<12} {}", "attached", live(info.attached.len()));
+    let rate = per_second(rate);
+    match &info.queue {
+        Some(Queue::Channel(c)) => {
+            let _ = writeln!(
+                out,
+                "{:<12} {} waiting ({} per lane)",
+                "depth", c.depth, c.capacity
+            );
+            let _ = writeln!(
+                out,
+                "{:<12} {} messages, {rate}",
+                "sent",
+                messages.unwrap_or(0)
+            );
+            let _ = writeln!(out, "{:<12} {}", "receiver", alive(c.receiver_alive));
+            out.push_str(&indent(&lanes_table(c)));
+        }
+        Some(Queue::PubSub(p)) => {
+            let _ = writeln!(
+                out,
+                "{:<12} {} waiting ({} slots)",
+                "depth", p.depth, p.capacity
+            );
+            let _ = writeln!(out, "{:<12} {} messages, {rate}", "published", p.published);
+            let _ = writeln!(
+                out,
+                "{:<12} {} ({})",
+                "publisher",
+                alive(p.publisher_alive),
+                p.policy
+            );
+            out.push_str(&indent(&subscribers_table(p)));
+        }
+        None if matches!(h.kind, Kind::Channel | Kind::PubSub) => {
+            let why = if info.attached.is_empty() && !info.persistent {
+                "not read: no live process holds it"
+            } else {
+                "could not be read"
+            };
+            let _ = writeln!(out, "{:<12} {why}", "queue");
+        }
+        None => out.push_str(&indent(&processes_table(&info.attached))),
+    }
+    Ok(out)
+}
+
+/// `alive` or `gone`.
+fn alive(b: bool) -> &'static str {
+    if b {
+        "alive"
+    } else {
+        "gone"
+    }
 }

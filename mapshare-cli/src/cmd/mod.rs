@@ -15,6 +15,7 @@ mod pubsub;
 mod recv;
 mod rm;
 mod send;
+mod watch;
 
 /// Runs one verb, `ls`, `info` and `gc` printing in `format` (the global
 /// `--format`, unless their hidden `--json` says JSON); an `Err` is
@@ -26,7 +27,7 @@ pub(crate) fn run(command: Command, format: Format) -> Result<ExitCode> {
         Command::Send(args) => send::run(&args),
         Command::Recv(args) => recv::run(&args),
         Command::Lock(args) => lock::run(&args),
-        Command::Ls(args) => ls::run(args.json.resolve(format)),
+        Command::Ls(args) => ls::run(&args, args.json.resolve(format)),
         Command::Info(args) => info::run(&args, args.json.resolve(format)),
         Command::Rm(args) => rm::run(&args),
         Command::Gc(args) => gc::run(&args, args.json.resolve(format)),
