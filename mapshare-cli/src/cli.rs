@@ -13,13 +13,66 @@ use clap::{Args, Parser, Subcommand};
     name = "mapshare",
     version,
     after_help = "Exit status: 0 success, 1 error, 2 usage error, 3 timed out \
-                  (`lock` returns the command's own status).\n\
+                  (`lock` returns the command's own status; a --watch ended \
+                  by Ctrl-C, 130).\n\
+                  Scripts: `mapshare --format json ls` (or `ls --format json`); \
+                  every key always present, null when unknown.\n\
                   New here? Run `mapshare demo`."
 )]
 pub(crate) struct Cli {
+    /// How `ls`, `info` and `gc` print: text for people, json for scripts
+    /// (JSON Lines with --watch). Before or after the verb.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
+    pub(crate) format: Format,
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// The output format of `ls`, `info` and `gc` (the other verbs print
+/// messages, not reports, and ignore it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// Aligned columns and `field  value` lines.
+    Text,
+    /// JSON (one object per line with --watch).
+    Json,
+}
+
+/// The hidden `--json` of `ls`, `info` and `gc`: the flag they had before
+/// `--format`, kept so that old scripts keep working.
+#[derive(Debug, Args)]
+pub(crate) struct JsonAlias {
+    /// Same as `--format json`.
+    #[arg(long, hide = true)]
+    pub(crate) json: bool,
+}
+
+impl JsonAlias {
+    /// The format to use: JSON with `--json`, else the global `--format`.
+    pub(crate) fn resolve(&self, global: Format) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            global
+        }
+    }
+}
+
+/// `--watch` and its settings, for `ls` and `info`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// Keep the view up to date, refreshing it every --interval, until
+    /// Ctrl-C (exit status 130) or --count refreshes.
+    #[arg(long)]
+    pub(crate) watch: bool,
+    /// Seconds between two refreshes of --watch (fractions allowed).
+    #[arg(long, value_name = "SECS", value_parser = parse_interval, default_value = "1", requires = "watch")]
+    pub(crate) interval: Duration,
+    /// Stop --watch after N refreshes.
+    #[arg(long, value_name = "N", requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) count: Option<u64>,
 }
 
 /// The verbs.
@@ -36,9 +89,10 @@ pub(crate) enum Command {
     Recv(RecvArgs),
     /// Run a command while holding the named mutex NAME.
     Lock(LockArgs),
-    /// List the segments in /dev/shm.
+    /// List the segments in /dev/shm (--watch: live, with message rates).
     Ls(LsArgs),
-    /// Describe one segment: header, layout, owner and attached processes.
+    /// Describe one segment: header, layout, owner, attached processes and
+    /// queue (--watch: live).
     Info(InfoArgs),
     /// Remove segments by name (processes attached keep their mapping).
     Rm(RmArgs),
@@ -173,14 +227,32 @@ pub(crate) struct LockArgs {
 
 /// `mapshare ls`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "With --format json: an array of {name, kind, size, persistent, \
+                   attached, error}. With --watch, a MESSAGES and a RATE column \
+                   (messages sent or published, per second since the last \
+                   refresh) for channels and pub/sub rings; with --format json, \
+                   one {time, segments} object per line, each segment with \
+                   messages and rate too."
+)]
 pub(crate) struct LsArgs {
-    /// Print a JSON array instead of a table.
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) json: JsonAlias,
+    #[command(flatten)]
+    pub(crate) watch: WatchArgs,
 }
 
 /// `mapshare info NAME` or `mapshare info --file PATH`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "With --format json: one object, with the queue's details for a \
+                   channel or pub/sub ring under \"queue\" (null for other kinds). \
+                   With --watch: a channel's depth per lane, messages sent and \
+                   their rate; a ring's depth, publish rate and each subscriber's \
+                   lag; the attached processes of other kinds. With --format json, \
+                   each refresh is a line: the same object plus time, messages \
+                   and rate."
+)]
 pub(crate) struct InfoArgs {
     /// Segment name.
     #[arg(value_parser = parse_name, required_unless_present = "file", conflicts_with = "file")]
@@ -188,9 +260,10 @@ pub(crate) struct InfoArgs {
     /// A file-backed segment at this path, instead of a name in /dev/shm.
     #[arg(long, value_name = "PATH")]
     pub(crate) file: Option<PathBuf>,
-    /// Print a JSON object instead of text.
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) json: JsonAlias,
+    #[command(flatten)]
+    pub(crate) watch: WatchArgs,
 }
 
 /// `mapshare rm NAME...`.
@@ -203,14 +276,14 @@ pub(crate) struct RmArgs {
 
 /// `mapshare gc`.
 #[derive(Debug, Args)]
+#[command(after_help = "With --format json: {removed, removed_partial, kept: [{name, reason}]}.")]
 pub(crate) struct GcArgs {
     /// Remove persistent segments that no process holds, too (such as
     /// mailboxes with an undelivered message).
     #[arg(long)]
     pub(crate) all: bool,
-    /// Print a JSON object instead of text.
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) json: JsonAlias,
 }
 
 /// `mapshare demo-role ROLE NAME TEXT` (hidden).
@@ -261,6 +334,14 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?}: seconds must be a finite number >= 0"));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?}: too many seconds"))
+}
+
+/// Parses the seconds between two refreshes: more than zero.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    match parse_secs(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: the interval must be more than 0 seconds")),
+        d => Ok(d),
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Err(e) => return exit::usage(&e),
     };
     signals::install();
-    match cmd::run(cli.command) {
+    match cmd::run(cli.command, cli.format) {
         Ok(code) => code,
         Err(err) => exit::report(&err),
     }

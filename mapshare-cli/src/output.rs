@@ -1,15 +1,24 @@
 //! Shared output helpers: JSON, tables, times and sizes.
 
 use std::io::{self, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use comfy_table::{Row, Table};
+use serde::Serialize;
 
 /// Writes `value` to stdout as pretty JSON, with a final newline.
-pub(crate) fn print_json(value: &serde_json::Value) -> Result<()> {
-    let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).context("writing to stdout")?;
-    writeln!(out).context("writing to stdout")?;
-    out.flush().context("writing to stdout")
+pub(crate) fn print_json(value: &impl Serialize) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).context("encoding JSON")?;
+    text.push('\n');
+    print(&text)
+}
+
+/// `value` as one line of JSON (JSON Lines), with its newline.
+pub(crate) fn json_line(value: &impl Serialize) -> Result<String> {
+    let mut line = serde_json::to_string(value).context("encoding JSON")?;
+    line.push('\n');
+    Ok(line)
 }
 
 /// Writes `text` to stdout as is.
@@ -20,63 +29,48 @@ pub(crate) fn print(text: &str) -> Result<()> {
         .context("writing to stdout")
 }
 
-/// Lays out rows as columns separated by two spaces, each as wide as its
-/// widest cell (counted in chars), and the last one left unpadded.
-pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+/// Lays out a header line and rows as borderless columns, two spaces
+/// apart and as wide as their widest cell in terminal columns, each line
+/// ending with a newline and no trailing blanks.
+pub(crate) fn table(header: &[&str], rows: impl IntoIterator<Item = impl Into<Row>>) -> String {
+    let mut t = Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_header(header.iter().copied());
     for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+        t.add_row(row);
+    }
+    for column in t.column_iter_mut() {
+        column.set_padding((0, 2));
     }
     let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(cell);
-            if i + 1 < row.len() {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                line.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
+    for line in t.lines() {
         out.push_str(line.trim_end());
         out.push('\n');
     }
     out
 }
 
-/// Milliseconds since the Unix epoch as an ISO 8601 UTC time,
-/// `2024-05-01T12:34:56.789Z`.
+/// Milliseconds since the Unix epoch as an RFC 3339 UTC time,
+/// `2024-05-01T12:34:56.789Z` (`>9999-12-31T23:59:59.999Z` past the
+/// year 9999, which a corrupt header could claim).
 pub(crate) fn utc(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        unix_ms % 1000
-    )
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(unix_ms))
+        .map_or_else(|| LATEST.to_owned(), utc_time)
 }
 
-/// Days since 1970-01-01 to a (year, month, day) date in the proleptic
-/// Gregorian calendar (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
+/// What [`utc`] and [`utc_time`] say of a time past the year 9999.
+const LATEST: &str = ">9999-12-31T23:59:59.999Z";
+
+/// A time as RFC 3339 UTC with milliseconds (see [`utc`]).
+pub(crate) fn utc_time(t: SystemTime) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    match write!(s, "{}", humantime::format_rfc3339_millis(t)) {
+        Ok(()) => s,
+        // humantime refuses the years past 9999 (and before 1970).
+        Err(_) => LATEST.to_owned(),
+    }
 }
 
 /// Permission bits in octal, as `ls -l` users expect them: `0600`.
@@ -102,19 +96,27 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(utc(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
-        assert!(utc(u64::MAX).len() > 20);
+        assert_eq!(utc(1_714_566_896_789), "2024-05-01T12:34:56.789Z");
+        assert_eq!(utc(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(utc(253_402_300_800_000), LATEST);
+        assert_eq!(utc(u64::MAX), LATEST);
     }
 
     #[test]
-    fn table_aligns_columns_by_chars() {
+    fn table_aligns_columns_by_terminal_width() {
         let t = table(
             &["NAME", "KIND"],
-            &[
-                vec!["grüße".into(), "mailbox".into()],
-                vec!["x".into(), "mutex".into()],
+            [
+                vec!["grüße", "mailbox"],
+                vec!["x", "mutex"],
+                vec!["世界", "shared"],
             ],
         );
-        assert_eq!(t, "NAME   KIND\ngrüße  mailbox\nx      mutex\n");
+        // `世界` takes four columns, `grüße` five.
+        assert_eq!(
+            t,
+            "NAME   KIND\ngrüße  mailbox\nx      mutex\n世界   shared\n"
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@ use serde_json::Value;
 
 /// Held while a test runs `gc`: the same `flock` the library's tests take
 /// (`mapshare/tests/common`), since `gc` removes every unattached segment
-/// of ours, whichever test left it.
+/// of ours, whichever test left it. Also held around `ls --watch` and a
+/// test that leaves a dead segment: the watch attaches briefly to every
+/// live channel and ring, and would remove one that dies meanwhile.
 struct GcLock(#[allow(dead_code)] std::fs::File);
 
 fn gc_lock() -> GcLock {
@@ -117,13 +119,16 @@ fn spawn(args: &[&str]) -> Child {
         .expect("starting mapshare")
 }
 
-/// Waits for a child started by [`spawn`], killing it after [`WATCHDOG`].
+/// Waits for a child started by [`spawn`], killing it after [`WATCHDOG`]
+/// (its stdout is empty in the result if the caller took it).
 fn finish(mut child: Child) -> Run {
-    let mut out = child.stdout.take().unwrap();
+    let out = child.stdout.take();
     let mut err = child.stderr.take().unwrap();
     let out_reader = thread::spawn(move || {
         let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
+        if let Some(mut out) = out {
+            let _ = out.read_to_end(&mut v);
+        }
         v
     });
     let err_reader = thread::spawn(move || {
@@ -807,6 +812,353 @@ fn gc_removes_the_segment_of_a_killed_process() {
     );
 }
 
+// ------------------------------------------------------- --format / --watch
+
+/// The entry of `ls --format json` output `v` for the segment `name`.
+fn ls_entry(v: &Value, name: &str) -> Value {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .find(|e| e["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("ls does not list {name}: {v}"))
+}
+
+/// A channel `name` held by this process with `queued` messages waiting.
+fn channel_with(name: &str, queued: usize) -> (mapshare::Receiver, mapshare::Sender) {
+    let rx = mapshare::Receiver::create(name).expect("create the channel");
+    let mut tx = mapshare::Sender::open(name).expect("open a sender");
+    for i in 0..queued {
+        tx.send(format!("message {i}").as_bytes()).unwrap();
+    }
+    (rx, tx)
+}
+
+/// The value of the `key  value` line of `text` (empty if there is none).
+fn field<'t>(text: &'t str, key: &str) -> &'t str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).filter(|v| v.starts_with(' ')))
+        .map_or("", str::trim)
+}
+
+/// The JSON lines of `run`'s stdout, each parsed.
+fn json_lines(run: &Run) -> Vec<Value> {
+    run.stdout_str()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l:?}")))
+        .collect()
+}
+
+#[test]
+fn format_json_before_or_after_the_verb_is_the_hidden_json() {
+    let _gc = gc_lock();
+    let name = unique("format");
+    let _c = Cleanup::new(&[&name]);
+    assert_eq!(mapshare(&["send", &name, "kept"]).code(), 0);
+
+    let runs = [
+        mapshare(&["info", &name, "--json"]),
+        mapshare(&["info", &name, "--format", "json"]),
+        mapshare(&["--format", "json", "info", &name]),
+        mapshare(&["--format", "text", "info", &name, "--json"]),
+    ];
+    for run in &runs {
+        assert_eq!(run.code(), 0, "{run:?}");
+        assert_eq!(run.stdout, runs[0].stdout, "{run:?}");
+    }
+    let v = runs[0].json();
+    assert_eq!(v["kind"], "mailbox");
+    assert_eq!(v["queue"], Value::Null);
+
+    // `ls` and `gc` list segments of other tests too, which come and go:
+    // compare what they say of ours.
+    let ls: Vec<Value> = [
+        mapshare(&["ls", "--json"]),
+        mapshare(&["ls", "--format", "json"]),
+        mapshare(&["--format", "json", "ls"]),
+    ]
+    .iter()
+    .map(|run| {
+        assert_eq!(run.code(), 0, "{run:?}");
+        ls_entry(&run.json(), &name)
+    })
+    .collect();
+    assert!(ls.iter().all(|e| *e == ls[0]), "{ls:?}");
+    assert_eq!(ls[0]["kind"], "mailbox");
+    assert_eq!(ls[0]["persistent"], true);
+
+    for args in [
+        vec!["gc", "--json"],
+        vec!["gc", "--format", "json"],
+        vec!["--format", "json", "gc"],
+    ] {
+        let run = mapshare(&args);
+        assert_eq!(run.code(), 0, "{run:?}");
+        let v = run.json();
+        for key in ["removed", "removed_partial", "kept"] {
+            assert!(v[key].is_array(), "{args:?}: {key}: {v}");
+        }
+        assert!(
+            v["kept"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["name"] == name.as_str() && k["reason"].is_string()),
+            "{args:?}: {v}"
+        );
+    }
+
+    // Text stays the default, and `--format text` says so explicitly.
+    let text = mapshare(&["info", &name]);
+    assert_eq!(
+        mapshare(&["info", &name, "--format", "text"]).stdout,
+        text.stdout
+    );
+    assert!(text.stdout_str().starts_with("segment "), "{text:?}");
+
+    // The old flag still works but is no longer advertised.
+    for verb in ["ls", "info", "gc"] {
+        let help = mapshare(&[verb, "--help"]).stdout_str();
+        assert!(help.contains("--format"), "{verb}: {help}");
+        assert!(!help.contains("--json"), "{verb}: {help}");
+    }
+}
+
+#[test]
+fn info_watch_prints_json_lines_with_a_channel_depth() {
+    let name = unique("watch-info");
+    let _c = Cleanup::new(&[&name]);
+    let (_rx, _tx) = channel_with(&name, 3);
+
+    let run = mapshare(&[
+        "info",
+        &name,
+        "--watch",
+        "--count",
+        "2",
+        "--interval",
+        "0.1",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    let frames = json_lines(&run);
+    assert_eq!(frames.len(), 2, "{}", run.stdout_str());
+    for f in &frames {
+        assert_eq!(f["name"], name.as_str());
+        assert_eq!(f["kind"], "channel");
+        assert!(f["time"].as_str().unwrap().ends_with('Z'), "{f}");
+        assert_eq!(f["queue"]["depth"], 3, "{f}");
+        assert_eq!(f["queue"]["lanes"][0]["waiting"], 3, "{f}");
+        assert_eq!(f["messages"], 3, "{f}");
+        assert_eq!(f["attached"].as_array().unwrap().len(), 2, "{f}");
+    }
+    // A rate needs two readings; nothing was sent in between.
+    assert_eq!(frames[0]["rate"], Value::Null);
+    assert_eq!(frames[1]["rate"].as_f64(), Some(0.0));
+
+    let run = mapshare(&[
+        "info",
+        &name,
+        "--watch",
+        "--count",
+        "2",
+        "--interval",
+        "0.1",
+    ]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    let text = run.stdout_str();
+    let refreshes: Vec<&str> = text.split("\n\n").filter(|s| !s.is_empty()).collect();
+    assert_eq!(refreshes.len(), 2, "{text}");
+    for r in refreshes {
+        assert!(r.starts_with(&format!("{name} (channel) at ")), "{r}");
+        assert!(field(r, "depth").starts_with("3 waiting"), "{r}");
+        assert!(field(r, "sent").starts_with("3 messages"), "{r}");
+        assert!(r.contains("LANE  WAITING  SENT  SENDER"), "{r}");
+    }
+    assert!(!text.contains('\x1b'), "no screen clearing into a pipe");
+}
+
+#[test]
+fn ls_watch_prints_each_refresh_with_message_counts() {
+    // `ls --watch` attaches briefly to every live channel and ring, other
+    // tests' too: not while `watch_leaves_a_dead_ring_in_place` kills one.
+    let _gc = gc_lock();
+    let name = unique("watch-ls");
+    let _c = Cleanup::new(&[&name]);
+    let (_rx, _tx) = channel_with(&name, 2);
+
+    let run = mapshare(&["ls", "--watch", "--count", "2", "--interval", "0.1"]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    let text = run.stdout_str();
+    assert_eq!(text.matches("mapshare ls at ").count(), 2, "{text}");
+    assert_eq!(text.matches("\nNAME ").count(), 2, "{text}");
+    // NAME KIND SIZE PERSISTENT ATTACHED MESSAGES RATE, our row in each.
+    let ours: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name} ")))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(ours.len(), 2, "{text}");
+    assert_eq!(
+        ours[0][1..],
+        ["channel", ours[0][2], "no", "2", "2", "-"],
+        "{text}"
+    );
+    assert_eq!(ours[1][5..], ["2", "0.0/s"], "{text}");
+    assert!(text.ends_with("\n\n"), "a blank line after each refresh");
+
+    let run = mapshare(&[
+        "--format",
+        "json",
+        "ls",
+        "--watch",
+        "--count",
+        "2",
+        "--interval",
+        "0.1",
+    ]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    let frames = json_lines(&run);
+    assert_eq!(frames.len(), 2, "{}", run.stdout_str());
+    for f in &frames {
+        assert!(f["time"].is_string(), "{f}");
+        let e = ls_entry(&f["segments"], &name);
+        assert_eq!(e["kind"], "channel");
+        assert_eq!(e["attached"], 2);
+        assert_eq!(e["error"], Value::Null);
+        assert_eq!(e["messages"], 2);
+    }
+    assert_eq!(ls_entry(&frames[0]["segments"], &name)["rate"], Value::Null);
+    assert_eq!(
+        ls_entry(&frames[1]["segments"], &name)["rate"].as_f64(),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn watch_leaves_a_dead_ring_in_place() {
+    // Attaching to a non-persistent segment nobody holds would remove it:
+    // the watch reads no queue then. (No `gc` may run meanwhile.)
+    let _gc = gc_lock();
+    let name = unique("watch-dead");
+    let _c = Cleanup::new(&[&name]);
+    let mut sub = spawn(&["sub", &name, "--timeout", "60"]);
+    wait_until("the subscriber attached", || attached(&name) == 1);
+    sub.kill().unwrap(); // SIGKILL: nothing detaches
+    sub.wait().unwrap();
+    assert_eq!(attached(&name), 0);
+
+    let run = mapshare(&[
+        "info",
+        &name,
+        "--watch",
+        "--count",
+        "2",
+        "--interval",
+        "0.1",
+        "--json",
+    ]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    for f in json_lines(&run) {
+        assert_eq!(f["kind"], "pubsub");
+        assert_eq!(f["queue"], Value::Null, "{f}");
+        assert_eq!(f["messages"], Value::Null, "{f}");
+    }
+    let run = mapshare(&["info", &name, "--watch", "--count", "1"]);
+    assert!(
+        run.stdout_str()
+            .contains("not read: no live process holds it"),
+        "{run:?}"
+    );
+    let run = mapshare(&[
+        "ls",
+        "--watch",
+        "--count",
+        "2",
+        "--interval",
+        "0.1",
+        "--json",
+    ]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    for f in json_lines(&run) {
+        assert_eq!(
+            ls_entry(&f["segments"], &name)["messages"],
+            Value::Null,
+            "{f}"
+        );
+    }
+    assert!(shm_path(&name).exists(), "a watch removed the dead ring");
+}
+
+/// Starts `mapshare ARGS` and waits for its first line of output (by then
+/// it catches signals); returns the child and that line.
+fn spawn_until_first_line(args: &[&str]) -> (Child, String) {
+    use std::io::BufRead;
+    let mut child = spawn(args);
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = out.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining, so that the child never blocks on a full pipe.
+        let _ = std::io::copy(&mut out, &mut std::io::sink());
+    });
+    let Ok(line) = rx.recv_timeout(WATCHDOG) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("watchdog: no output from {args:?}");
+    };
+    (child, line)
+}
+
+#[test]
+fn watch_ends_with_130_on_sigint() {
+    let _gc = gc_lock(); // `ls --watch`: see ls_watch_prints_each_refresh_with_message_counts
+    let name = unique("watch-int");
+    let _c = Cleanup::new(&[&name]);
+    let (_rx, _tx) = channel_with(&name, 1);
+    for args in [
+        vec![
+            "info",
+            name.as_str(),
+            "--watch",
+            "--interval",
+            "0.1",
+            "--format",
+            "json",
+        ],
+        vec!["ls", "--watch", "--interval", "30"],
+    ] {
+        let (child, first) = spawn_until_first_line(&args);
+        assert!(!first.is_empty(), "{args:?}");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert!(sent.success());
+        let run = finish(child);
+        assert_eq!(run.code(), 130, "{args:?}: {run:?}");
+        assert!(run.stderr.is_empty(), "{args:?}: {run:?}");
+    }
+}
+
+#[test]
+fn info_watch_ends_with_an_error_when_the_segment_goes() {
+    let name = unique("watch-gone");
+    let _c = Cleanup::new(&[&name]);
+    assert_eq!(mapshare(&["send", &name, "x"]).code(), 0);
+    let (child, first) = spawn_until_first_line(&["info", &name, "--watch", "--interval", "0.1"]);
+    assert!(
+        first.starts_with(&format!("{name} (mailbox) at ")),
+        "{first}"
+    );
+    assert_eq!(mapshare(&["rm", &name]).code(), 0);
+    let run = finish(child);
+    assert_eq!(run.code(), 1, "{run:?}");
+    assert_one_line_error(&run);
+    assert!(run.stderr.contains("no such segment"), "{run:?}");
+}
+
 // --------------------------------------------------------- names and usage
 
 #[test]
@@ -847,6 +1199,13 @@ fn usage_errors_exit_2() {
         vec!["recv", "name", "--timeout", "soon"],
         vec!["info"],
         vec!["rm"],
+        vec!["ls", "--format", "yaml"],
+        vec!["--format", "xml", "ls"],
+        vec!["ls", "--interval", "1"],
+        vec!["ls", "--count", "2"],
+        vec!["ls", "--watch", "--count", "0"],
+        vec!["info", "name", "--watch", "--interval", "0"],
+        vec!["info", "name", "--watch", "--interval", "soon"],
     ] {
         let run = mapshare(&args);
         assert_eq!(run.code(), 2, "{args:?}: {run:?}");

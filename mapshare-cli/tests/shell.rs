@@ -87,6 +87,9 @@ fn run_bash(what: &str, args: &[&str]) -> String {
 }
 
 fn script(name: &str) -> String {
+    // Some scripts run `gc`, which is global: one at a time with the other
+    // tests that leave dead segments on purpose.
+    let _gc = gc_lock();
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/shell")
         .join(format!("{name}.sh"));

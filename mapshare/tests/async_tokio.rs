@@ -190,7 +190,9 @@ fn many_tasks_on_one_thread_are_woken_by_another_process_without_a_thread_each()
         match backend {
             "io_uring" => assert_eq!(added, 0, "io_uring needs no thread"),
             "futex_waitv" => assert_eq!(added, n.div_ceil(127), "one helper per 127 waits"),
-            _ => assert!(added <= n + 1),
+            // The last resort costs blocking-pool threads (the pool keeps
+            // idle ones around, so no exact count).
+            _ => assert!(added >= 1, "blocking waits run on pool threads"),
         }
         for i in 0..n {
             let mut tx = Sender::open(&format!("{name}-{i}")).unwrap();

@@ -1,76 +1,334 @@
 //! `mapshare info NAME`: everything the header and registry say about one
-//! segment, read without attaching to it.
+//! segment, read without attaching to it; with `--watch`, its queue (or
+//! its processes) refreshed, with the message rate.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use mapshare::segment::{self, Attached, SegmentInfo};
-use mapshare::Location;
-use serde_json::{json, Value};
+use mapshare::layout::header::Header;
+use mapshare::segment::{self, SegmentInfo};
+use mapshare::{Kind, Location};
+use serde::Serialize;
 
-use crate::cli::InfoArgs;
+use super::watch::{self, per_second, Rates};
+use crate::cli::{Format, InfoArgs};
 use crate::exit::flat;
-use crate::output::{octal_mode, print, print_json, table, utc, yes_no};
+use crate::output::{json_line, octal_mode, print, print_json, table, utc, utc_time, yes_no};
+
+/// What `info --format json` prints: every key always present, `null`
+/// when unknown.
+#[derive(Debug, Serialize)]
+struct Info {
+    /// The segment's name; `null` for a file.
+    name: Option<String>,
+    path: String,
+    size: u64,
+    kind: &'static str,
+    layout: Layout,
+    payload_offset: u64,
+    payload_len: u64,
+    persistent: bool,
+    ready: bool,
+    creator_pid: u32,
+    created_unix_ms: u64,
+    created: String,
+    owner_uid: u32,
+    mode: String,
+    attached: Vec<Process>,
+    /// A channel's or a ring's queue; `null` for other kinds, and when
+    /// it was not read (see [`read`]).
+    queue: Option<Queue>,
+}
+
+/// The payload's layout fingerprint.
+#[derive(Debug, Serialize)]
+struct Layout {
+    name: String,
+    size: u64,
+    align: u64,
+}
+
+/// One attached process.
+#[derive(Debug, Serialize)]
+struct Process {
+    slot: u32,
+    pid: u32,
+    since_unix_ms: u64,
+    since: String,
+}
+
+/// Queue details: a channel's or a pub/sub ring's, told apart by keys.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Queue {
+    Channel(ChannelQueue),
+    PubSub(PubSubQueue),
+}
+
+/// A channel's queue.
+#[derive(Debug, Serialize)]
+struct ChannelQueue {
+    /// Slots per lane.
+    capacity: usize,
+    max_message: usize,
+    /// Messages waiting, all lanes together.
+    depth: u64,
+    receiver_alive: bool,
+    lanes: Vec<Lane>,
+}
+
+/// One lane (sender) of a channel.
+#[derive(Debug, Serialize)]
+struct Lane {
+    lane: usize,
+    waiting: u64,
+    sent: u64,
+    sender_alive: bool,
+}
+
+/// A pub/sub ring.
+#[derive(Debug, Serialize)]
+struct PubSubQueue {
+    capacity: usize,
+    max_message: usize,
+    /// `lossless` or `overwrite-oldest`.
+    policy: &'static str,
+    published: u64,
+    publisher_alive: bool,
+    /// The most messages a live subscriber has yet to read.
+    depth: u64,
+    subscribers: Vec<Subscriber>,
+}
+
+/// One subscriber slot of a ring.
+#[derive(Debug, Serialize)]
+struct Subscriber {
+    slot: usize,
+    pid: u32,
+    /// Messages published that it has not read.
+    lag: u64,
+    missed: u64,
+    alive: bool,
+}
+
+impl Queue {
+    fn channel(st: mapshare::ChannelStats) -> Queue {
+        Queue::Channel(ChannelQueue {
+            capacity: st.capacity,
+            max_message: st.max_message,
+            depth: st.lanes.iter().map(|l| l.waiting).sum(),
+            receiver_alive: st.receiver_alive,
+            lanes: st
+                .lanes
+                .iter()
+                .enumerate()
+                .map(|(lane, l)| Lane {
+                    lane,
+                    waiting: l.waiting,
+                    sent: l.sent,
+                    sender_alive: l.sender_alive,
+                })
+                .collect(),
+        })
+    }
+
+    fn pubsub(st: mapshare::PubSubStats) -> Queue {
+        Queue::PubSub(PubSubQueue {
+            capacity: st.capacity,
+            max_message: st.max_message,
+            policy: match st.policy {
+                mapshare::Policy::Lossless => "lossless",
+                _ => "overwrite-oldest",
+            },
+            published: st.published,
+            publisher_alive: st.publisher_alive,
+            depth: st.depth(),
+            subscribers: st
+                .subscribers
+                .iter()
+                .map(|s| Subscriber {
+                    slot: s.slot,
+                    pid: s.pid,
+                    lag: s.behind,
+                    missed: s.missed,
+                    alive: s.alive,
+                })
+                .collect(),
+        })
+    }
+
+    /// Messages sent (a channel, all lanes) or published (a ring) since
+    /// it was made.
+    fn messages(&self) -> u64 {
+        match self {
+            Queue::Channel(c) => c.lanes.iter().map(|l| l.sent).sum(),
+            Queue::PubSub(p) => p.published,
+        }
+    }
+
+    /// Capacity and depth lines, in text.
+    fn text(&self) -> String {
+        let (capacity, max_message, depth) = match self {
+            Queue::Channel(c) => (c.capacity, c.max_message, c.depth),
+            Queue::PubSub(p) => (p.capacity, p.max_message, p.depth),
+        };
+        let mut out = format!(
+            "{:<12} {capacity} messages of up to {max_message} bytes\n{:<12} {depth} waiting\n",
+            "capacity", "depth"
+        );
+        match self {
+            Queue::Channel(c) => out.push_str(&indent(&lanes_table(c))),
+            Queue::PubSub(p) => {
+                let _ = writeln!(
+                    out,
+                    "{:<12} {}, {} published, publisher {}",
+                    "pubsub",
+                    p.policy,
+                    p.published,
+                    if p.publisher_alive { "alive" } else { "gone" }
+                );
+                out.push_str(&indent(&subscribers_table(p)));
+            }
+        }
+        out
+    }
+}
+
+/// A channel's lanes, in text (nothing without lanes).
+fn lanes_table(c: &ChannelQueue) -> String {
+    if c.lanes.is_empty() {
+        return String::new();
+    }
+    let rows = c.lanes.iter().map(|l| {
+        [
+            l.lane.to_string(),
+            l.waiting.to_string(),
+            l.sent.to_string(),
+            l.sender_alive.to_string(),
+        ]
+    });
+    table(&["LANE", "WAITING", "SENT", "SENDER"], rows)
+}
+
+/// A ring's subscribers, in text (nothing without subscribers).
+fn subscribers_table(p: &PubSubQueue) -> String {
+    if p.subscribers.is_empty() {
+        return String::new();
+    }
+    let rows = p.subscribers.iter().map(|s| {
+        [
+            s.slot.to_string(),
+            s.pid.to_string(),
+            s.lag.to_string(),
+            s.missed.to_string(),
+            s.alive.to_string(),
+        ]
+    });
+    table(&["SUB", "PID", "LAG", "MISSED", "ALIVE"], rows)
+}
+
+/// The attached processes, in text (nothing without any).
+fn processes_table(attached: &[Process]) -> String {
+    if attached.is_empty() {
+        return String::new();
+    }
+    let rows = attached
+        .iter()
+        .map(|a| [a.slot.to_string(), a.pid.to_string(), a.since.clone()]);
+    table(&["SLOT", "PID", "SINCE"], rows)
+}
+
+/// Each line of `text` indented by two spaces.
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
 
 /// Inspects the segment (read-only, through the library's pure header
 /// validator) and prints it; a corrupt header is an error, never a crash.
-pub(crate) fn run(args: &InfoArgs) -> Result<ExitCode> {
-    let opts = match (&args.name, &args.file) {
+pub(crate) fn run(args: &InfoArgs, format: Format) -> Result<ExitCode> {
+    let at = match (&args.name, &args.file) {
         (_, Some(path)) => Location::file(path),
         (Some(name), None) => Location::shm(name).map_err(flat)?,
         (None, None) => unreachable!("clap requires NAME or --file"),
     };
-    let info = segment::inspect(&opts).map_err(flat)?;
-    let what = info.location.to_string();
+    if args.watch.watch {
+        let mut rates = Rates::new();
+        return watch::run(&args.watch, format, || {
+            frame(&at, &mut rates, format, args.watch.interval)
+        });
+    }
+    let (info, header) = read(&at)?;
+    match format {
+        Format::Json => print_json(&info)?,
+        Format::Text => {
+            let mut text = human(&info, &header);
+            if let Some(q) = &info.queue {
+                text.push_str(&q.text());
+            }
+            print(&text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the segment at `at`: its header, registry and, for a channel or
+/// a ring, its queue. Reading the queue attaches briefly, so only for a
+/// segment someone holds or that is persistent (attaching to one whose
+/// last process died would, by the lifetime rule, remove it).
+fn read(at: &Location) -> Result<(Info, Header)> {
+    let info = segment::inspect(at).map_err(flat)?;
     let header = match &info.header {
-        Ok(h) => h,
-        Err(e) => return Err(flat(format!("{what}: {e}"))),
+        Ok(h) => h.clone(),
+        Err(e) => return Err(flat(format!("{}: {e}", info.location))),
     };
-    // Queue details for channels and pub/sub rings. Reading them attaches
-    // briefly, so only for a segment someone holds (attaching to one whose
-    // last process died would, by the lifetime rule, remove it).
-    let details = if info.attached.is_empty() && !header.is_persistent() {
+    let queue = if info.attached.is_empty() && !header.is_persistent() {
         None
     } else {
         match header.kind {
-            mapshare::Kind::Channel => mapshare::channel_stats(&opts).ok().map(channel_json),
-            mapshare::Kind::PubSub => mapshare::pubsub_stats(&opts).ok().map(pubsub_json),
+            Kind::Channel => mapshare::channel_stats(at).ok().map(Queue::channel),
+            Kind::PubSub => mapshare::pubsub_stats(at).ok().map(Queue::pubsub),
             _ => None,
         }
     };
-    if args.json {
-        let (name, path) = names(&info.location);
-        print_json(&json!({
-            "name": name,
-            "path": path,
-            "size": info.size,
-            "kind": header.kind.as_str(),
-            "layout": {
-                "name": header.layout.name(),
-                "size": header.layout.size(),
-                "align": header.layout.align(),
-            },
-            "payload_offset": header.payload_offset,
-            "payload_len": header.payload_len,
-            "persistent": header.is_persistent(),
-            "ready": header.is_ready(),
-            "creator_pid": header.creator_pid,
-            "created_unix_ms": header.created_unix_ms,
-            "created": utc(header.created_unix_ms),
-            "owner_uid": info.owner_uid,
-            "mode": octal_mode(info.mode),
-            "attached": info.attached.iter().map(attached_json).collect::<Vec<Value>>(),
-            "queue": details,
-        }))?;
-    } else {
-        let mut text = human(&info, header);
-        if let Some(d) = &details {
-            text.push_str(&human_queue(d));
-        }
-        print(&text)?;
+    Ok((describe(&info, &header, queue), header))
+}
+
+/// The JSON form of what [`read`] found.
+fn describe(info: &SegmentInfo, h: &Header, queue: Option<Queue>) -> Info {
+    let (name, path) = names(&info.location);
+    Info {
+        name,
+        path,
+        size: info.size,
+        kind: h.kind.as_str(),
+        layout: Layout {
+            name: h.layout.name().to_owned(),
+            size: h.layout.size(),
+            align: h.layout.align(),
+        },
+        payload_offset: h.payload_offset,
+        payload_len: h.payload_len,
+        persistent: h.is_persistent(),
+        ready: h.is_ready(),
+        creator_pid: h.creator_pid,
+        created_unix_ms: h.created_unix_ms,
+        created: utc(h.created_unix_ms),
+        owner_uid: info.owner_uid,
+        mode: octal_mode(info.mode),
+        attached: info
+            .attached
+            .iter()
+            .map(|a| Process {
+                slot: a.slot,
+                pid: a.pid,
+                since_unix_ms: a.since_unix_ms,
+                since: utc(a.since_unix_ms),
+            })
+            .collect(),
+        queue,
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The segment's name (`None` for a file) and the path of its file.
@@ -81,24 +339,17 @@ fn names(location: &Location) -> (Option<String>, String) {
     }
 }
 
-/// One attached process as JSON.
-fn attached_json(a: &Attached) -> Value {
-    json!({
-        "slot": a.slot,
-        "pid": a.pid,
-        "since_unix_ms": a.since_unix_ms,
-        "since": utc(a.since_unix_ms),
-    })
+/// `N live process(es)`.
+fn live(count: usize) -> String {
+    format!("{count} live process{}", if count == 1 { "" } else { "es" })
 }
 
 /// The text form: one `field  value` line each, then the attached processes.
-fn human(info: &SegmentInfo, h: &mapshare::layout::header::Header) -> String {
-    let (name, path) = names(&info.location);
-    let segment = match name {
-        Some(n) => format!("{n} ({path})"),
-        None => path,
+fn human(info: &Info, h: &Header) -> String {
+    let segment = match &info.name {
+        Some(n) => format!("{n} ({})", info.path),
+        None => info.path.clone(),
     };
-    let count = info.attached.len();
     let fields = [
         ("segment", segment),
         ("kind", h.kind.to_string()),
@@ -110,127 +361,110 @@ fn human(info: &SegmentInfo, h: &mapshare::layout::header::Header) -> String {
             ),
         ),
         ("layout", h.layout.to_string()),
-        ("persistent", yes_no(h.is_persistent()).to_owned()),
+        ("persistent", yes_no(info.persistent).to_owned()),
         (
             "state",
-            if h.is_ready() {
-                "ready"
-            } else {
-                "initialising"
-            }
-            .to_owned(),
+            if info.ready { "ready" } else { "initialising" }.to_owned(),
         ),
         ("creator pid", h.creator_pid.to_string()),
-        ("created", utc(h.created_unix_ms)),
+        ("created", info.created.clone()),
         ("owner uid", info.owner_uid.to_string()),
-        ("mode", octal_mode(info.mode)),
-        (
-            "attached",
-            format!("{count} live process{}", if count == 1 { "" } else { "es" }),
-        ),
+        ("mode", info.mode.clone()),
+        ("attached", live(info.attached.len())),
     ];
     let mut out = String::new();
     for (k, v) in fields {
         let _ = writeln!(out, "{k:<12} {v}");
     }
-    if count > 0 {
-        let rows: Vec<Vec<String>> = info
-            .attached
-            .iter()
-            .map(|a| vec![a.slot.to_string(), a.pid.to_string(), utc(a.since_unix_ms)])
-            .collect();
-        for line in table(&["SLOT", "PID", "SINCE"], &rows).lines() {
-            let _ = writeln!(out, "  {line}");
-        }
-    }
+    out.push_str(&indent(&processes_table(&info.attached)));
     out
 }
 
-/// A channel's queue, as JSON.
-fn channel_json(st: mapshare::ChannelStats) -> Value {
-    json!({
-        "capacity": st.capacity,
-        "max_message": st.max_message,
-        "depth": st.lanes.iter().map(|l| l.waiting).sum::<u64>(),
-        "receiver_alive": st.receiver_alive,
-        "lanes": st.lanes.iter().enumerate().map(|(i, l)| json!({
-            "lane": i, "waiting": l.waiting, "sent": l.sent, "sender_alive": l.sender_alive,
-        })).collect::<Vec<Value>>(),
-    })
+/// One refresh of `info --watch` in JSON Lines: the `info` object, the
+/// time, and the queue's message counter (sent on a channel, published on
+/// a ring) with its rate per second since the last refresh (`null` for
+/// other kinds, and at first).
+#[derive(Debug, Serialize)]
+struct Watched {
+    time: String,
+    #[serde(flatten)]
+    info: Info,
+    messages: Option<u64>,
+    rate: Option<f64>,
 }
 
-/// A pub/sub ring, as JSON.
-fn pubsub_json(st: mapshare::PubSubStats) -> Value {
-    json!({
-        "capacity": st.capacity,
-        "max_message": st.max_message,
-        "policy": match st.policy { mapshare::Policy::Lossless => "lossless", _ => "overwrite-oldest" },
-        "published": st.published,
-        "publisher_alive": st.publisher_alive,
-        "depth": st.depth(),
-        "subscribers": st.subscribers.iter().map(|s| json!({
-            "slot": s.slot, "pid": s.pid, "lag": s.behind, "missed": s.missed, "alive": s.alive,
-        })).collect::<Vec<Value>>(),
-    })
-}
-
-/// The queue details in text form, from their JSON.
-fn human_queue(d: &Value) -> String {
-    let mut out = String::new();
-    let field = |k: &str| d.get(k).map(|v| v.to_string()).unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "{:<12} {} messages of up to {} bytes",
-        "capacity",
-        field("capacity"),
-        field("max_message")
+/// One refresh of `info --watch`.
+fn frame(at: &Location, rates: &mut Rates<()>, format: Format, every: Duration) -> Result<String> {
+    rates.refresh();
+    let time = utc_time(SystemTime::now());
+    let (info, h) = read(at)?;
+    let messages = info.queue.as_ref().map(Queue::messages);
+    let rate = messages.and_then(|n| rates.rate((), (h.creator_pid, h.created_unix_ms), n));
+    if format == Format::Json {
+        return json_line(&Watched {
+            time,
+            info,
+            messages,
+            rate,
+        });
+    }
+    let what = info.name.clone().unwrap_or_else(|| info.path.clone());
+    let mut out = format!(
+        "{what} ({}) at {time}, every {every:?} (Ctrl-C ends)\n",
+        h.kind
     );
-    let _ = writeln!(out, "{:<12} {} waiting", "depth", field("depth"));
-    if let Some(p) = d.get("policy").and_then(Value::as_str) {
-        let _ = writeln!(
-            out,
-            "{:<12} {p}, {} published, publisher {}",
-            "pubsub",
-            field("published"),
-            if d.get("publisher_alive") == Some(&Value::Bool(true)) {
-                "alive"
-            } else {
-                "gone"
-            }
-        );
-    }
-    let rows: Vec<Vec<String>> = if let Some(subs) = d.get("subscribers").and_then(Value::as_array)
-    {
-        subs.iter()
-            .map(|s| {
-                ["slot", "pid", "lag", "missed", "alive"]
-                    .iter()
-                    .map(|k| s[*k].to_string())
-                    .collect()
-            })
-            .collect()
-    } else if let Some(lanes) = d.get("lanes").and_then(Value::as_array) {
-        lanes
-            .iter()
-            .map(|l| {
-                ["lane", "waiting", "sent", "sender_alive"]
-                    .iter()
-                    .map(|k| l[*k].to_string())
-                    .collect()
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let head: &[&str] = if d.get("subscribers").is_some() {
-        &["SUB", "PID", "LAG", "MISSED", "ALIVE"]
-    } else {
-        &["LANE", "WAITING", "SENT", "SENDER"]
-    };
-    if !rows.is_empty() {
-        for line in table(head, &rows).lines() {
-            let _ = writeln!(out, "  {line}");
+    let _ = writeln!(out, "{:<12} {}", "attached", live(info.attached.len()));
+    let rate = per_second(rate);
+    match &info.queue {
+        Some(Queue::Channel(c)) => {
+            let _ = writeln!(
+                out,
+                "{:<12} {} waiting ({} per lane)",
+                "depth", c.depth, c.capacity
+            );
+            let _ = writeln!(
+                out,
+                "{:<12} {} messages, {rate}",
+                "sent",
+                messages.unwrap_or(0)
+            );
+            let _ = writeln!(out, "{:<12} {}", "receiver", alive(c.receiver_alive));
+            out.push_str(&indent(&lanes_table(c)));
         }
+        Some(Queue::PubSub(p)) => {
+            let _ = writeln!(
+                out,
+                "{:<12} {} waiting ({} slots)",
+                "depth", p.depth, p.capacity
+            );
+            let _ = writeln!(out, "{:<12} {} messages, {rate}", "published", p.published);
+            let _ = writeln!(
+                out,
+                "{:<12} {} ({})",
+                "publisher",
+                alive(p.publisher_alive),
+                p.policy
+            );
+            out.push_str(&indent(&subscribers_table(p)));
+        }
+        None if matches!(h.kind, Kind::Channel | Kind::PubSub) => {
+            let why = if info.attached.is_empty() && !info.persistent {
+                "not read: no live process holds it"
+            } else {
+                "could not be read"
+            };
+            let _ = writeln!(out, "{:<12} {why}", "queue");
+        }
+        None => out.push_str(&indent(&processes_table(&info.attached))),
     }
-    out
+    Ok(out)
+}
+
+/// `alive` or `gone`.
+fn alive(b: bool) -> &'static str {
+    if b {
+        "alive"
+    } else {
+        "gone"
+    }
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Command;
+use crate::cli::{Command, Format};
 
 mod demo;
 mod gc;
@@ -15,19 +15,22 @@ mod pubsub;
 mod recv;
 mod rm;
 mod send;
+mod watch;
 
-/// Runs one verb; an `Err` is reported by `main`.
-pub(crate) fn run(command: Command) -> Result<ExitCode> {
+/// Runs one verb, `ls`, `info` and `gc` printing in `format` (the global
+/// `--format`, unless their hidden `--json` says JSON); an `Err` is
+/// reported by `main`.
+pub(crate) fn run(command: Command, format: Format) -> Result<ExitCode> {
     match command {
         Command::Demo => demo::run(),
         Command::DemoRole(args) => demo::run_role(&args),
         Command::Send(args) => send::run(&args),
         Command::Recv(args) => recv::run(&args),
         Command::Lock(args) => lock::run(&args),
-        Command::Ls(args) => ls::run(&args),
-        Command::Info(args) => info::run(&args),
+        Command::Ls(args) => ls::run(&args, args.json.resolve(format)),
+        Command::Info(args) => info::run(&args, args.json.resolve(format)),
         Command::Rm(args) => rm::run(&args),
-        Command::Gc(args) => gc::run(&args),
+        Command::Gc(args) => gc::run(&args, args.json.resolve(format)),
         Command::Pub(args) => pubsub::publish(&args),
         Command::Sub(args) => pubsub::subscribe(&args),
     }
