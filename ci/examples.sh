@@ -11,3 +11,8 @@ wait "$rx"
 sleep 0.2
 "$dir/receiver" "$name"
 wait "$tx"
+# The async example: a tokio receiver, a blocking sender in another process.
+cargo build --release -p mapshare --features tokio --example async_channel
+out=$("$dir/async_channel" recv "$name-async" & rx=$!; "$dir/async_channel" send "$name-async"; wait "$rx")
+echo "$out"
+grep -q "3 messages; the sender has gone" <<<"$out" || { echo "examples: async_channel failed"; exit 1; }

@@ -625,3 +625,37 @@ pub(crate) async fn bell_wait(
         }
     }
 }
+
+/// The async form of `EventWord::wait`: waits for the signal (consuming
+/// it in auto-reset mode) until `deadline`; `false` on timeout, or at once
+/// when `intact()` says the segment shrank.
+pub(crate) async fn event_wait(
+    ev: &crate::sync::event::EventWord,
+    deadline: Option<Instant>,
+    intact: &(dyn Fn() -> bool + Sync),
+) -> bool {
+    loop {
+        if ev.try_consume() {
+            return true;
+        }
+        let Some(timeout) = crate::sync::next_sleep(deadline, Some(crate::sync::event::MAX_SLEEP))
+        else {
+            return ev.try_consume();
+        };
+        let seen = ev.seq();
+        if let Some(flagged) = ev.arm(seen) {
+            crate::primitive::fence(crate::primitive::Ordering::SeqCst);
+            if !ev.is_set() {
+                wait(
+                    ev.word(),
+                    flagged,
+                    timeout.unwrap_or(crate::sync::event::MAX_SLEEP),
+                )
+                .await;
+            }
+        }
+        if !intact() {
+            return false;
+        }
+    }
+}

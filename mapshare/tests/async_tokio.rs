@@ -11,7 +11,10 @@ mod common;
 use std::time::Duration;
 
 use common::{spawn_child_via, unique_name, watchdog, Cleanup, TempDir};
-use mapshare::{async_backend, pending_waits, Receiver, RecvError, Sender};
+use mapshare::{
+    async_backend, pending_waits, Event, LockError, Mutex, Publisher, Receiver, RecvError,
+    SendError, Sender, Subscriber,
+};
 
 const TEST: &str = "async_tokio";
 const BACKENDS: [&str; 3] = ["io_uring", "futex_waitv", "blocking"];
@@ -140,6 +143,47 @@ fn child_roles() {
                 });
                 common::write_atomic(&c.dir, "report", async_backend().to_string().as_bytes());
             }
+            // Every other async form, woken by the parent process.
+            "forms" => {
+                let rt = current_thread();
+                let n = &c.name;
+                let ev = Event::open(&format!("{n}-ev")).unwrap();
+                let mut sub = Subscriber::open(&format!("{n}-ring")).unwrap();
+                let mut tx = Sender::open(&format!("{n}-ch")).unwrap();
+                let m = Mutex::open(&format!("{n}-mx")).unwrap();
+                rt.block_on(async {
+                    c.signal("ready");
+                    ev.wait_async().await.unwrap();
+                    assert_eq!(sub.recv_async().await.unwrap(), b"published");
+                    // The parent's receiver reads only after we block on a
+                    // full lane (capacity 2).
+                    for i in 0u8..5 {
+                        tx.send_async(&[i]).await.unwrap();
+                    }
+                    // The parent holds the lock until it sees us wait.
+                    c.signal("locking");
+                    let g = m.lock_async().await.unwrap();
+                    drop(g);
+                    // Then the parent drops its receiver: a send blocked on
+                    // the full lane learns it.
+                    c.signal("sent");
+                    let r = loop {
+                        match tx.send_async(b"after").await {
+                            Ok(()) => continue,
+                            Err(e) => break e,
+                        }
+                    };
+                    assert!(matches!(r, SendError::Disconnected(_)), "{r:?}");
+                });
+                c.signal("done");
+            }
+            // Holds a mutex until killed.
+            "holder" => {
+                let m = Mutex::open(&c.name).unwrap();
+                let _g = m.lock().unwrap();
+                c.signal("locked");
+                c.wait_for("never");
+            }
             "sender" => {
                 let mut tx = Sender::open(&c.name).unwrap();
                 tx.send(b"first").unwrap();
@@ -253,4 +297,83 @@ fn cancelled_waits_lose_no_wake_up_and_leave_nothing_registered() {
         let used = std::fs::read_to_string(dir.join("report")).unwrap();
         assert_eq!(used, backend);
     }
+}
+
+#[test]
+fn every_async_form_is_woken_by_another_process() {
+    child_roles();
+    let _wd = watchdog(TEST);
+    let test = "every_async_form_is_woken_by_another_process";
+    for backend in BACKENDS {
+        let n = unique_name("async-forms");
+        let mut clean = Cleanup::new(&format!("{n}-ev"));
+        for k in ["ring", "ch", "mx"] {
+            clean.add(&format!("{n}-{k}"));
+        }
+        let dir = TempDir::new("async-forms");
+        let ev = Event::create(&format!("{n}-ev")).unwrap();
+        let mut publ = Publisher::create(&format!("{n}-ring")).unwrap();
+        let mut rx = Receiver::options(&format!("{n}-ch"))
+            .capacity(2)
+            .create()
+            .unwrap();
+        let m = Mutex::create(&format!("{n}-mx")).unwrap();
+        let env = env_for(backend);
+        let mut child = spawn_child_via(&["env", &env], test, "forms", &n, dir.path(), "");
+        assert!(common::wait_for_flag_or_exit(
+            dir.path(),
+            "ready",
+            &mut child
+        ));
+        std::thread::sleep(Duration::from_millis(50)); // let it sleep first
+        ev.notify();
+        publ.publish(b"published").unwrap();
+        let held = m.lock().unwrap();
+        for i in 0u8..5 {
+            assert_eq!(rx.recv().unwrap(), [i]);
+        }
+        assert!(common::wait_for_flag_or_exit(
+            dir.path(),
+            "locking",
+            &mut child
+        ));
+        std::thread::sleep(Duration::from_millis(50));
+        drop(held);
+        assert!(common::wait_for_flag_or_exit(
+            dir.path(),
+            "sent",
+            &mut child
+        ));
+        drop(rx);
+        child.wait_ok();
+        assert!(dir.join("done").exists(), "{backend}");
+    }
+}
+
+#[test]
+fn lock_async_takes_over_from_a_killed_holder() {
+    child_roles();
+    let _wd = watchdog(TEST);
+    let name = unique_name("async-owner");
+    let _clean = Cleanup::new(&name);
+    let dir = TempDir::new("async-owner");
+    let m = Mutex::create(&name).unwrap();
+    let mut holder = spawn_child_via(
+        &[],
+        "lock_async_takes_over_from_a_killed_holder",
+        "holder",
+        &name,
+        dir.path(),
+        "",
+    );
+    common::wait_for_flag(dir.path(), "locked");
+    let rt = current_thread();
+    rt.block_on(async {
+        let killer = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            holder.kill();
+        };
+        let (got, ()) = tokio::join!(m.lock_async(), killer);
+        assert!(matches!(got, Err(LockError::OwnerDied(_))), "{got:?}");
+    });
 }

@@ -137,4 +137,21 @@ impl Event {
         /// Waits for the event (consuming the signal of an auto-reset event).
         try_wait, wait, wait_timeout, wait_deadline (&self) () -> () = wait_inner
     );
+
+    /// Waits for the event without blocking the thread (feature `tokio`):
+    /// the async form of [`wait`](Self::wait). Dropping the future cancels
+    /// the wait and consumes nothing. Combine with `tokio::time::timeout`
+    /// for a deadline.
+    ///
+    /// # Errors
+    /// `Fault(Truncated)` if a peer shrank the segment.
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub async fn wait_async(&self) -> Result<(), crate::error::RecvError> {
+        let seg = &self.seg;
+        if crate::asyncio::event_wait(self.word(), None, &|| seg.intact()).await {
+            Ok(())
+        } else {
+            Err(crate::error::RecvError::Fault(Fault::Truncated))
+        }
+    }
 }

@@ -27,6 +27,24 @@ pub(crate) fn lock_guard<G>(
     }
 }
 
+/// [`lock_guard`] without blocking the thread (feature `tokio`).
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+pub(crate) async fn lock_guard_async<G>(
+    seg: &Segment,
+    w: &MutexWord,
+    make: impl FnOnce() -> G,
+) -> Result<G, crate::error::LockError<G>> {
+    use crate::error::LockError;
+    match mutex::lock_async(w, seg).await {
+        Ok(Acquired::Clean) => Ok(make()),
+        Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(make())),
+        Err(Fail::Truncated) => Err(LockError::Fault(Fault::Truncated)),
+        Err(Fail::WouldBlock) | Err(Fail::Timeout) => {
+            unreachable!("an async lock has no deadline") // lock_async loops until it holds the lock
+        }
+    }
+}
+
 /// A robust mutex shared between processes by name.
 ///
 /// A holder killed at any moment (SIGKILL included) never blocks the
@@ -131,6 +149,20 @@ impl Mutex {
         /// Locks the mutex.
         MutexGuard<'_> = lock_inner
     );
+
+    /// Locks the mutex without blocking the thread (feature `tokio`): the
+    /// async form of [`lock`](Self::lock), with the same errors
+    /// (`OwnerDied` hands over the guard). Dropping the future before it
+    /// completes takes nothing.
+    ///
+    /// # Errors
+    /// As [`lock`](Self::lock).
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub async fn lock_async(
+        &self,
+    ) -> Result<MutexGuard<'_>, crate::error::LockError<MutexGuard<'_>>> {
+        lock_guard_async(&self.seg, self.word(), || MutexGuard { mutex: self }).await
+    }
 }
 
 /// Holds a [`Mutex`]; unlocks on drop.

@@ -50,6 +50,11 @@ const _: () = assert!(SLOTS_OFFSET == 16896);
 /// [`RecvError::Disconnected`](crate::RecvError::Disconnected) within this time.
 const PEER_POLL: Duration = Duration::from_millis(50);
 
+/// The same for async subscribers: longer, since thousands of them may
+/// each wake this often.
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+const ASYNC_PEER_POLL: Duration = Duration::from_millis(200);
+
 /// Default ring capacity, in messages.
 pub(crate) const DEFAULT_CAPACITY: usize = 256;
 /// Default largest message, in bytes.
@@ -333,8 +338,13 @@ impl Subscriber {
         if got != Recv::Message {
             buf.clear();
         }
+        self.outcome(got, buf.len())
+    }
+
+    /// What a ring's answer means to the caller.
+    fn outcome(&self, got: Recv, len: usize) -> Result<usize, RecvTimeoutError> {
         match got {
-            Recv::Message => Ok(buf.len()),
+            Recv::Message => Ok(len),
             Recv::Lagged(n) => Err(RecvTimeoutError::Lagged(n)),
             Recv::Empty => Err(RecvTimeoutError::Timeout),
             Recv::Disconnected => Err(RecvTimeoutError::Disconnected),
@@ -347,6 +357,40 @@ impl Subscriber {
                 max: self.topic.g.max_message as u64,
             })),
         }
+    }
+
+    /// Takes the next message without blocking the thread (feature
+    /// `tokio`): the async form of [`recv`](Self::recv), with the same
+    /// errors. Dropping the future cancels the wait and loses nothing.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv) (a killed publisher is noticed within about
+    /// 200 ms).
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub async fn recv_async(&mut self) -> Result<Vec<u8>, crate::error::RecvError> {
+        let mut buf = Vec::new();
+        self.recv_into_async(&mut buf).await.map(|_| buf)
+    }
+
+    /// Like [`recv_async`](Self::recv_async), into `buf`; returns the
+    /// message's length.
+    ///
+    /// # Errors
+    /// As [`recv_async`](Self::recv_async).
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub async fn recv_into_async(
+        &mut self,
+        buf: &mut Vec<u8>,
+    ) -> Result<usize, crate::error::RecvError> {
+        let r = self.topic.ring();
+        let got = r
+            .recv_async(&mut self.st, buf, &self.topic.seg, ASYNC_PEER_POLL)
+            .await;
+        if got != Recv::Message {
+            buf.clear();
+        }
+        self.outcome(got, buf.len())
+            .map_err(crate::wait::recv_blocking)
     }
 
     fn recv_inner(&mut self, wait: Wait) -> Result<Vec<u8>, RecvTimeoutError> {

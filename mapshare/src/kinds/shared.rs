@@ -123,6 +123,38 @@ impl<T: Pod> Shared<T> {
         SharedGuard<'_, T> = lock_inner
     );
 
+    /// Locks the value without blocking the thread (feature `tokio`): the
+    /// async form of [`lock`](Self::lock), with the same errors.
+    ///
+    /// # Errors
+    /// As [`lock`](Self::lock).
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub async fn lock_async(
+        &self,
+    ) -> Result<SharedGuard<'_, T>, crate::error::LockError<SharedGuard<'_, T>>> {
+        crate::kinds::mutex::lock_guard_async(&self.seg, self.mutex(), || SharedGuard {
+            shared: self,
+        })
+        .await
+    }
+
+    /// Waits for "data is ready" without blocking the thread (feature
+    /// `tokio`): the async form of [`wait`](Self::wait).
+    ///
+    /// # Errors
+    /// `Fault(Truncated)` if a peer shrank the segment.
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub async fn wait_async(&self) -> Result<(), crate::error::RecvError> {
+        let seg = &self.seg;
+        if crate::asyncio::event_wait(self.event(), None, &|| seg.is_intact()).await {
+            Ok(())
+        } else {
+            Err(crate::error::RecvError::Fault(
+                crate::error::Fault::Truncated,
+            ))
+        }
+    }
+
     /// Signals "data is ready" (auto-reset: one wait consumes it).
     pub fn notify(&self) {
         self.event().notify();

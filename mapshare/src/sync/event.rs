@@ -24,7 +24,7 @@ use crate::sync::next_sleep;
 use crate::sys;
 
 /// Longest single futex sleep (see `sleep_while`).
-const MAX_SLEEP: std::time::Duration = std::time::Duration::from_millis(100);
+pub(crate) const MAX_SLEEP: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Event mode word: a successful wait consumes the signal.
 pub(crate) const MODE_AUTO: u32 = 0;
@@ -129,7 +129,7 @@ impl EventWord {
         self.signaled.load(Ordering::SeqCst) != 0
     }
 
-    fn try_consume(&self) -> bool {
+    pub(crate) fn try_consume(&self) -> bool {
         if self.is_manual() {
             return self.is_set();
         }
@@ -191,6 +191,35 @@ impl EventWord {
         }
     }
 
+    /// Registers a waiter while `seq` still counts `seen`: sets the waiters
+    /// bit (nobody asleep -> a waiter may be asleep, if not set already)
+    /// and returns the value to sleep on, or `None` if `seq` changed
+    /// meanwhile (look again). The caller then fences (`SeqCst`), re-checks
+    /// and sleeps on the word while it holds that value.
+    pub(crate) fn arm(&self, seen: u32) -> Option<u32> {
+        let s = self.seq.load(Ordering::Relaxed);
+        if count(s) != count(seen) {
+            return None;
+        }
+        let flagged = s | WAITERS_BIT;
+        // SYNC(event): SeqCst CAS pairs with the SeqCst RMW in `bump`.
+        if s != flagged
+            && self
+                .seq
+                .compare_exchange(s, flagged, Ordering::SeqCst, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        Some(flagged)
+    }
+
+    /// The futex word waiters sleep on.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn word(&self) -> &AtomicU32 {
+        &self.seq
+    }
+
     /// One futex sleep while `seq` still counts `seen`, with the waiters
     /// bit set. `false` once the deadline has passed.
     fn sleep_while(&self, seen: u32, deadline: Option<Instant>, check_signal: bool) -> bool {
@@ -199,21 +228,9 @@ impl EventWord {
         let Some(sleep) = next_sleep(deadline, Some(MAX_SLEEP)) else {
             return false;
         };
-        let s = self.seq.load(Ordering::Relaxed);
-        if count(s) != count(seen) {
-            return true; // notified meanwhile
-        }
-        let flagged = s | WAITERS_BIT;
-        // Nobody asleep -> a waiter may be asleep (if not set already).
-        // SYNC(event): SeqCst CAS pairs with the SeqCst RMW in `bump`.
-        if s != flagged
-            && self
-                .seq
-                .compare_exchange(s, flagged, Ordering::SeqCst, Ordering::Relaxed)
-                .is_err()
-        {
-            return true; // changed meanwhile: look again
-        }
+        let Some(flagged) = self.arm(seen) else {
+            return true; // notified or changed meanwhile: look again
+        };
         crate::primitive::fence(Ordering::SeqCst);
         // Re-check after registering (Dekker with `notify`).
         let ready = if check_signal {

@@ -108,18 +108,65 @@ fn owner_alive(state: u32, peers: &dyn Liveness) -> bool {
 
 /// Takes the lock.
 pub(crate) fn lock(w: &MutexWord, peers: &dyn Liveness, wait: Wait) -> Result<Acquired, Fail> {
+    lock_from(w, peers, wait, false)
+}
+
+/// Takes the lock without blocking the thread (feature `tokio`): tries,
+/// then sleeps on the word asynchronously with the waiters bit set, as
+/// the blocking form does, looking at the owner's liveness after each
+/// sleep.
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+pub(crate) async fn lock_async(
+    w: &MutexWord,
+    peers: &(dyn Liveness + Sync),
+) -> Result<Acquired, Fail> {
+    let mut waited = false;
+    loop {
+        match lock_from(w, peers, Wait::Try, waited) {
+            Err(Fail::WouldBlock) => {}
+            done => return done,
+        }
+        let s = w.state.load(Ordering::Acquire);
+        if s == 0 {
+            continue;
+        }
+        // Ask for a wake-up: locked -> locked with waiters.
+        if s & WAITERS_BIT == 0
+            && w.state
+                .compare_exchange(s, s | WAITERS_BIT, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            continue;
+        }
+        waited = true;
+        crate::asyncio::wait(&w.state, s | WAITERS_BIT, OWNER_POLL).await;
+        if !peers.intact() {
+            return Err(Fail::Truncated);
+        }
+    }
+}
+
+/// [`lock`], for a caller that has slept on the word already (`waited`:
+/// the lock it takes keeps the waiters bit, since others may sleep too).
+fn lock_from(
+    w: &MutexWord,
+    peers: &dyn Liveness,
+    wait: Wait,
+    waited: bool,
+) -> Result<Acquired, Fail> {
     let me = LOCKED_BIT | (peers.token() & TOKEN_MASK);
     // Fast path: unlocked -> locked by us.
     // SYNC(mutex): Acquire pairs with the Release swap in `unlock`; Release
     // publishes our registry slot (its generation) with our token, so a
     // waiter that reads the token with Acquire sees the slot's generation.
+    let first = if waited { me | WAITERS_BIT } else { me };
     if w.state
-        .compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
+        .compare_exchange(0, first, Ordering::AcqRel, Ordering::Relaxed)
         .is_ok()
     {
         return Ok(Acquired::Clean);
     }
-    let mut waited = false;
+    let mut waited = waited;
     let mut spins = 0;
     let mut rounds: u32 = 0;
     let mut check_owner = matches!(wait, Wait::Try);

@@ -364,3 +364,63 @@ impl Loan<'_> {
         self.ch.bell(RX_BELL_OFFSET).ring();
     }
 }
+
+/// How often an async sender whose lane is full asks whether the
+/// receiver lives (see the receiver's `ASYNC_SENDERS_POLL`).
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+const ASYNC_RECEIVER_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+impl Sender {
+    /// Sends `msg` without blocking the thread while the lane is full
+    /// (feature `tokio`): the async form of [`send`](Self::send), with the
+    /// same errors, which hand the message back. Dropping the future before
+    /// it completes sends nothing.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send): `Disconnected(msg)` once the receiver has
+    /// gone (a killed one within about 200 ms), `TooLarge(msg)`, `Fault`.
+    pub async fn send_async<'m>(
+        &mut self,
+        msg: &'m [u8],
+    ) -> Result<(), crate::error::SendError<&'m [u8]>> {
+        if msg.len() > self.ch.g.max_message {
+            return Err(SendError::TooLarge(msg));
+        }
+        match self.wait_room_async().await {
+            Ok(()) => {
+                self.push(msg);
+                Ok(())
+            }
+            Err(Stop::Disconnected) => Err(SendError::Disconnected(msg)),
+            Err(_) => Err(SendError::Fault(msg, Fault::Truncated)),
+        }
+    }
+
+    /// The async form of `wait_room` without a deadline.
+    async fn wait_room_async(&mut self) -> Result<(), Stop> {
+        loop {
+            if self.has_room() {
+                return if self.receiver_gone(false) {
+                    Err(Stop::Disconnected)
+                } else {
+                    Ok(())
+                };
+            }
+            if self.receiver_gone(true) {
+                return Err(Stop::Disconnected);
+            }
+            let (ch, lane, prod) = (&self.ch, self.lane, &mut self.prod);
+            let (slots, words) = (ch.slots(lane), ch.lane(lane));
+            let conn = ch.ctl().conn.load(Ordering::Relaxed);
+            let slice = Instant::now().checked_add(ASYNC_RECEIVER_POLL);
+            crate::asyncio::bell_wait(ch.bell(TX_BELL_OFFSET), slice, &|| ch.seg.intact(), || {
+                prod.can_write(&slots, words) || ch.ctl().conn.load(Ordering::Relaxed) != conn
+            })
+            .await;
+            if !self.ch.seg.intact() {
+                return Err(Stop::Truncated);
+            }
+        }
+    }
+}

@@ -321,6 +321,40 @@ impl Ring<'_> {
         }
     }
 
+    /// The async form of [`recv`](Self::recv) without a deadline (feature
+    /// `tokio`): the same checks, the doorbell sleep awaited.
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub(crate) async fn recv_async(
+        &self,
+        st: &mut SubState,
+        buf: &mut Vec<u8>,
+        peers: &(dyn Liveness + Sync),
+        peer_poll: Duration,
+    ) -> Recv {
+        loop {
+            match self.try_recv(st, buf) {
+                Recv::Empty => {}
+                other => return other,
+            }
+            if self.publisher_gone(st, peers, peer_poll) {
+                return match self.try_recv(st, buf) {
+                    Recv::Empty => Recv::Disconnected,
+                    other => other,
+                };
+            }
+            let (cursor, p) = (st.cursor, st.pub_seen);
+            let slice = Instant::now().checked_add(peer_poll);
+            let ready =
+                crate::asyncio::bell_wait(self.data_bell, slice, &|| peers.intact(), || {
+                    self.readable(cursor) || self.ctl.publisher.load(Ordering::Relaxed) != p
+                })
+                .await;
+            if !ready && !peers.intact() {
+                return Recv::Truncated;
+            }
+        }
+    }
+
     /// Live subscribers, as `info` shows them.
     pub(crate) fn subscribers(&self, peers: &dyn Liveness) -> Vec<SubView> {
         let high = (self.ctl.high.load(Ordering::Acquire) as usize).min(MAX_SUBSCRIBERS);
