@@ -659,3 +659,116 @@ pub(crate) async fn event_wait(
         }
     }
 }
+
+/// The async form of `EventWord::wait_change`: waits until the event's
+/// count differs from `seen` or `deadline` passes; `true` if it changed.
+pub(crate) async fn event_change(
+    ev: &crate::sync::event::EventWord,
+    seen: u32,
+    deadline: Option<Instant>,
+    intact: &(dyn Fn() -> bool + Sync),
+) -> bool {
+    let changed = |ev: &crate::sync::event::EventWord| ev.seq() & !1 != seen & !1;
+    loop {
+        if changed(ev) {
+            return true;
+        }
+        let Some(timeout) = crate::sync::next_sleep(deadline, Some(crate::sync::event::MAX_SLEEP))
+        else {
+            return changed(ev);
+        };
+        if let Some(flagged) = ev.arm(seen) {
+            crate::primitive::fence(crate::primitive::Ordering::SeqCst);
+            if !changed(ev) {
+                wait(
+                    ev.word(),
+                    flagged,
+                    timeout.unwrap_or(crate::sync::event::MAX_SLEEP),
+                )
+                .await;
+            }
+        }
+        if !intact() {
+            return false;
+        }
+    }
+}
+
+/// The next message of a handle, as a boxed future that owns it.
+type NextMessage<H> =
+    Pin<Box<dyn Future<Output = (H, Result<Vec<u8>, crate::error::RecvError>)> + Send>>;
+
+/// A channel [`Receiver`](crate::Receiver) or a
+/// [`Subscriber`](crate::Subscriber) as a [`Stream`](futures_core::Stream)
+/// of messages (feature `tokio`): made by `into_stream`. It yields each
+/// message (and each error that does not end the stream, such as
+/// `Lagged` or a `Fault`), and ends once the peer has gone and everything
+/// is read (`Disconnected`). [`into_inner`](Self::into_inner) gives the
+/// handle back.
+pub struct MessageStream<H> {
+    handle: Option<H>,
+    pending: Option<NextMessage<H>>,
+    next: fn(H) -> NextMessage<H>,
+    ended: bool,
+}
+
+impl<H> std::fmt::Debug for MessageStream<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageStream")
+            .field("waiting", &self.pending.is_some())
+            .finish()
+    }
+}
+
+impl<H> MessageStream<H> {
+    pub(crate) fn new(handle: H, next: fn(H) -> NextMessage<H>) -> MessageStream<H> {
+        MessageStream {
+            handle: Some(handle),
+            pending: None,
+            next,
+            ended: false,
+        }
+    }
+
+    /// The handle back, unless a wait is in progress (a stream dropped or
+    /// given up mid-wait drops its handle with the wait).
+    pub fn into_inner(self) -> Option<H> {
+        self.handle
+    }
+}
+
+impl<H> Unpin for MessageStream<H> {}
+
+impl<H> futures_core::Stream for MessageStream<H> {
+    type Item = Result<Vec<u8>, crate::error::RecvError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        if self.pending.is_none() {
+            let Some(h) = self.handle.take() else {
+                return Poll::Ready(None);
+            };
+            self.pending = Some((self.next)(h));
+        }
+        let Some(fut) = self.pending.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match fut.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready((h, r)) => {
+                self.pending = None;
+                if matches!(r, Err(crate::error::RecvError::Disconnected)) {
+                    // Ended; keep the handle for `into_inner`, and let the
+                    // next poll see the end (and not wait again).
+                    self.handle = Some(h);
+                    self.ended = true;
+                    return Poll::Ready(None);
+                }
+                self.handle = Some(h);
+                Poll::Ready(Some(r))
+            }
+        }
+    }
+}

@@ -169,7 +169,7 @@ mod wait;
 mod loom_tests;
 
 #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
-pub use asyncio::{async_backend, pending_waits, waitv_threads, AsyncBackend};
+pub use asyncio::{async_backend, pending_waits, waitv_threads, AsyncBackend, MessageStream};
 pub use bytemuck::{self, Pod, Zeroable};
 pub use error::{
     Fault, HeaderError, LockError, LockTimeoutError, RecvError, RecvTimeoutError, SegmentError,

@@ -177,6 +177,38 @@ fn child_roles() {
                 });
                 c.signal("done");
             }
+            // Mailbox, blackboard, lossless publish and a receiver stream,
+            // each awaited while the parent process does the other side.
+            "forms2" => {
+                use futures_core::Stream;
+                let rt = current_thread();
+                let n = &c.name;
+                let rx = Receiver::create(&format!("{n}-st")).unwrap();
+                let mb = mapshare::Mailbox::open(&format!("{n}-mb")).unwrap();
+                let back = mapshare::Mailbox::open(&format!("{n}-back")).unwrap();
+                let board = mapshare::BlackboardReader::<u64>::open(&format!("{n}-bb")).unwrap();
+                let mut publ = Publisher::open(&format!("{n}-ps")).unwrap();
+                c.signal("ready");
+                rt.block_on(async {
+                    assert_eq!(mb.recv_async().await.unwrap(), b"to child");
+                    back.send_async(b"to parent").await.unwrap();
+                    assert_eq!(board.read_newer_async(0).await.unwrap(), (42, 1));
+                    for i in 0u8..10 {
+                        publ.publish_async(&[i]).await.unwrap(); // paced by the parent
+                    }
+                    let mut stream = rx.into_stream();
+                    let mut got = Vec::new();
+                    while let Some(m) =
+                        std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx))
+                            .await
+                    {
+                        got.push(m.unwrap());
+                    }
+                    assert_eq!(got, [b"a", b"b", b"c"]);
+                    assert!(stream.into_inner().is_some());
+                });
+                c.signal("done");
+            }
             // Holds a mutex until killed.
             "holder" => {
                 let m = Mutex::open(&c.name).unwrap();
@@ -376,4 +408,49 @@ fn lock_async_takes_over_from_a_killed_holder() {
         let (got, ()) = tokio::join!(m.lock_async(), killer);
         assert!(matches!(got, Err(LockError::OwnerDied(_))), "{got:?}");
     });
+}
+
+#[test]
+fn mailbox_blackboard_publish_and_streams_async_across_processes() {
+    child_roles();
+    let _wd = watchdog(TEST);
+    let test = "mailbox_blackboard_publish_and_streams_async_across_processes";
+    for backend in BACKENDS {
+        let n = unique_name("async-forms2");
+        let mut clean = Cleanup::new(&format!("{n}-st"));
+        for k in ["mb", "back", "bb", "ps"] {
+            clean.add(&format!("{n}-{k}"));
+        }
+        let dir = TempDir::new("async-forms2");
+        let mb = mapshare::Mailbox::create(&format!("{n}-mb")).unwrap();
+        let back = mapshare::Mailbox::create(&format!("{n}-back")).unwrap();
+        let mut board = mapshare::BlackboardWriter::<u64>::create(&format!("{n}-bb")).unwrap();
+        let mut sub = Subscriber::options(&format!("{n}-ps"))
+            .capacity(2)
+            .create()
+            .unwrap();
+        let env = env_for(backend);
+        let mut child = spawn_child_via(&["env", &env], test, "forms2", &n, dir.path(), "");
+        assert!(common::wait_for_flag_or_exit(
+            dir.path(),
+            "ready",
+            &mut child
+        ));
+        std::thread::sleep(Duration::from_millis(20));
+        mb.send(b"to child").unwrap();
+        assert_eq!(back.recv().unwrap(), b"to parent");
+        std::thread::sleep(Duration::from_millis(20));
+        board.write(&42);
+        for i in 0u8..10 {
+            std::thread::sleep(Duration::from_millis(2)); // a slow subscriber
+            assert_eq!(sub.recv().unwrap(), [i]);
+        }
+        let mut tx = Sender::open(&format!("{n}-st")).unwrap();
+        for m in [b"a", b"b", b"c"] {
+            tx.send(m).unwrap();
+        }
+        drop(tx);
+        child.wait_ok();
+        assert!(dir.join("done").exists(), "{backend}");
+    }
 }

@@ -242,6 +242,28 @@ impl<T: Pod> BlackboardReader<T> {
         try_read_newer, read_newer, read_newer_timeout, read_newer_deadline (&self) (seen: u64) -> (T, u64) = read_newer_inner
     );
 
+    /// Waits for a version newer than `seen` without blocking the thread
+    /// (feature `tokio`), then reads it: the async form of
+    /// [`read_newer`](Self::read_newer) (change notification).
+    ///
+    /// # Errors
+    /// As [`read_newer`](Self::read_newer) (a killed writer is noticed
+    /// within about 200 ms).
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub async fn read_newer_async(&self, seen: u64) -> Result<(T, u64), crate::error::RecvError> {
+        let mut v = T::zeroed();
+        let version = board::<T>(&self.seg)
+            .read_newer_async(
+                seen,
+                bytemuck::bytes_of_mut(&mut v),
+                &self.seg,
+                std::time::Duration::from_millis(200),
+            )
+            .await
+            .map_err(crate::wait::recv_blocking)?;
+        Ok((v, version))
+    }
+
     /// Where the segment lives.
     pub fn location(&self) -> &Location {
         self.seg.location()

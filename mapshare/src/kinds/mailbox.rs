@@ -339,6 +339,83 @@ impl Mailbox {
     }
 }
 
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+impl Mailbox {
+    /// The async form of `exchange`, without a deadline: the lock (held
+    /// by anyone only for a copy) is taken as the blocking form takes it,
+    /// the wait for the other side is awaited.
+    async fn exchange_async<R>(
+        &self,
+        changed: &EventWord,
+        done: &EventWord,
+        mut step: impl FnMut() -> Option<R> + Send,
+    ) -> Result<R, Stop> {
+        loop {
+            if !self.seg.is_intact() {
+                return Err(Stop::Truncated);
+            }
+            let seen = changed.seq();
+            // A holder keeps the lock only for a copy; a dead one is taken
+            // over by `lock`, so this waits microseconds, not for a peer.
+            let guard = loop {
+                if let Some(g) = self.lock(Some(Instant::now() + Duration::from_millis(50))) {
+                    break g;
+                }
+                if !self.seg.is_intact() {
+                    return Err(Stop::Truncated);
+                }
+                tokio::task::yield_now().await;
+            };
+            if let Some(r) = step() {
+                drop(guard);
+                done.bump();
+                return Ok(r);
+            }
+            drop(guard);
+            let slice = Instant::now().checked_add(RECHECK);
+            let seg = &self.seg;
+            crate::asyncio::event_change(changed, seen, slice, &|| seg.is_intact()).await;
+        }
+    }
+
+    /// Stores `msg` once the mailbox is empty, without blocking the thread
+    /// (feature `tokio`): the async form of [`send`](Self::send).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send): `TooLarge(msg)`, `Fault(msg, Truncated)`.
+    pub async fn send_async<'m>(
+        &self,
+        msg: &'m [u8],
+    ) -> Result<(), crate::error::SendError<&'m [u8]>> {
+        use crate::error::SendError;
+        if msg.len() > self.capacity {
+            return Err(SendError::TooLarge(msg));
+        }
+        let (emptied, filled) = (self.event(EMPTIED_OFFSET), self.event(FILLED_OFFSET));
+        self.exchange_async(emptied, filled, || {
+            protocol::store(self.data(), self.state(), msg).then_some(())
+        })
+        .await
+        .map_err(|_| SendError::Fault(msg, Fault::Truncated))
+    }
+
+    /// Takes the message, waiting for one without blocking the thread
+    /// (feature `tokio`): the async form of [`recv`](Self::recv).
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub async fn recv_async(&self) -> Result<Vec<u8>, crate::error::RecvError> {
+        use crate::error::RecvError;
+        let (filled, emptied) = (self.event(FILLED_OFFSET), self.event(EMPTIED_OFFSET));
+        self.exchange_async(filled, emptied, || {
+            protocol::take(self.data(), self.state(), self.capacity)
+        })
+        .await
+        .map_err(|_| RecvError::Fault(Fault::Truncated))?
+        .map_err(RecvError::Fault)
+    }
+}
+
 struct MailboxGuard<'a> {
     mutex: &'a MutexWord,
 }

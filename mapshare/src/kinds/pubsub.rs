@@ -208,6 +208,31 @@ impl Publisher {
         }
     }
 
+    /// Publishes `msg` to every subscriber without blocking the thread
+    /// (feature `tokio`): the async form of [`publish`](Self::publish). A
+    /// lossless ring waits (awaiting) while the slowest live subscriber is
+    /// a full ring behind; dropping the future before it completes
+    /// publishes nothing.
+    ///
+    /// # Errors
+    /// As [`publish`](Self::publish): `TooLarge(msg)`, `Fault(msg, Truncated)`.
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub async fn publish_async<'m>(
+        &mut self,
+        msg: &'m [u8],
+    ) -> Result<(), crate::error::SendError<&'m [u8]>> {
+        use crate::error::SendError;
+        let r = self.topic.ring();
+        match r
+            .publish_async(&mut self.st, msg, &self.topic.seg, ASYNC_PEER_POLL)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(PubFail::TooLarge) => Err(SendError::TooLarge(msg)),
+            Err(_) => Err(SendError::Fault(msg, Fault::Truncated)),
+        }
+    }
+
     fn publish_inner<'m>(
         &mut self,
         msg: &'m [u8],
@@ -370,6 +395,19 @@ impl Subscriber {
     pub async fn recv_async(&mut self) -> Result<Vec<u8>, crate::error::RecvError> {
         let mut buf = Vec::new();
         self.recv_into_async(&mut buf).await.map(|_| buf)
+    }
+
+    /// This subscriber as a [`Stream`](futures_core::Stream) of messages
+    /// (feature `tokio`), ending once the publisher has gone and
+    /// everything is read; `Lagged` comes through as an item.
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub fn into_stream(self) -> crate::asyncio::MessageStream<Subscriber> {
+        crate::asyncio::MessageStream::new(self, |mut sub| {
+            Box::pin(async move {
+                let r = sub.recv_async().await;
+                (sub, r)
+            })
+        })
     }
 
     /// Like [`recv_async`](Self::recv_async), into `buf`; returns the

@@ -302,6 +302,39 @@ impl<'a> Board<'a> {
             }
         }
     }
+
+    /// The async form of [`read_newer`](Self::read_newer) without a
+    /// deadline (feature `tokio`).
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub(crate) async fn read_newer_async(
+        &self,
+        seen: u64,
+        out: &mut [u8],
+        peers: &(dyn Liveness + Sync),
+        poll: std::time::Duration,
+    ) -> Result<u64, RecvTimeoutError> {
+        loop {
+            if is_newer(self.latest(), seen) {
+                return self.read(out).map_err(RecvTimeoutError::Fault);
+            }
+            if self.writer_gone(peers) {
+                return if is_newer(self.latest(), seen) {
+                    self.read(out).map_err(RecvTimeoutError::Fault)
+                } else {
+                    Err(RecvTimeoutError::Disconnected)
+                };
+            }
+            let writer = self.ctl.writer.load(Ordering::Relaxed);
+            let slice = Instant::now().checked_add(poll);
+            crate::asyncio::bell_wait(self.bell, slice, &|| peers.intact(), || {
+                is_newer(self.latest(), seen) || self.ctl.writer.load(Ordering::Relaxed) != writer
+            })
+            .await;
+            if !peers.intact() {
+                return Err(RecvTimeoutError::Fault(Fault::Truncated));
+            }
+        }
+    }
 }
 
 #[cfg(all(test, not(mapshare_loom)))]

@@ -424,6 +424,18 @@ impl Receiver {
         .map_err(crate::wait::recv_blocking)
     }
 
+    /// This receiver as a [`Stream`](futures_core::Stream) of messages
+    /// (feature `tokio`), ending once every sender has gone and the lanes
+    /// are drained.
+    pub fn into_stream(self) -> crate::asyncio::MessageStream<Receiver> {
+        crate::asyncio::MessageStream::new(self, |mut rx| {
+            Box::pin(async move {
+                let r = rx.recv_async().await;
+                (rx, r)
+            })
+        })
+    }
+
     /// The async form of `wait_ready`: the same checks, with the doorbell
     /// sleep awaited instead of blocking.
     async fn wait_ready_async(&mut self) -> Result<Ready, RecvTimeoutError> {

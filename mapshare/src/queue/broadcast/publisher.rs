@@ -125,6 +125,33 @@ impl Ring<'_> {
         (min, blocked, checked)
     }
 
+    /// The async form of a lossless [`publish`](Self::publish) without a
+    /// deadline (feature `tokio`): waits for room awaiting the doorbell,
+    /// looking at the slowest subscriber's liveness every `poll`.
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub(crate) async fn publish_async(
+        &self,
+        st: &mut PubState,
+        msg: &[u8],
+        peers: &(dyn Liveness + Sync),
+        poll: std::time::Duration,
+    ) -> Result<(), PubFail> {
+        if msg.len() > self.g.max_message {
+            return Err(PubFail::TooLarge);
+        }
+        while !self.has_room(st, peers) {
+            let slice = Instant::now().checked_add(poll);
+            crate::asyncio::bell_wait(self.room_bell, slice, &|| peers.intact(), || {
+                self.has_room(st, peers)
+            })
+            .await;
+            if !peers.intact() {
+                return Err(PubFail::Truncated);
+            }
+        }
+        self.publish(st, msg, peers, None)
+    }
+
     /// Writes `msg` at `st.tail` and publishes it. With `wait`, a lossless
     /// publisher waits for room as the strategy says until the deadline.
     pub(crate) fn publish(
