@@ -6,4 +6,4 @@ cargo run --release -p mapshare-bench --bin mapshare-bench -- --quick --json > t
 python3 -c "import json; d=json.load(open('target/bench-quick.json')); print('bench smoke:', len(d.get('targets', [])), 'targets evaluated')" 2>/dev/null || true
 # The async benchmark, small: every backend and peer runs end to end.
 cargo run --release -p mapshare-bench --bin mapshare-async-bench -- \
-  --rounds 2000 --waiters 1000 --per-waiter 3
+  --rounds 2000 --waiters 1000 --per-waiter 3 --cancels 20000

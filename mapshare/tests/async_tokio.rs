@@ -130,6 +130,11 @@ fn child_roles() {
                         let (m, ()) = tokio::join!(waiter, sender);
                         assert_eq!(m, b"x");
                     }
+                    // A loan awaited, written in place, committed.
+                    let mut loan = tx.loan_async().await.unwrap();
+                    assert!(loan.write_at(0, b"lent"));
+                    loan.commit(4);
+                    assert_eq!(rx.recv_async().await.unwrap(), b"lent");
                     // Cancellations settle: the kernel reports each one.
                     let mut settled = false;
                     for _ in 0..500 {

@@ -34,6 +34,9 @@ struct Args {
     /// Messages sent to each waiting task.
     #[arg(long, default_value_t = 20)]
     per_waiter: usize,
+    /// Waits started and cancelled at once, per backend.
+    #[arg(long, default_value_t = 1_000_000)]
+    cancels: usize,
     /// Internal: the child's side.
     #[arg(long, hide = true)]
     role: Option<String>,
@@ -80,7 +83,41 @@ fn main() -> Result<()> {
     for backend in ["io_uring", "futex_waitv"] {
         many_waiters(&args, backend)?;
     }
+
+    println!(
+        "\ncancelled waits: {} waits each started and dropped at once, then left to settle",
+        args.cancels
+    );
+    for backend in ["io_uring", "futex_waitv"] {
+        let mut child = spawn_child("cancel", "", Some(backend), &args)?;
+        let mut out = BufReader::new(child.stdout.take().context("child stdout")?);
+        println!("  {backend:<12} {}", line(&mut out)?);
+        child.wait()?;
+    }
     Ok(())
+}
+
+/// Polls `fut` once (it registers its wait) and drops it (which cancels
+/// the wait): a cancellation, without a timer's millisecond in between.
+async fn poll_once_then_drop<F: std::future::Future>(fut: F) {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let _ = fut.as_mut().poll(cx);
+        std::task::Poll::Ready(())
+    })
+    .await;
+}
+
+/// Resident memory in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn spawn_child(role: &str, name: &str, backend: Option<&str>, args: &Args) -> Result<Child> {
@@ -89,6 +126,7 @@ fn spawn_child(role: &str, name: &str, backend: Option<&str>, args: &Args) -> Re
         .args(["--rounds", &args.rounds.to_string()])
         .args(["--waiters", &args.waiters.to_string()])
         .args(["--per-waiter", &args.per_waiter.to_string()])
+        .args(["--cancels", &args.cancels.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     if let Some(b) = backend {
@@ -354,6 +392,42 @@ fn child(role: &str, name: &str, args: &Args) -> Result<()> {
                 }
             });
             println!("{secs}");
+        }
+        "cancel" => {
+            let name = format!("abench-{}-cancel", std::process::id());
+            let mut rx = Receiver::create(&name)?;
+            let n = args.cancels;
+            let line = runtime()?.block_on(async {
+                // Warm up (rings, slots, helper threads), then measure.
+                for _ in 0..1000 {
+                    poll_once_then_drop(rx.recv_async()).await;
+                }
+                let rss0 = rss_kib();
+                let t = Instant::now();
+                for i in 0..n {
+                    poll_once_then_drop(rx.recv_async()).await;
+                    // As a task that does anything else would: let the ring's
+                    // driver task hand the cancellations' completions back.
+                    if i % 256 == 255 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                let secs = t.elapsed().as_secs_f64();
+                let mut settled = Duration::ZERO;
+                while mapshare::pending_waits() > 0 && settled < Duration::from_secs(10) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    settled += Duration::from_millis(10);
+                }
+                format!(
+                    "{:.2} µs per cancelled wait; {} still registered after settling; RSS {} -> {} KiB ({})",
+                    secs * 1e6 / n as f64,
+                    mapshare::pending_waits(),
+                    rss0,
+                    rss_kib(),
+                    mapshare::async_backend()
+                )
+            });
+            println!("{line}");
         }
         other => bail!("unknown role {other}"),
     }

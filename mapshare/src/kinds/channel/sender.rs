@@ -397,6 +397,24 @@ impl Sender {
         }
     }
 
+    /// Waits for a free slot without blocking the thread, then lends it
+    /// (feature `tokio`): the async form of [`loan`](Self::loan).
+    ///
+    /// # Errors
+    /// As [`loan`](Self::loan).
+    pub async fn loan_async(&mut self) -> Result<Loan<'_>, SendError<()>> {
+        match self.wait_room_async().await {
+            Ok(()) => {}
+            Err(Stop::Disconnected) => return Err(SendError::Disconnected(())),
+            Err(_) => return Err(SendError::Fault((), Fault::Truncated)),
+        }
+        self.loan_inner(Wait::Try)
+            .map_err(|e| match send_blocking(e) {
+                Ok(e) => e,
+                Err(()) => SendError::Disconnected(()), // room vanished: only a peer breaking the protocol
+            })
+    }
+
     /// The async form of `wait_room` without a deadline.
     async fn wait_room_async(&mut self) -> Result<(), Stop> {
         loop {
