@@ -93,6 +93,38 @@ fn child_roles() {
                         .await;
                 });
             }
+            // A multi-thread runtime: tasks migrate between workers, each
+            // worker polls with a ring of its own.
+            "receivers-mt" => {
+                let n: usize = c.arg.parse().unwrap();
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let rxs: Vec<Receiver> = (0..n)
+                    .map(|i| Receiver::create(&format!("{}-{i}", c.name)).unwrap())
+                    .collect();
+                rt.block_on(async {
+                    let tasks: Vec<_> = rxs
+                        .into_iter()
+                        .map(|mut rx| {
+                            tokio::spawn(async move {
+                                let mut got = Vec::new();
+                                while let Ok(m) = rx.recv_async().await {
+                                    got.push(m);
+                                }
+                                got
+                            })
+                        })
+                        .collect();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    c.signal("waiting");
+                    for t in tasks {
+                        assert_eq!(t.await.unwrap(), vec![b"one".to_vec(), b"two".to_vec()]);
+                    }
+                });
+            }
             // Awaits a message, then awaits again while the parent kills
             // the sender: Disconnected.
             "disconnect" => {
@@ -457,5 +489,44 @@ fn mailbox_blackboard_publish_and_streams_async_across_processes() {
         drop(tx);
         child.wait_ok();
         assert!(dir.join("done").exists(), "{backend}");
+    }
+}
+
+#[test]
+fn a_multi_thread_runtime_is_woken_too() {
+    child_roles();
+    let _wd = watchdog(TEST);
+    for backend in ["io_uring", "futex_waitv"] {
+        let n = 200;
+        let name = unique_name("async-mt");
+        let mut clean = Cleanup::new(&name);
+        for i in 0..n {
+            clean.add(&format!("{name}-{i}"));
+        }
+        let dir = TempDir::new("async-mt");
+        let env = env_for(backend);
+        let mut child = spawn_child_via(
+            &["env", &env],
+            "a_multi_thread_runtime_is_woken_too",
+            "receivers-mt",
+            &name,
+            dir.path(),
+            &n.to_string(),
+        );
+        assert!(common::wait_for_flag_or_exit(
+            dir.path(),
+            "waiting",
+            &mut child
+        ));
+        let mut txs: Vec<Sender> = (0..n)
+            .map(|i| Sender::open(&format!("{name}-{i}")).unwrap())
+            .collect();
+        for m in [&b"one"[..], b"two"] {
+            for tx in &mut txs {
+                tx.send(m).unwrap();
+            }
+        }
+        drop(txs); // disconnects every task's stream of messages
+        child.wait_ok();
     }
 }
