@@ -111,8 +111,19 @@ pub(crate) async fn wait(word: &ShmWord, expected: u32, timeout: Duration) {
             }
             AsyncBackend::FutexWaitv => WaitvWait::new(addr, expected).await,
             AsyncBackend::Blocking => {
+                // A wait dropped before its job started skips the sleep.
+                struct Flag(Arc<AtomicBool>);
+                impl Drop for Flag {
+                    fn drop(&mut self) {
+                        self.0.store(true, StdOrdering::Release);
+                    }
+                }
+                let cancelled = Arc::new(AtomicBool::new(false));
+                let _flag = Flag(cancelled.clone());
                 let _ = tokio::task::spawn_blocking(move || {
-                    os::futex_wait_addr(addr, expected, timeout)
+                    if !cancelled.load(StdOrdering::Acquire) {
+                        os::futex_wait_addr(addr, expected, timeout)
+                    }
                 })
                 .await;
             }
@@ -132,8 +143,9 @@ enum Op {
     Free,
     /// Submitted; the task to wake on completion.
     Pending(Option<Waker>),
-    /// Completed; its future has not looked yet.
-    Done,
+    /// Completed with this result (`-errno` on error); its future has not
+    /// looked yet.
+    Done(i32),
     /// Its future was dropped: free the slot when the completion arrives.
     Cancelled,
 }
@@ -197,7 +209,7 @@ impl Ring {
                 )
             }
             .map_err(std::io::Error::from)?;
-            tokio::spawn(drive(ring.clone(), afd));
+            tokio::spawn(drive(KillOnDrop(ring.clone()), afd));
             *r = Some(ring.clone());
             Ok(ring)
         })
@@ -213,7 +225,7 @@ impl Ring {
         let mut done = std::mem::take(&mut st.scratch);
         done.clear();
         st.uring.completions(&mut done);
-        for &(t, _res) in &done {
+        for &(t, res) in &done {
             if t == u64::MAX {
                 continue; // a cancel's own completion
             }
@@ -224,7 +236,7 @@ impl Ring {
             if *g != gen {
                 continue;
             }
-            match std::mem::replace(op, Op::Done) {
+            match std::mem::replace(op, Op::Done(res)) {
                 Op::Pending(w) => {
                     if let Some(w) = w {
                         w.wake();
@@ -250,7 +262,7 @@ impl Ring {
                 if let Some(w) = w.take() {
                     w.wake();
                 }
-                *op = Op::Done;
+                *op = Op::Done(0);
             }
         }
     }
@@ -266,16 +278,21 @@ impl std::os::fd::AsRawFd for RingFd {
     }
 }
 
+/// Marks its ring dead when dropped: the driver holds it as an
+/// argument, so even a driver dropped before its first poll (its runtime
+/// shut down at once) marks the ring for replacement.
+struct KillOnDrop(Arc<Ring>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill();
+    }
+}
+
 /// The driver task: waits for the ring to become readable, then hands
 /// the completions out.
-async fn drive(ring: Arc<Ring>, afd: tokio::io::unix::AsyncFd<RingFd>) {
-    struct KillOnDrop(Arc<Ring>);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            self.0.kill();
-        }
-    }
-    let _kill = KillOnDrop(ring.clone());
+async fn drive(kill: KillOnDrop, afd: tokio::io::unix::AsyncFd<RingFd>) {
+    let ring = kill.0.clone();
     loop {
         let Ok(mut guard) = afd.readable().await else {
             return;
@@ -324,13 +341,32 @@ impl Future for UringWait {
                     Poll::Pending
                 }
                 _ => {
+                    let res = match op {
+                        Op::Done(r) => *r,
+                        _ => 0,
+                    };
                     *op = Op::Free;
                     *g = g.wrapping_add(1);
                     let s = *slot;
                     st.free.push(s);
                     drop(st);
                     self.sub = None;
-                    Poll::Ready(Ok(()))
+                    // Woken, the word changed (EAGAIN), interrupted or
+                    // cancelled: look again. Any other error means the ring
+                    // cannot wait on this word: fall back.
+                    let expected = [
+                        0,
+                        -libc::EAGAIN,
+                        -libc::EINTR,
+                        -libc::ECANCELED,
+                        -libc::ETIMEDOUT,
+                        -libc::EFAULT,
+                    ];
+                    if res > 0 || expected.contains(&res) {
+                        Poll::Ready(Ok(()))
+                    } else {
+                        Poll::Ready(Err(std::io::Error::from_raw_os_error(-res)))
+                    }
                 }
             };
         }
@@ -346,6 +382,9 @@ impl Future for UringWait {
         let gen = st.ops[slot].0;
         st.ops[slot].1 = Op::Pending(Some(cx.waker().clone()));
         if let Err(e) = st.uring.wait(self.addr, self.expected, tag(slot, gen)) {
+            // The entry may still be queued and go out with a later submit:
+            // retire the generation, so its completion matches nothing.
+            st.ops[slot].0 = gen.wrapping_add(1);
             st.ops[slot].1 = Op::Free;
             st.free.push(slot);
             return Poll::Ready(Err(e));
@@ -424,7 +463,9 @@ impl Shard {
     }
 
     /// The helper thread: sleeps on every registered word at once, and
-    /// wakes the task of each word that was woken or changed.
+    /// wakes the task of each word that was woken or changed. It never
+    /// reads a word itself (a word's segment may be gone: unmapped, or
+    /// shrunk by a peer): the kernel reads them, with fault handling.
     fn serve(self: Arc<Shard>) {
         let mut words = Vec::with_capacity(PER_SHARD + 1);
         let mut ids = Vec::with_capacity(PER_SHARD + 1);
@@ -439,7 +480,7 @@ impl Shard {
                     private: true,
                 });
                 ids.push(u64::MAX);
-                for e in st.entries.iter().filter(|e| !e.fired) {
+                for e in st.entries.iter().filter(|e| !e.fired).take(PER_SHARD) {
                     words.push(WaitWord {
                         addr: e.addr,
                         expected: e.expected,
@@ -448,21 +489,59 @@ impl Shard {
                     ids.push(e.id);
                 }
             }
-            let r = os::futex_waitv(&words, Some(Duration::from_secs(1)));
-            let woken = match r {
-                Waitv::Woken(i) => ids.get(i).copied(),
-                _ => None,
-            };
-            let mut st = self.lock();
-            for e in st.entries.iter_mut().filter(|e| !e.fired) {
-                // SAFETY: under the shard lock, while the entry's future
-                // (which borrows the word) is alive: it removes the entry
-                // under this lock before its borrow ends.
-                let now = unsafe { os::load_word(e.addr) };
-                if Some(e.id) == woken || now != e.expected {
-                    e.fired = true;
-                    e.waker.wake_by_ref();
+            let fire: Vec<u64> = match os::futex_waitv(&words, Some(Duration::from_secs(1))) {
+                Waitv::Woken(i) => ids.get(i).copied().into_iter().collect(),
+                Waitv::TimedOut => Vec::new(),
+                // Some word no longer holds its value (or is gone): ask the
+                // kernel about each, with a zero timeout.
+                Waitv::Changed => words
+                    .iter()
+                    .zip(&ids)
+                    .skip(1)
+                    .filter(|(w, _)| {
+                        !matches!(
+                            os::futex_waitv(&[**w], Some(Duration::ZERO)),
+                            Waitv::TimedOut
+                        )
+                    })
+                    .map(|(_, id)| *id)
+                    .collect(),
+                // No futex_waitv at all: every wait ends (callers look
+                // again), at most every 10 ms.
+                Waitv::Unsupported => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    ids.iter().skip(1).copied().collect()
                 }
+            };
+            if fire.is_empty() {
+                continue;
+            }
+            let mut wake = Vec::new();
+            let mut passed_on = Vec::new();
+            {
+                let mut st = self.lock();
+                for id in fire {
+                    match st.entries.iter_mut().find(|e| e.id == id) {
+                        Some(e) if !e.fired => {
+                            e.fired = true;
+                            wake.push(e.waker.clone());
+                        }
+                        Some(_) => {}
+                        // Its future is gone: a wake-up meant for some
+                        // waiter of this word must not end here.
+                        None => {
+                            if let Some(w) = words.iter().zip(&ids).find(|(_, i)| **i == id) {
+                                passed_on.push(w.0.addr);
+                            }
+                        }
+                    }
+                }
+            }
+            for w in wake {
+                w.wake();
+            }
+            for addr in passed_on {
+                os::futex_wake_addr(addr, 1);
             }
         }
     }
@@ -510,6 +589,8 @@ impl Future for WaitvWait {
             }
             return Poll::Pending;
         }
+        // Under the shards lock from the choice to the push, so no shard
+        // ever serves more than PER_SHARD waits.
         let mut all = shards().lock().unwrap_or_else(|e| e.into_inner());
         let shard = match all.iter().find(|s| s.lock().entries.len() < PER_SHARD) {
             Some(s) => s.clone(),
@@ -530,7 +611,6 @@ impl Future for WaitvWait {
                 s
             }
         };
-        drop(all);
         let id = {
             let mut st = shard.lock();
             let id = st.next_id;
@@ -544,6 +624,7 @@ impl Future for WaitvWait {
             });
             id
         };
+        drop(all);
         shard.poke();
         self.reg = Some((shard, id));
         Poll::Pending
@@ -554,12 +635,16 @@ impl Drop for WaitvWait {
     fn drop(&mut self) {
         if let Some((shard, id)) = self.reg.take() {
             let mut st = shard.lock();
-            if let Some(i) = st.entries.iter().position(|e| e.id == id) {
-                st.entries.swap_remove(i);
+            let unfired = st.entries.iter().position(|e| e.id == id).map(|i| {
+                let e = st.entries.swap_remove(i);
+                !e.fired
+            });
+            drop(st);
+            // Let the helper stop waiting on the word now (a wake-up that
+            // still reaches it for this entry is passed on).
+            if unfired == Some(true) {
+                shard.poke();
             }
-            // No poke: the helper drops the word at its next round (within
-            // a second, or at the next change); it reads it only under
-            // the lock, where the entry is gone.
         }
     }
 }

@@ -246,6 +246,25 @@ fn child_roles() {
                 });
                 c.signal("done");
             }
+            // Awaits on a channel that a peer shrinks under it.
+            "truncated" => {
+                let rt = current_thread();
+                let mut rx = Receiver::create(&c.name).unwrap();
+                let path = common::shm_path(&c.name);
+                let shrink = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(200));
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .unwrap()
+                        .set_len(0)
+                        .unwrap();
+                });
+                let r = rt.block_on(rx.recv_async());
+                assert_eq!(r, Err(RecvError::Fault(mapshare::Fault::Truncated)));
+                shrink.join().unwrap();
+                c.signal("survived");
+            }
             // Holds a mutex until killed.
             "holder" => {
                 let m = Mutex::open(&c.name).unwrap();
@@ -528,5 +547,27 @@ fn a_multi_thread_runtime_is_woken_too() {
         }
         drop(txs); // disconnects every task's stream of messages
         child.wait_ok();
+    }
+}
+
+#[test]
+fn an_async_wait_on_a_segment_a_peer_shrinks_is_a_fault_not_sigbus() {
+    child_roles();
+    let _wd = watchdog(TEST);
+    for backend in BACKENDS {
+        let name = unique_name("async-trunc");
+        let _clean = Cleanup::new(&name);
+        let dir = TempDir::new("async-trunc");
+        let env = env_for(backend);
+        let mut child = spawn_child_via(
+            &["env", &env],
+            "an_async_wait_on_a_segment_a_peer_shrinks_is_a_fault_not_sigbus",
+            "truncated",
+            &name,
+            dir.path(),
+            "",
+        );
+        child.wait_ok();
+        assert!(dir.join("survived").exists(), "{backend}");
     }
 }

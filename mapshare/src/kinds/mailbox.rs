@@ -355,16 +355,13 @@ impl Mailbox {
                 return Err(Stop::Truncated);
             }
             let seen = changed.seq();
-            // A holder keeps the lock only for a copy; a dead one is taken
-            // over by `lock`, so this waits microseconds, not for a peer.
-            let guard = loop {
-                if let Some(g) = self.lock(Some(Instant::now() + Duration::from_millis(50))) {
-                    break g;
-                }
-                if !self.seg.is_intact() {
-                    return Err(Stop::Truncated);
-                }
-                tokio::task::yield_now().await;
+            // Awaited too: a holder stopped mid-copy must not block the
+            // runtime's thread (a dead one is taken over).
+            let guard = match mutex::lock_async(self.mutex(), &self.seg).await {
+                Ok(_) => MailboxGuard {
+                    mutex: self.mutex(),
+                },
+                Err(_) => return Err(Stop::Truncated),
             };
             if let Some(r) = step() {
                 drop(guard);

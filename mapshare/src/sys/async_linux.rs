@@ -127,6 +127,13 @@ pub(crate) fn futex_wake_private_addr(addr: usize, n: u32) {
     };
 }
 
+/// `futex(addr, FUTEX_WAKE, n)` on a shared word named by address (a
+/// stale address is harmless: the kernel checks it).
+pub(crate) fn futex_wake_addr(addr: usize, n: u32) {
+    // SAFETY: FUTEX_WAKE reads no memory; the address only names the queue.
+    let _ = unsafe { libc::syscall(libc::SYS_futex, addr, libc::FUTEX_WAKE, n) };
+}
+
 /// `futex(addr, FUTEX_WAIT, expected, timeout)` on a shared word named by
 /// address (the last-resort backend, on a blocking thread).
 pub(crate) fn futex_wait_addr(addr: usize, expected: u32, timeout: Duration) {
@@ -245,20 +252,4 @@ impl Uring {
             }
         }
     }
-}
-
-/// Loads the 32-bit word at `addr` (the helper-thread backend's check of
-/// whether a registered word has changed).
-///
-/// # Safety
-/// `addr` must be the address of an `AtomicU32` that stays mapped for the
-/// duration of the call: the backend calls this only under the lock of the
-/// entry's shard, while the future that registered the entry (and borrows
-/// the word) is alive; that future deregisters under the same lock before
-/// its borrow ends.
-pub(crate) unsafe fn load_word(addr: usize) -> u32 {
-    // SAFETY: by the caller's contract, `addr` is a live, aligned
-    // `AtomicU32`; an atomic load is valid however other processes write it.
-    let word = unsafe { &*(addr as *const std::sync::atomic::AtomicU32) };
-    word.load(std::sync::atomic::Ordering::SeqCst)
 }
