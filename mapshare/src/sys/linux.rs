@@ -48,13 +48,23 @@ impl Dir {
     /// The shared-memory directory, `/dev/shm`: opened once per process and
     /// shared by every segment in it (a process with thousands of segments
     /// open needs one descriptor each, not two).
+    ///
+    /// A process that closes descriptors it does not own (a daemon's
+    /// `close_range`) could leave the number to another file: each call
+    /// checks, with one `fstat`, that it is still the directory we opened,
+    /// and opens it again if not.
     pub(crate) fn shm() -> io::Result<Dir> {
-        static SHM: std::sync::OnceLock<Dir> = std::sync::OnceLock::new();
-        if let Some(d) = SHM.get() {
-            return Ok(d.clone());
+        static SHM: std::sync::Mutex<Option<(Dir, u64, u64)>> = std::sync::Mutex::new(None);
+        let mut cached = SHM.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((d, dev, ino)) = cached.as_ref() {
+            if rfs::fstat(&*d.fd).is_ok_and(|st| st.st_dev == *dev && st.st_ino == *ino) {
+                return Ok(d.clone());
+            }
         }
         let d = Dir::open(Path::new(SHM_DIR))?;
-        Ok(SHM.get_or_init(|| d).clone())
+        let st = rfs::fstat(&*d.fd)?;
+        *cached = Some((d.clone(), st.st_dev, st.st_ino));
+        Ok(d)
     }
 }
 
@@ -462,6 +472,7 @@ static FORK_EPOCH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::
 const FORK_ENTRIES: usize = 1024;
 
 /// One open segment. `fd` says the state: `-1` free, `-2` being filled,
+/// `-3` detached in a forked child (until its handle is dropped),
 /// otherwise the descriptor, published (Release) after `addr` and `len`.
 struct ForkEntry {
     fd: std::sync::atomic::AtomicI32,
@@ -564,6 +575,9 @@ extern "C" fn after_fork_in_child() {
             // async-signal-safe.
             let _ = unsafe { libc::dup3(null, fd, libc::O_CLOEXEC) };
         }
+        // Detached: a later fork of this child (which may have closed and
+        // reused the number since, as daemons do) leaves it alone.
+        e.fd.store(-3, Ordering::Relaxed);
     }
     if null >= 0 {
         // SAFETY: `null` is the descriptor opened above; `close` is
