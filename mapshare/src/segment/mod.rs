@@ -293,6 +293,9 @@ pub(crate) struct Segment {
     location: Location,
     dir: Dir,
     file: String,
+    /// Our descriptor's and mapping's entry in the fork table (see
+    /// [`sys::guard_fork`]); before `fd` and `map`, so it is dropped first.
+    _fork: sys::ForkGuard,
     fd: OwnedFd,
     map: Mapping,
     header: Header,
@@ -301,8 +304,6 @@ pub(crate) struct Segment {
     /// [`sys::fork_epoch`] when we attached: another value means we are in
     /// a child created by `fork()`, and this handle is the parent's.
     epoch: u32,
-    /// Our descriptor's entry in the fork table (see [`sys::guard_fork`]).
-    fork_entry: Option<usize>,
 }
 
 fn now_ms() -> u64 {
@@ -412,6 +413,7 @@ impl Segment {
         })?;
         let map = sys::map(&fd, map_len, true)
             .map_err(|e| SegmentError::io(format!("{what}: mmap"), e))?;
+        let fork = sys::guard_fork(&fd, &map);
 
         let pid = sys::pid();
         let header = Header {
@@ -448,7 +450,7 @@ impl Segment {
         let mut header = header;
         header.state = STATE_READY;
         Ok(Segment::attached(
-            location, dir, file, fd, map, header, slot, gen,
+            location, dir, file, fork, fd, map, header, slot, gen,
         ))
     }
 
@@ -459,24 +461,24 @@ impl Segment {
         location: Location,
         dir: Dir,
         file: String,
+        fork: sys::ForkGuard,
         fd: OwnedFd,
         map: Mapping,
         header: Header,
         slot: u32,
         gen: u32,
     ) -> Segment {
-        let fork_entry = sys::guard_fork(&fd, &map);
         Segment {
             location,
             dir,
             file,
+            _fork: fork,
             fd,
             map,
             header,
             slot,
             gen,
             epoch: sys::fork_epoch(),
-            fork_entry,
         }
     }
 
@@ -515,6 +517,7 @@ impl Segment {
         // open and our attach lock.
         for _ in 0..8 {
             let (fd, map, info) = open_file(&dir, &file, &what, opts.allow_foreign_owner, true)?;
+            let fork = sys::guard_fork(&fd, &map);
             let header = read_header(&fd, info.size, &what)?;
             if !header.is_ready() {
                 return Err(SegmentError::Header {
@@ -557,7 +560,7 @@ impl Segment {
             match attached? {
                 Some((slot, gen)) => {
                     return Ok(Segment::attached(
-                        location, dir, file, fd, map, header, slot, gen,
+                        location, dir, file, fork, fd, map, header, slot, gen,
                     ))
                 }
                 None => continue,
@@ -695,9 +698,6 @@ fn used_in_forked_child(location: &Location) -> ! {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if let Some(entry) = self.fork_entry {
-            sys::unguard_fork(entry);
-        }
         if self.forked() {
             // The parent's attachment: leave its slot, flags and name
             // alone; only unmap and close (our descriptor is /dev/null by

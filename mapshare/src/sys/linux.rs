@@ -494,13 +494,32 @@ pub(crate) fn fork_epoch() -> u32 {
     FORK_EPOCH.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// A segment's entry in the fork table: dropping it forgets the entry.
+/// Declare it before the descriptor and the mapping it names, so it is
+/// dropped first (see [`unguard_fork`]).
+#[derive(Debug)]
+pub(crate) struct ForkGuard(Option<usize>);
+
+impl Drop for ForkGuard {
+    fn drop(&mut self) {
+        if let Some(entry) = self.0 {
+            unguard_fork(entry);
+        }
+    }
+}
+
 /// Records a segment's descriptor and mapping for the fork child handler
-/// (installed on first use). Returns its table entry, for
-/// [`unguard_fork`].
+/// (installed on first use), as soon as both exist and before any lock is
+/// taken through the descriptor, so no fork can hand a child a lock the
+/// handler does not know about.
 ///
 /// # References
 ///  - [POSIX](https://pubs.opengroup.org/onlinepubs/9799919799/functions/pthread_atfork.html)
-pub(crate) fn guard_fork(fd: &OwnedFd, map: &Mapping) -> Option<usize> {
+pub(crate) fn guard_fork(fd: &OwnedFd, map: &Mapping) -> ForkGuard {
+    ForkGuard(register_fork(fd, map))
+}
+
+fn register_fork(fd: &OwnedFd, map: &Mapping) -> Option<usize> {
     use std::os::fd::AsRawFd;
     use std::sync::atomic::Ordering;
     static INSTALL: std::sync::Once = std::sync::Once::new();
@@ -524,7 +543,7 @@ pub(crate) fn guard_fork(fd: &OwnedFd, map: &Mapping) -> Option<usize> {
 /// Forgets a table entry of [`guard_fork`]: call it before the mapping is
 /// unmapped and the descriptor closed, so the child handler never touches
 /// an address or a number reused since.
-pub(crate) fn unguard_fork(entry: usize) {
+fn unguard_fork(entry: usize) {
     if let Some(e) = FORK_TABLE.get(entry) {
         e.fd.store(-1, std::sync::atomic::Ordering::Release);
     }

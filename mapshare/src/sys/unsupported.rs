@@ -139,8 +139,9 @@ pub(crate) fn fork_epoch() -> u32 {
     0
 }
 
-pub(crate) fn guard_fork(_fd: &OwnedFd, _map: &Mapping) -> Option<usize> {
-    None
-}
+#[derive(Debug)]
+pub(crate) struct ForkGuard;
 
-pub(crate) fn unguard_fork(_entry: usize) {}
+pub(crate) fn guard_fork(_fd: &OwnedFd, _map: &Mapping) -> ForkGuard {
+    ForkGuard
+}
