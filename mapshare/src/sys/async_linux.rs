@@ -32,6 +32,15 @@ struct FutexWaitv {
     reserved: u32,
 }
 
+/// `struct __kernel_timespec`: 64-bit fields on every architecture, as
+/// `futex_waitv` takes it (unlike `libc::timespec` on 32-bit targets).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct KernelTimespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
 /// One word for [`futex_waitv`]: its address, the value it must still
 /// hold for us to sleep, and whether it is process-private.
 #[derive(Debug, Clone, Copy)]
@@ -81,14 +90,14 @@ pub(crate) fn futex_waitv(words: &[WaitWord], timeout: Option<Duration>) -> Wait
             nsec -= 1_000_000_000;
             sec = sec.saturating_add(1);
         }
-        libc::timespec {
+        KernelTimespec {
             tv_sec: sec,
             tv_nsec: nsec,
         }
     });
     let ts_ptr = ts
         .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        .map_or(std::ptr::null(), |t| t as *const KernelTimespec);
     // SAFETY: `v` is a valid array of `v.len()` `futex_waitv` entries that
     // lives across the call; `ts_ptr` is null or points at a live
     // timespec. The kernel reads the words at their addresses with fault
@@ -138,8 +147,8 @@ pub(crate) fn futex_wake_addr(addr: usize, n: u32) {
 /// address (the last-resort backend, on a blocking thread).
 pub(crate) fn futex_wait_addr(addr: usize, expected: u32, timeout: Duration) {
     let ts = libc::timespec {
-        tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
-        tv_nsec: i64::from(timeout.subsec_nanos()),
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::try_from(timeout.subsec_nanos()).unwrap_or(0),
     };
     // SAFETY: the kernel reads the word at `addr` with fault handling (a
     // stale address is EFAULT); `ts` lives across the call.
