@@ -145,6 +145,8 @@ pub(crate) fn futex_wake_addr(addr: usize, n: u32) {
 
 /// `futex(addr, FUTEX_WAIT, expected, timeout)` on a shared word named by
 /// address (the last-resort backend, on a blocking thread).
+// Reason: `c_long` is `i32` on 32-bit targets, where the conversion can fail.
+#[allow(clippy::unnecessary_fallible_conversions)]
 pub(crate) fn futex_wait_addr(addr: usize, expected: u32, timeout: Duration) {
     let ts = libc::timespec {
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
