@@ -72,7 +72,18 @@ fn child_roles() {
             // Shrinks the segment to `arg` bytes once the parent waits.
             "truncator" => {
                 c.wait_for("waiting");
-                std::thread::sleep(Duration::from_millis(100));
+                // Only once the waiting thread is asleep in its futex: a
+                // truncation while it still touches the segment on a fast
+                // path is the documented SIGBUS window, not what this tests.
+                let task = std::fs::read_to_string(c.dir.join("waiting")).unwrap();
+                let wchan = format!("/proc/{}/wchan", task.trim());
+                let asleep = || std::fs::read_to_string(&wchan).is_ok_and(|w| w.contains("futex"));
+                let mut seen = 0;
+                while seen < 3 {
+                    // Asleep three looks in a row (it may wake and sleep again).
+                    seen = if asleep() { seen + 1 } else { 0 };
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 OpenOptions::new()
                     .write(true)
                     .open(shm_path(&c.name))
@@ -393,7 +404,12 @@ fn survives_truncation(kind: &str, size: u64, wait: impl FnOnce(&str, &dyn Fn())
         dir.path(),
         &size.to_string(),
     );
-    let go = || common::signal(dir.path(), "waiting");
+    // Says which thread waits ("PID/task/TID"), for the truncator to
+    // watch it fall asleep.
+    let go = || {
+        let task = std::fs::read_link("/proc/thread-self").unwrap();
+        common::write_atomic(dir.path(), "waiting", task.to_string_lossy().as_bytes());
+    };
     assert!(
         wait(&name, &go),
         "{kind}, truncated to {size}: not reported as Truncated"
