@@ -4,6 +4,9 @@
 //! parallel and leave nothing behind. Times are only bounded from below;
 //! the watchdog that kills a hung child is a failsafe, not an assertion.
 
+mod support;
+use support::gc_lock;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -12,24 +15,6 @@ use std::time::{Duration, Instant};
 
 use mapshare::{segment, Location, Options, Shared};
 use serde_json::Value;
-
-/// Held while a test runs `gc`: the same `flock` the library's tests take
-/// (`mapshare/tests/common`), since `gc` removes every unattached segment
-/// of ours, whichever test left it. Also held around `ls --watch` and a
-/// test that leaves a dead segment: the watch attaches briefly to every
-/// live channel and ring, and would remove one that dies meanwhile.
-struct GcLock(#[allow(dead_code)] std::fs::File);
-
-fn gc_lock() -> GcLock {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("mapshare-tests-gc.lock"))
-        .expect("open the gc lock file");
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
-    GcLock(f)
-}
 
 const BIN: &str = env!("CARGO_BIN_EXE_mapshare");
 

@@ -4,6 +4,9 @@
 //! directory with a unique name prefix in `$P`; afterwards nothing named
 //! after that prefix may be left in /dev/shm.
 
+mod support;
+use support::gc_lock;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -159,18 +162,4 @@ fn the_readme_cli_tour_does_what_it_says() {
             "the tour left {name} behind"
         );
     }
-}
-
-/// The same cross-process lock around `gc` as the other tests take.
-struct GcLock(#[allow(dead_code)] std::fs::File);
-
-fn gc_lock() -> GcLock {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("mapshare-tests-gc.lock"))
-        .expect("open the gc lock file");
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
-    GcLock(f)
 }

@@ -711,6 +711,28 @@ pub(crate) async fn bell_wait(
     }
 }
 
+/// One armed sleep on an event's word while its count is still `seen` and
+/// `quiet()` (asked after arming, Dekker with the notifier) holds: the
+/// async form of `EventWord::sleep_while`. `false` once `deadline` passed.
+async fn event_sleep(
+    ev: &crate::sync::event::EventWord,
+    seen: u32,
+    deadline: Option<Instant>,
+    quiet: impl Fn() -> bool,
+) -> bool {
+    let max = crate::sync::event::MAX_SLEEP;
+    let Some(timeout) = crate::sync::next_sleep(deadline, Some(max)) else {
+        return false;
+    };
+    if let Some(flagged) = ev.arm(seen) {
+        crate::primitive::fence(crate::primitive::Ordering::SeqCst);
+        if quiet() {
+            wait(ev.word(), flagged, timeout.unwrap_or(max)).await;
+        }
+    }
+    true
+}
+
 /// The async form of `EventWord::wait`: waits for the signal (consuming
 /// it in auto-reset mode) until `deadline`; `false` on timeout, or at once
 /// when `intact()` says the segment shrank.
@@ -723,21 +745,8 @@ pub(crate) async fn event_wait(
         if ev.try_consume() {
             return true;
         }
-        let Some(timeout) = crate::sync::next_sleep(deadline, Some(crate::sync::event::MAX_SLEEP))
-        else {
+        if !event_sleep(ev, ev.seq(), deadline, || !ev.is_set()).await {
             return ev.try_consume();
-        };
-        let seen = ev.seq();
-        if let Some(flagged) = ev.arm(seen) {
-            crate::primitive::fence(crate::primitive::Ordering::SeqCst);
-            if !ev.is_set() {
-                wait(
-                    ev.word(),
-                    flagged,
-                    timeout.unwrap_or(crate::sync::event::MAX_SLEEP),
-                )
-                .await;
-            }
         }
         if !intact() {
             return false;
@@ -758,20 +767,8 @@ pub(crate) async fn event_change(
         if changed(ev) {
             return true;
         }
-        let Some(timeout) = crate::sync::next_sleep(deadline, Some(crate::sync::event::MAX_SLEEP))
-        else {
+        if !event_sleep(ev, seen, deadline, || !changed(ev)).await {
             return changed(ev);
-        };
-        if let Some(flagged) = ev.arm(seen) {
-            crate::primitive::fence(crate::primitive::Ordering::SeqCst);
-            if !changed(ev) {
-                wait(
-                    ev.word(),
-                    flagged,
-                    timeout.unwrap_or(crate::sync::event::MAX_SLEEP),
-                )
-                .await;
-            }
         }
         if !intact() {
             return false;

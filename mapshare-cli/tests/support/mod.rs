@@ -1,0 +1,17 @@
+//! Helpers shared by the CLI's test binaries.
+
+/// Held while a test runs `gc`, or leaves a dead segment for it: the same
+/// `flock` the library's tests take (`mapshare/tests/common`), since `gc`
+/// removes every unattached segment of ours, whichever test left it.
+pub(crate) struct GcLock(#[allow(dead_code)] std::fs::File);
+
+pub(crate) fn gc_lock() -> GcLock {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("mapshare-tests-gc.lock"))
+        .expect("open the gc lock file");
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    GcLock(f)
+}
