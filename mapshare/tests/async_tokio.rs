@@ -252,7 +252,10 @@ fn child_roles() {
                 let mut rx = Receiver::create(&c.name).unwrap();
                 let path = common::shm_path(&c.name);
                 let shrink = std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(200));
+                    // Long enough for the wait to be armed even on a loaded
+                    // machine: shrinking before that is the documented
+                    // fast-path SIGBUS window, not what this tests.
+                    std::thread::sleep(Duration::from_millis(1500));
                     std::fs::OpenOptions::new()
                         .write(true)
                         .open(path)
