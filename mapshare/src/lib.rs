@@ -186,6 +186,10 @@ pub use kinds::mutex::{Mutex, MutexGuard};
 pub use kinds::pubsub::{
     pubsub_stats, Policy, PubSubStats, Publisher, Subscriber, SubscriberStats, MAX_SUBSCRIBERS,
 };
+pub use kinds::service::{
+    service_stats, CallError, Client, ClientStats, ReplyTo, Request, RequestLoan, Response,
+    ResponseLoan, Server, ServiceStats, MAX_CLIENTS,
+};
 pub use kinds::shared::{Shared, SharedGuard};
 pub use layout::fixed_str::{FixedStr, Truncation};
 pub use layout::{Fingerprint, Kind};

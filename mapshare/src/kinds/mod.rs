@@ -8,4 +8,5 @@ pub(crate) mod event;
 pub(crate) mod mailbox;
 pub(crate) mod mutex;
 pub(crate) mod pubsub;
+pub(crate) mod service;
 pub(crate) mod shared;

@@ -25,6 +25,8 @@ pub enum Kind {
     PubSub = 6,
     /// A blackboard: the latest value, one writer, many readers.
     Blackboard = 7,
+    /// A request/response service: one server, many clients.
+    Service = 8,
 }
 
 impl Kind {
@@ -38,6 +40,7 @@ impl Kind {
             5 => Kind::Channel,
             6 => Kind::PubSub,
             7 => Kind::Blackboard,
+            8 => Kind::Service,
             _ => return None,
         })
     }
@@ -52,6 +55,7 @@ impl Kind {
             Kind::Channel => "channel",
             Kind::PubSub => "pubsub",
             Kind::Blackboard => "blackboard",
+            Kind::Service => "service",
         }
     }
 }
@@ -180,6 +184,7 @@ mod tests {
             Kind::Channel,
             Kind::PubSub,
             Kind::Blackboard,
+            Kind::Service,
         ] {
             assert_eq!(Kind::from_u32(k as u32), Some(k));
         }

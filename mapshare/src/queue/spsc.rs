@@ -57,7 +57,10 @@ pub(crate) trait Slots {
 #[derive(Debug)]
 pub(crate) struct LaneWords {
     pub(crate) owner: AtomicU32,
-    _r: AtomicU32,
+    /// Claims of the lane so far (request/response: a client's requests
+    /// and responses carry it, so a successor never gets a dead client's
+    /// answers); channels leave it 0.
+    pub(crate) epoch: AtomicU32,
     pub(crate) tail: AtomicU64,
     _pad_a: [u64; 14],
     pub(crate) head: AtomicU64,
@@ -74,7 +77,7 @@ impl LaneWords {
     pub(crate) fn new(base: u64) -> LaneWords {
         LaneWords {
             owner: AtomicU32::new(0),
-            _r: AtomicU32::new(0),
+            epoch: AtomicU32::new(0),
             tail: AtomicU64::new(base),
             _pad_a: [0; 14],
             head: AtomicU64::new(base),
@@ -85,6 +88,7 @@ impl LaneWords {
     /// Sets up an empty lane at `base`; creator only, before publishing.
     pub(crate) fn init(&self, base: u64) {
         self.owner.store(0, Ordering::Relaxed);
+        self.epoch.store(0, Ordering::Relaxed);
         self.tail.store(base, Ordering::Relaxed);
         self.head.store(base, Ordering::Relaxed);
     }

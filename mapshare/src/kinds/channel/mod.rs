@@ -124,12 +124,16 @@ pub(crate) struct ChannelCtl {
 #[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::size_of::<ChannelCtl>() == 128);
 
-/// The header of one slot; the message bytes follow it.
+/// The header of one slot; the message bytes follow it. `meta` words are
+/// the producer's to fill before its commit (request/response keeps a
+/// request's id and its client's and server's epochs there); channels
+/// leave them alone.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct SlotHeader {
     seq: AtomicU64,
     len: AtomicU64,
+    pub(crate) meta: [AtomicU64; 3],
 }
 
 #[cfg(not(mapshare_loom))] // loom atomics are larger
@@ -139,7 +143,7 @@ crate::pod::shm_state!(
     ChannelCtl,
     "AtomicU64s, AtomicU32s and u64 padding; repr(C)"
 );
-crate::pod::shm_state!(SlotHeader, "two AtomicU64s; repr(C)");
+crate::pod::shm_state!(SlotHeader, "five AtomicU64s; repr(C)");
 
 /// Validated geometry, copied out of shared memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +182,16 @@ impl Geometry {
 
     #[inline]
     fn lane_bytes(&self) -> Option<usize> {
-        self.capacity.checked_mul(self.stride)
+        self.slots().lane_bytes()
+    }
+
+    #[inline]
+    fn slots(&self) -> SlotGeometry {
+        SlotGeometry {
+            capacity: self.capacity,
+            max_message: self.max_message,
+            stride: self.stride,
+        }
     }
 
     fn payload_len(&self) -> Option<u64> {
@@ -242,31 +255,61 @@ fn init(p: Region<'_>, g: Geometry) {
     }
 }
 
-/// One lane's slots in a mapped region.
-struct ShmSlots<'a> {
-    region: Region<'a>,
-    g: Geometry,
+/// The size of one lane's slots: what [`ShmSlots`] needs of a geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotGeometry {
+    /// Slots in the lane, a power of two.
+    pub(crate) capacity: usize,
+    /// Largest message in bytes.
+    pub(crate) max_message: usize,
+    /// Bytes per slot (`SLOT_DATA_OFFSET + max_message`, rounded up to 64).
+    pub(crate) stride: usize,
+}
+
+impl SlotGeometry {
+    /// Bytes of one lane's slots, if that fits a `usize`.
+    #[inline]
+    pub(crate) fn lane_bytes(&self) -> Option<usize> {
+        self.capacity.checked_mul(self.stride)
+    }
+}
+
+/// One lane's slots in a mapped region (channels and request/response).
+pub(crate) struct ShmSlots<'a> {
+    pub(crate) region: Region<'a>,
+    g: SlotGeometry,
 }
 
 impl<'a> ShmSlots<'a> {
     #[inline]
     fn new(payload: Region<'a>, g: Geometry, lane: usize) -> Option<ShmSlots<'a>> {
+        ShmSlots::at(payload, g.slots(), g.slots_offset(), lane)
+    }
+
+    /// Lane `lane` of a run of lanes of geometry `g` starting at `offset`.
+    #[inline]
+    pub(crate) fn at(
+        payload: Region<'a>,
+        g: SlotGeometry,
+        offset: usize,
+        lane: usize,
+    ) -> Option<ShmSlots<'a>> {
         let bytes = g.lane_bytes()?;
-        let region = payload.sub(g.slots_offset() + lane.checked_mul(bytes)?, bytes)?;
+        let region = payload.sub(offset.checked_add(lane.checked_mul(bytes)?)?, bytes)?;
         Some(ShmSlots { region, g })
     }
 
     #[inline]
-    fn header(&self, i: usize) -> &'a SlotHeader {
+    pub(crate) fn header(&self, i: usize) -> &'a SlotHeader {
         // In bounds by construction: i < capacity and the region holds
-        // capacity * stride bytes (checked in `new`).
+        // capacity * stride bytes (checked in `at`).
         self.region
             .get::<SlotHeader>(i * self.g.stride)
             .expect("slot index masked to capacity")
     }
 
     #[inline]
-    fn data_offset(&self, i: usize) -> usize {
+    pub(crate) fn data_offset(&self, i: usize) -> usize {
         i * self.g.stride + SLOT_DATA_OFFSET
     }
 }
@@ -430,7 +473,7 @@ fn busy(c: &Channel, what: &str) -> SegmentError {
 /// A liveness verdict cached for `poll`: asks the registry again when the
 /// tokens it was about change, or when it is older than `poll`.
 #[derive(Debug, Default)]
-struct PeerWatch {
+pub(crate) struct PeerWatch {
     /// `conn` when last judged.
     conn: u32,
     at: Option<Instant>,
@@ -440,7 +483,7 @@ struct PeerWatch {
 impl PeerWatch {
     /// The verdict as it stands, asking `judge` again only when `conn`
     /// changed (an end came or went): no clock, no system call otherwise.
-    fn gone_if_changed(&mut self, conn: u32, judge: impl FnOnce() -> bool) -> bool {
+    pub(crate) fn gone_if_changed(&mut self, conn: u32, judge: impl FnOnce() -> bool) -> bool {
         if self.at.is_none() || conn != self.conn {
             self.gone = judge();
             self.conn = conn;
@@ -451,7 +494,7 @@ impl PeerWatch {
 
     /// Whether the peers are gone, asking `judge` (which may make system
     /// calls) only when `conn` changed or the verdict is older than `poll`.
-    fn gone(&mut self, conn: u32, poll: Duration, judge: impl FnOnce() -> bool) -> bool {
+    pub(crate) fn gone(&mut self, conn: u32, poll: Duration, judge: impl FnOnce() -> bool) -> bool {
         let stale = self.at.is_none_or(|t| t.elapsed() >= poll) || conn != self.conn;
         if stale {
             self.gone = judge();
