@@ -164,6 +164,7 @@ pub(crate) mod queue;
 pub mod segment;
 pub(crate) mod sync;
 mod wait;
+pub mod waitset;
 
 #[cfg(all(test, mapshare_loom))]
 mod loom_tests;
@@ -198,3 +199,4 @@ pub use options::Options;
 pub use region::{View, ViewMut};
 pub use segment::Location;
 pub use sync::doorbell::WaitStrategy;
+pub use waitset::{Ready, WaitSet, Waitable};

@@ -155,3 +155,16 @@ impl Event {
         }
     }
 }
+
+impl crate::waitset::private::Source for Event {
+    fn ready(&self, _peers: bool) -> bool {
+        self.word().is_set()
+    }
+
+    fn arm(&self) -> Option<(&crate::primitive::AtomicU32, u32)> {
+        let w = self.word();
+        let seen = w.seq();
+        w.arm(seen).map(|v| (w.word(), v))
+    }
+}
+impl crate::waitset::Waitable for Event {}

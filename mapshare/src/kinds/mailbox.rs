@@ -422,3 +422,16 @@ impl Drop for MailboxGuard<'_> {
         mutex::unlock(self.mutex);
     }
 }
+
+impl crate::waitset::private::Source for Mailbox {
+    fn ready(&self, _peers: bool) -> bool {
+        self.is_full()
+    }
+
+    fn arm(&self) -> Option<(&crate::primitive::AtomicU32, u32)> {
+        let w = self.event(FILLED_OFFSET);
+        let seen = w.seq();
+        w.arm(seen).map(|v| (w.word(), v))
+    }
+}
+impl crate::waitset::Waitable for Mailbox {}

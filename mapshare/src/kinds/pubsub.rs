@@ -569,3 +569,17 @@ pub fn pubsub_stats(at: &Location) -> Result<PubSubStats, SegmentError> {
     let topic = Topic::attach(seg, WaitStrategy::default())?;
     Ok(topic.stats())
 }
+
+impl crate::waitset::private::Source for Subscriber {
+    fn ready(&self, peers: bool) -> bool {
+        let peers: Option<&dyn crate::sync::Liveness> =
+            if peers { Some(&self.topic.seg) } else { None };
+        self.topic.ring().poll_ready(&self.st, peers)
+    }
+
+    fn arm(&self) -> Option<(&crate::primitive::AtomicU32, u32)> {
+        let bell = self.topic.ring().data_bell();
+        bell.arm().map(|v| (bell.word(), v))
+    }
+}
+impl crate::waitset::Waitable for Subscriber {}

@@ -1690,3 +1690,39 @@ impl std::fmt::Display for CallError {
 }
 
 impl std::error::Error for CallError {}
+
+impl crate::waitset::private::Source for Server {
+    fn ready(&self, _peers: bool) -> bool {
+        let svc = &self.svc;
+        (0..svc.g.clients)
+            .any(|c| spsc::readable(&svc.slots(c, Dir::Request), self.heads[c]).is_some())
+    }
+
+    fn arm(&self) -> Option<(&AtomicU32, u32)> {
+        let bell = self.svc.server_bell();
+        bell.arm().map(|v| (bell.word(), v))
+    }
+}
+impl crate::waitset::Waitable for Server {}
+
+impl crate::waitset::private::Source for Client {
+    fn ready(&self, peers: bool) -> bool {
+        if !self.buffered.is_empty() || self.response_ready() || self.in_flight == 0 {
+            return true;
+        }
+        // The server our requests went to has gone (killed: with `peers`).
+        let ctl = self.svc.ctl();
+        let word = ctl.server.load(Ordering::Acquire);
+        let (epoch, token) = (server_epoch(word), server_token(word));
+        if token == 0 {
+            return ctl.ever.load(Ordering::Acquire) & EVER_SERVER != 0 || self.tag != 1;
+        }
+        epoch != self.tag || (peers && !self.svc.seg.is_alive(token))
+    }
+
+    fn arm(&self) -> Option<(&AtomicU32, u32)> {
+        let bell = self.svc.client_bell(self.me);
+        bell.arm().map(|v| (bell.word(), v))
+    }
+}
+impl crate::waitset::Waitable for Client {}

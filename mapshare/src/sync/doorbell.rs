@@ -170,7 +170,6 @@ impl Doorbell {
     }
 
     /// The futex word sleepers wait on.
-    #[cfg(feature = "tokio")]
     pub(crate) fn word(&self) -> &AtomicU32 {
         &self.seq
     }

@@ -215,7 +215,6 @@ impl EventWord {
     }
 
     /// The futex word waiters sleep on.
-    #[cfg(feature = "tokio")]
     pub(crate) fn word(&self) -> &AtomicU32 {
         &self.seq
     }

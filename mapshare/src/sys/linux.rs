@@ -314,6 +314,115 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
     let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n);
 }
 
+/// `FUTEX2_SIZE_U32`: a 32-bit futex word (futex2 flags). Never
+/// `FUTEX2_PRIVATE` on a shared word.
+pub(crate) const FUTEX2_SIZE_U32: u32 = 0x02;
+/// `FUTEX2_PRIVATE`: for our own process-local control words.
+const FUTEX2_PRIVATE: u32 = 128;
+
+/// `struct futex_waitv` (linux/futex.h).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+/// `struct __kernel_timespec`: 64-bit fields on every architecture, as
+/// `futex_waitv` takes it (unlike `libc::timespec` on 32-bit targets).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct KernelTimespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+/// One word for [`futex_waitv`]: its address, the value it must still
+/// hold for us to sleep, and whether it is process-private.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitWord {
+    pub(crate) addr: usize,
+    pub(crate) expected: u32,
+    pub(crate) private: bool,
+}
+
+/// How a `futex_waitv` ended.
+#[derive(Debug)]
+pub(crate) enum Waitv {
+    /// Woken on this word.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    // Reason: only the async layer asks which.
+    Woken(usize),
+    /// A word no longer held its expected value (or the call was
+    /// interrupted, or a word could not be read): look at them all again.
+    Changed,
+    /// The timeout passed.
+    TimedOut,
+    /// The kernel has no `futex_waitv` (before 5.16) or refused the call.
+    Unsupported,
+}
+
+/// `futex_waitv(words, flags 0, timeout, CLOCK_MONOTONIC)`: sleeps until one
+/// of up to 128 words is woken. Reads no memory itself.
+///
+/// # References
+///  - [Linux](https://docs.kernel.org/userspace-api/futex2.html)
+pub(crate) fn futex_waitv(words: &[WaitWord], timeout: Option<Duration>) -> Waitv {
+    let v: Vec<FutexWaitv> = words
+        .iter()
+        .map(|w| FutexWaitv {
+            val: u64::from(w.expected),
+            uaddr: w.addr as u64,
+            flags: FUTEX2_SIZE_U32 | if w.private { FUTEX2_PRIVATE } else { 0 },
+            reserved: 0,
+        })
+        .collect();
+    // futex_waitv takes an absolute time on the given clock.
+    let ts = timeout.map(|d| {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let mut sec = now
+            .tv_sec
+            .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let mut nsec = now.tv_nsec + i64::from(d.subsec_nanos());
+        if nsec >= 1_000_000_000 {
+            nsec -= 1_000_000_000;
+            sec = sec.saturating_add(1);
+        }
+        KernelTimespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        }
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const KernelTimespec);
+    // SAFETY: `v` is a valid array of `v.len()` `futex_waitv` entries that
+    // lives across the call; `ts_ptr` is null or points at a live
+    // timespec. The kernel reads the words at their addresses with fault
+    // handling (a bad address is EFAULT, not a fault in our process).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            v.as_ptr(),
+            v.len() as libc::c_uint,
+            0 as libc::c_uint,
+            ts_ptr,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if r >= 0 {
+        return Waitv::Woken(r as usize);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) | Some(libc::EFAULT) => Waitv::Changed,
+        Some(libc::ETIMEDOUT) => Waitv::TimedOut,
+        _ => Waitv::Unsupported,
+    }
+}
+
 fn ofd_lock(
     fd: &OwnedFd,
     cmd: libc::c_int,

@@ -145,3 +145,25 @@ pub(crate) struct ForkGuard;
 pub(crate) fn guard_fork(_fd: &OwnedFd, _map: &Mapping) -> ForkGuard {
     ForkGuard
 }
+
+/// One word for [`futex_waitv`] (never used here).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitWord {
+    pub(crate) addr: usize,
+    pub(crate) expected: u32,
+    pub(crate) private: bool,
+}
+
+/// How a `futex_waitv` ended.
+#[derive(Debug)]
+pub(crate) enum Waitv {
+    Woken(usize),
+    Changed,
+    TimedOut,
+    Unsupported,
+}
+
+/// No `futex_waitv` here: callers fall back to one word at a time.
+pub(crate) fn futex_waitv(_words: &[WaitWord], _timeout: Option<Duration>) -> Waitv {
+    Waitv::Unsupported
+}

@@ -469,3 +469,26 @@ impl Receiver {
         }
     }
 }
+
+impl crate::waitset::private::Source for Receiver {
+    fn ready(&self, peers: bool) -> bool {
+        if self.ready_lane().is_some() {
+            return true;
+        }
+        let ch = &self.ch;
+        if ch.ctl().ever.load(Ordering::Acquire) & EVER_SENDER == 0 {
+            return false; // waits for its first sender
+        }
+        // Every sender dropped (owner 0) or, asking the registry, killed.
+        (0..ch.g.lanes).all(|l| {
+            let owner = ch.lane(l).owner.load(Ordering::Acquire);
+            owner == 0 || (peers && !ch.seg.is_alive(owner))
+        })
+    }
+
+    fn arm(&self) -> Option<(&crate::primitive::AtomicU32, u32)> {
+        let bell = self.ch.bell(RX_BELL_OFFSET);
+        bell.arm().map(|v| (bell.word(), v))
+    }
+}
+impl crate::waitset::Waitable for Receiver {}

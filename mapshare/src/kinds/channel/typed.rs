@@ -152,3 +152,14 @@ impl<T: Pod> PodReceiver<T> {
         self.inner.is_empty()
     }
 }
+
+impl<T: Pod> crate::waitset::private::Source for PodReceiver<T> {
+    fn ready(&self, peers: bool) -> bool {
+        crate::waitset::private::Source::ready(&self.inner, peers)
+    }
+
+    fn arm(&self) -> Option<(&crate::primitive::AtomicU32, u32)> {
+        crate::waitset::private::Source::arm(&self.inner)
+    }
+}
+impl<T: Pod> crate::waitset::Waitable for PodReceiver<T> {}

@@ -8,10 +8,10 @@ use super::{
     JOIN_ATTEMPTS, MAX_SUBSCRIBERS,
 };
 use crate::primitive::{fence, Ordering};
-use crate::sync::doorbell::WaitStrategy;
+use crate::sync::doorbell::{Doorbell, WaitStrategy};
 use crate::sync::Liveness;
 
-impl Ring<'_> {
+impl<'a> Ring<'a> {
     /// Claims a slot whose owner is 0 (or, with `peers`, dead).
     fn claim_slot(&self, token: u32, peers: Option<&dyn Liveness>) -> Option<usize> {
         for (i, s) in self.subs.iter().enumerate() {
@@ -246,6 +246,27 @@ impl Ring<'_> {
         // SYNC(tail): SeqCst load pairs with the SeqCst store in `publish`.
         let ahead = self.tail.tail.load(Ordering::SeqCst).wrapping_sub(cursor);
         ahead != 0 && !is_negative(ahead)
+    }
+
+    /// For a wait set: whether `recv` would return at once (a message, a
+    /// lag, or a publisher that came and went; a killed one only with
+    /// `peers`, which asks the registry).
+    pub(crate) fn poll_ready(&self, st: &SubState, peers: Option<&dyn Liveness>) -> bool {
+        if self.readable(st.cursor) {
+            return true;
+        }
+        let came =
+            st.pub_at_join || self.ctl.publishers.load(Ordering::Acquire) != st.publishers_at_join;
+        if !came {
+            return false;
+        }
+        let p = self.publisher();
+        p == 0 || peers.is_some_and(|l| !l.is_alive(p))
+    }
+
+    /// The doorbell subscribers sleep on for data.
+    pub(crate) fn data_bell(&self) -> &'a Doorbell {
+        self.data_bell
     }
 
     /// The publisher's token (0: none).
