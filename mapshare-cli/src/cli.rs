@@ -102,6 +102,59 @@ pub(crate) enum Command {
     Pub(PubArgs),
     /// Print each message published on the pub/sub ring NAME, as it arrives.
     Sub(SubArgs),
+    /// Offer the request/response service NAME: each request on CMD's
+    /// stdin, CMD's stdout back as the response.
+    Serve(ServeArgs),
+    /// Send TEXT to the service NAME and print its response.
+    Request(RequestArgs),
+}
+
+/// The service a `serve` or `request` creates if it is the first.
+#[derive(Debug, Args)]
+pub(crate) struct ServiceArgs {
+    /// Clients at once, if this creates the service.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = parse_count)]
+    pub(crate) clients: usize,
+    /// Requests in flight per client, if this creates the service.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_count)]
+    pub(crate) capacity: usize,
+    /// Largest request or response in bytes, if this creates the service.
+    #[arg(long, value_name = "BYTES", default_value_t = 65536, value_parser = parse_count)]
+    pub(crate) max_message: usize,
+}
+
+/// `mapshare serve NAME -- CMD [ARGS...]`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Service name; created if it does not exist (gone with its last process).
+    #[arg(value_parser = parse_name)]
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) service: ServiceArgs,
+    /// Exit after answering this many requests.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+    /// The command run once per request, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) command: Vec<OsString>,
+}
+
+/// `mapshare request NAME TEXT`.
+#[derive(Debug, Args)]
+pub(crate) struct RequestArgs {
+    /// Service name; created if it does not exist yet (the request then
+    /// waits for the first server).
+    #[arg(value_parser = parse_name)]
+    pub(crate) name: String,
+    /// The request; its bytes are sent exactly.
+    #[arg(allow_hyphen_values = true)]
+    pub(crate) text: OsString,
+    /// Wait at most this long for the response, sending included (seconds;
+    /// default: as long as it takes). Exit status 3 when it runs out.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
+    pub(crate) timeout: Option<Duration>,
+    #[command(flatten)]
+    pub(crate) service: ServiceArgs,
 }
 
 /// Policy of a ring `pub` creates.

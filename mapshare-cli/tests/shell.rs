@@ -125,6 +125,11 @@ fn pub_input_is_bounded_and_null_framing_is_exact() {
 }
 
 #[test]
+fn a_script_serves_and_calls_a_local_service() {
+    script("service");
+}
+
+#[test]
 fn usage_errors_are_one_line_and_exit_2() {
     script("usage");
 }

@@ -65,6 +65,33 @@ struct Process {
 enum Queue {
     Channel(ChannelQueue),
     PubSub(PubSubQueue),
+    Service(ServiceQueue),
+}
+
+/// A request/response service.
+#[derive(Debug, Serialize)]
+struct ServiceQueue {
+    /// Requests in flight per client.
+    capacity: usize,
+    max_message: usize,
+    /// Requests waiting for the server, all clients together.
+    depth: u64,
+    server_alive: bool,
+    /// Servers that have taken the name so far.
+    server_epoch: u32,
+    /// Requests sent since creation, all clients together.
+    requests: u64,
+    clients: Vec<ServiceClient>,
+}
+
+/// One client block of a service (only those ever used are listed).
+#[derive(Debug, Serialize)]
+struct ServiceClient {
+    client: usize,
+    alive: bool,
+    requests_waiting: u64,
+    responses_waiting: u64,
+    requests_sent: u64,
 }
 
 /// A channel's queue.
@@ -159,12 +186,37 @@ impl Queue {
         })
     }
 
-    /// Messages sent (a channel, all lanes) or published (a ring) since
-    /// it was made.
+    fn service(st: mapshare::ServiceStats) -> Queue {
+        Queue::Service(ServiceQueue {
+            capacity: st.capacity,
+            max_message: st.max_message,
+            depth: st.clients.iter().map(|c| c.requests_waiting).sum(),
+            server_alive: st.server_alive,
+            server_epoch: st.server_epoch,
+            requests: st.clients.iter().map(|c| c.requests_sent).sum(),
+            clients: st
+                .clients
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.alive || c.requests_sent != 0)
+                .map(|(client, c)| ServiceClient {
+                    client,
+                    alive: c.alive,
+                    requests_waiting: c.requests_waiting,
+                    responses_waiting: c.responses_waiting,
+                    requests_sent: c.requests_sent,
+                })
+                .collect(),
+        })
+    }
+
+    /// Messages sent (a channel, all lanes), published (a ring) or
+    /// requests sent (a service) since it was made.
     fn messages(&self) -> u64 {
         match self {
             Queue::Channel(c) => c.lanes.iter().map(|l| l.sent).sum(),
             Queue::PubSub(p) => p.published,
+            Queue::Service(s) => s.requests,
         }
     }
 
@@ -173,6 +225,7 @@ impl Queue {
         let (capacity, max_message, depth) = match self {
             Queue::Channel(c) => (c.capacity, c.max_message, c.depth),
             Queue::PubSub(p) => (p.capacity, p.max_message, p.depth),
+            Queue::Service(s) => (s.capacity, s.max_message, s.depth),
         };
         let mut out = format!(
             "{:<12} {capacity} messages of up to {max_message} bytes\n{:<12} {depth} waiting\n",
@@ -191,9 +244,37 @@ impl Queue {
                 );
                 out.push_str(&indent(&subscribers_table(p)));
             }
+            Queue::Service(s) => {
+                let _ = writeln!(
+                    out,
+                    "{:<12} server {} (epoch {}), {} requests sent",
+                    "service",
+                    alive(s.server_alive),
+                    s.server_epoch,
+                    s.requests
+                );
+                out.push_str(&indent(&clients_table(s)));
+            }
         }
         out
     }
+}
+
+/// A service's client blocks, in text (nothing without clients).
+fn clients_table(s: &ServiceQueue) -> String {
+    if s.clients.is_empty() {
+        return String::new();
+    }
+    let rows = s.clients.iter().map(|c| {
+        [
+            c.client.to_string(),
+            c.requests_waiting.to_string(),
+            c.responses_waiting.to_string(),
+            c.requests_sent.to_string(),
+            c.alive.to_string(),
+        ]
+    });
+    table(&["CLIENT", "REQUESTS", "RESPONSES", "SENT", "ALIVE"], rows)
 }
 
 /// A channel's lanes, in text (nothing without lanes).
@@ -289,6 +370,7 @@ fn read(at: &Location) -> Result<(Info, Header)> {
         match header.kind {
             Kind::Channel => mapshare::channel_stats(at).ok().map(Queue::channel),
             Kind::PubSub => mapshare::pubsub_stats(at).ok().map(Queue::pubsub),
+            Kind::Service => mapshare::service_stats(at).ok().map(Queue::service),
             _ => None,
         }
     };
@@ -447,7 +529,8 @@ fn frame(at: &Location, rates: &mut Rates<()>, format: Format, every: Duration) 
             );
             out.push_str(&indent(&subscribers_table(p)));
         }
-        None if matches!(h.kind, Kind::Channel | Kind::PubSub) => {
+        Some(q @ Queue::Service(_)) => out.push_str(&q.text()),
+        None if matches!(h.kind, Kind::Channel | Kind::PubSub | Kind::Service) => {
             let why = if info.attached.is_empty() && !info.persistent {
                 "not read: no live process holds it"
             } else {

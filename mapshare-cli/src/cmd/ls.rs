@@ -86,7 +86,7 @@ fn scan() -> Result<Vec<(Row, Option<Counter>)>> {
             Ok(info) => rows.push(match &info.header {
                 Ok(h) => {
                     let held = !info.attached.is_empty() || h.is_persistent();
-                    let counted = matches!(h.kind, Kind::Channel | Kind::PubSub);
+                    let counted = matches!(h.kind, Kind::Channel | Kind::PubSub | Kind::Service);
                     let counter = (held && counted).then_some(Counter {
                         kind: h.kind,
                         at,
@@ -181,6 +181,9 @@ fn messages(c: &Counter) -> Option<u64> {
             .ok()
             .map(|s| s.lanes.iter().map(|l| l.sent).sum()),
         Kind::PubSub => mapshare::pubsub_stats(&c.at).ok().map(|s| s.published),
+        Kind::Service => mapshare::service_stats(&c.at)
+            .ok()
+            .map(|s| s.clients.iter().map(|c| c.requests_sent).sum()),
         _ => None,
     }
 }

@@ -15,6 +15,7 @@ mod pubsub;
 mod recv;
 mod rm;
 mod send;
+mod service;
 mod watch;
 
 /// Runs one verb, `ls`, `info` and `gc` printing in `format` (the global
@@ -33,5 +34,7 @@ pub(crate) fn run(command: Command, format: Format) -> Result<ExitCode> {
         Command::Gc(args) => gc::run(&args, args.json.resolve(format)),
         Command::Pub(args) => pubsub::publish(&args),
         Command::Sub(args) => pubsub::subscribe(&args),
+        Command::Serve(args) => service::serve(&args),
+        Command::Request(args) => service::request(&args),
     }
 }
