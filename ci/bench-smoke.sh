@@ -7,3 +7,5 @@ python3 -c "import json; d=json.load(open('target/bench-quick.json')); print('be
 # The async benchmark, small: every backend and peer runs end to end.
 cargo run --release -p mapshare-bench --bin mapshare-async-bench -- \
   --rounds 2000 --waiters 1000 --per-waiter 3 --cancels 20000
+# The request/response and WaitSet benchmark, small: every contender runs.
+cargo run --release -p mapshare-bench --bin mapshare-rpc-bench -- --rounds 300 --big-rounds 20
