@@ -64,7 +64,7 @@ out=$(cd "$scratch" && env -i HOME="$HOME" PATH="$install_root/bin:/usr/bin:/bin
 for j in \$(jobs -p); do wait \"\$j\"; done")
 rm -rf "$scratch"
 echo "$out"
-for want in 'grüß dich 👋' 'one at a time' '3'; do
+for want in 'grüß dich 👋' 'one at a time' '3' 'GRüß DICH'; do
   grep -qF "$want" <<<"$out" || { echo "external: the tour did not print '$want'"; exit 1; }
 done
 echo "external: the installed CLI ran the README tour"

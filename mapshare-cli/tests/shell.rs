@@ -153,13 +153,13 @@ fn the_readme_cli_tour_does_what_it_says() {
     // fails the test, and `wait` so background lines must end well too.
     let script = format!("set -euo pipefail\n{tour}\nfor j in $(jobs -p); do wait \"$j\"; done\n");
     let out = run_bash("tour", &["-c", &script]);
-    for want in ["grüß dich 👋", "1\n2\n3\n", "one at a time"] {
+    for want in ["grüß dich 👋", "1\n2\n3\n", "one at a time", "GRüß DICH"] {
         assert!(
             out.contains(want),
             "the tour did not print {want:?}:\n{out}"
         );
     }
-    for name in ["hello", "backup", "nums"] {
+    for name in ["hello", "backup", "nums", "upper"] {
         assert!(
             !Path::new("/dev/shm")
                 .join(format!("mapshare.{name}"))
