@@ -246,6 +246,51 @@ fn child_roles() {
                 });
                 c.signal("done");
             }
+            // An async server on `name-a` answering 50 requests, and an
+            // async client of `name-b` with 3 requests in flight at a time,
+            // then awaiting a response its (killed) server never sends.
+            "service" => {
+                let rt = current_thread();
+                let n = &c.name;
+                let mut server = mapshare::Server::open(&format!("{n}-a")).unwrap();
+                let mut client = mapshare::Client::open(&format!("{n}-b")).unwrap();
+                c.signal("ready");
+                rt.block_on(async {
+                    let serve = async {
+                        for _ in 0..50 {
+                            let r = server.recv_request_async().await.unwrap();
+                            let mut back = r.data().to_vec();
+                            back.reverse();
+                            server.respond(r.reply_to(), &back).unwrap();
+                        }
+                    };
+                    let call = async {
+                        let mut want = std::collections::HashMap::new();
+                        for i in 0u32..40 {
+                            let id = client.request_async(&i.to_le_bytes()).await.unwrap();
+                            want.insert(id, i);
+                            if client.in_flight() == 3 {
+                                let r = client.recv_response_async().await.unwrap();
+                                assert_eq!(r.data(), want.remove(&r.id()).unwrap().to_be_bytes());
+                            }
+                        }
+                        while client.in_flight() > 0 {
+                            let r = client.recv_response_async().await.unwrap();
+                            assert_eq!(r.data(), want.remove(&r.id()).unwrap().to_be_bytes());
+                        }
+                        c.signal("called");
+                        // The parent's server takes this one and is killed.
+                        client.request_async(b"last").await.unwrap();
+                        assert_eq!(
+                            client.recv_response_async().await,
+                            Err(mapshare::RecvError::Disconnected)
+                        );
+                    };
+                    tokio::join!(serve, call);
+                });
+                c.signal("done");
+            }
+            "server-b" => blocking_server(&c.name, &c.dir),
             // Awaits on a channel that a peer shrinks under it.
             "truncated" => {
                 let rt = current_thread();
@@ -572,5 +617,73 @@ fn an_async_wait_on_a_segment_a_peer_shrinks_is_a_fault_not_sigbus() {
         );
         child.wait_ok();
         assert!(dir.join("survived").exists(), "{backend}");
+    }
+}
+
+/// Answers `name-b`'s requests by reversing them, until told `die`, then
+/// takes one more request and waits to be killed with it in hand.
+fn blocking_server(name: &str, dir: &std::path::Path) {
+    let mut server = mapshare::Server::open(name).unwrap();
+    common::signal(dir, "serving");
+    loop {
+        match server.recv_request_timeout(Duration::from_millis(20)) {
+            Ok(r) if r.data() == b"last" => {
+                common::signal(dir, "holding");
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            Ok(r) => {
+                let mut back = r.data().to_vec();
+                back.reverse();
+                server.respond(r.reply_to(), &back).unwrap();
+            }
+            Err(mapshare::RecvTimeoutError::Timeout) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+#[test]
+fn request_response_async_both_sides_and_a_killed_server() {
+    child_roles();
+    let _wd = watchdog(TEST);
+    let test = "request_response_async_both_sides_and_a_killed_server";
+    for backend in BACKENDS {
+        let n = unique_name("async-svc");
+        let (a, b) = (format!("{n}-a"), format!("{n}-b"));
+        let mut clean = Cleanup::new(&a);
+        clean.add(&b);
+        let dir = TempDir::new("async-svc");
+        let mut client = mapshare::Client::create(&a).unwrap();
+        let _service_b = mapshare::Client::options(&b).capacity(4).create().unwrap();
+        let mut server_b = spawn_child_via(&[], test, "server-b", &b, dir.path(), "");
+        assert!(common::wait_for_flag_or_exit(
+            dir.path(),
+            "serving",
+            &mut server_b
+        ));
+        drop(_service_b);
+        let env = env_for(backend);
+        let mut child = spawn_child_via(&["env", &env], test, "service", &n, dir.path(), "");
+        assert!(common::wait_for_flag_or_exit(
+            dir.path(),
+            "ready",
+            &mut child
+        ));
+        for i in 0u32..50 {
+            let back = client
+                .call_timeout(&i.to_le_bytes(), Duration::from_secs(30))
+                .unwrap();
+            assert_eq!(back, i.to_be_bytes(), "{backend}");
+        }
+        assert!(common::wait_for_flag_or_exit(
+            dir.path(),
+            "holding",
+            &mut server_b
+        ));
+        server_b.kill();
+        child.wait_ok();
+        assert!(dir.join("done").exists(), "{backend}");
     }
 }

@@ -1726,3 +1726,106 @@ impl crate::waitset::private::Source for Client {
     }
 }
 impl crate::waitset::Waitable for Client {}
+
+/// How often an async client asks whether its server lives (nobody rings
+/// for a killed one); longer than the blocking form's slice, as for the
+/// other async waits.
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+const ASYNC_SERVER_POLL: Duration = Duration::from_millis(200);
+
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+impl Server {
+    /// Takes the next request without blocking the thread (feature
+    /// `tokio`): the async form of [`recv_request`](Self::recv_request).
+    /// Dropping the future loses nothing.
+    ///
+    /// # Errors
+    /// As [`recv_request`](Self::recv_request).
+    pub async fn recv_request_async(&mut self) -> Result<Request, crate::error::RecvError> {
+        loop {
+            if let Some(r) = self.next_request() {
+                return r.map_err(crate::wait::recv_blocking);
+            }
+            let svc = &self.svc;
+            let heads = &self.heads;
+            crate::asyncio::bell_wait(svc.server_bell(), None, &|| svc.seg.intact(), || {
+                (0..svc.g.clients)
+                    .any(|c| spsc::readable(&svc.slots(c, Dir::Request), heads[c]).is_some())
+            })
+            .await;
+            if !self.svc.seg.intact() {
+                return Err(crate::error::RecvError::Fault(Fault::Truncated));
+            }
+        }
+    }
+}
+
+#[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+impl Client {
+    /// Sends `msg` as a request without blocking the thread (feature
+    /// `tokio`): the async form of [`request`](Self::request), with the
+    /// same errors. Dropping the future sends nothing.
+    ///
+    /// # Errors
+    /// As [`request`](Self::request).
+    pub async fn request_async<'m>(&mut self, msg: &'m [u8]) -> Result<u64, SendError<&'m [u8]>> {
+        loop {
+            match self.request_inner(msg, Wait::Try) {
+                Ok(id) => return Ok(id),
+                Err(SendTimeoutError::Timeout(_)) => {}
+                Err(e) => {
+                    return Err(send_blocking(e).unwrap_or(SendError::Disconnected(msg)));
+                }
+            }
+            let svc = &self.svc;
+            let (me, head) = (self.me, self.head);
+            let conn = svc.ctl().conn.load(Ordering::Relaxed);
+            let slice = Instant::now().checked_add(ASYNC_SERVER_POLL);
+            let full = self.in_flight >= svc.g.slots.capacity;
+            let tail = self.prod.tail;
+            crate::asyncio::bell_wait(svc.client_bell(me), slice, &|| svc.seg.intact(), || {
+                let progress = if full {
+                    spsc::readable(&svc.slots(me, Dir::Response), head).is_some()
+                } else {
+                    // Room once the server has taken our oldest request.
+                    let lane = svc.lane(me, Dir::Request);
+                    tail.wrapping_sub(lane.head.load(Ordering::Acquire))
+                        < svc.g.slots.capacity as u64
+                };
+                progress || svc.ctl().conn.load(Ordering::Relaxed) != conn
+            })
+            .await;
+            if !self.svc.seg.intact() {
+                return Err(SendError::Fault(msg, Fault::Truncated));
+            }
+        }
+    }
+
+    /// Takes the next response without blocking the thread (feature
+    /// `tokio`): the async form of [`recv_response`](Self::recv_response),
+    /// with the same errors (a killed server is noticed within about
+    /// 200 ms). Dropping the future loses nothing.
+    ///
+    /// # Errors
+    /// As [`recv_response`](Self::recv_response).
+    pub async fn recv_response_async(&mut self) -> Result<Response, crate::error::RecvError> {
+        loop {
+            match self.recv_response_inner(Wait::Try) {
+                Err(RecvTimeoutError::Timeout) => {}
+                other => return other.map_err(crate::wait::recv_blocking),
+            }
+            let svc = &self.svc;
+            let (me, head) = (self.me, self.head);
+            let conn = svc.ctl().conn.load(Ordering::Relaxed);
+            let slice = Instant::now().checked_add(ASYNC_SERVER_POLL);
+            crate::asyncio::bell_wait(svc.client_bell(me), slice, &|| svc.seg.intact(), || {
+                spsc::readable(&svc.slots(me, Dir::Response), head).is_some()
+                    || svc.ctl().conn.load(Ordering::Relaxed) != conn
+            })
+            .await;
+            if !self.svc.seg.intact() {
+                return Err(crate::error::RecvError::Fault(Fault::Truncated));
+            }
+        }
+    }
+}
