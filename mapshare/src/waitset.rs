@@ -36,6 +36,11 @@
 //! first 128 and looks at the others every millisecond. On kernels without
 //! `futex_waitv` (before 5.16) the set looks every millisecond.
 //!
+//! A source whose segment another process shrank while the set slept
+//! (what its own wait reports as `Fault::Truncated`) is listed apart, in
+//! [`Ready::truncated`], before anything touches it: every source is
+//! checked (one `fstat` each) after every sleep.
+//!
 //! Killed peers are noticed as the sources' own waits notice them: the set
 //! sleeps in slices of 50 ms and asks the registry about the sources'
 //! peers between slices, so a receiver whose sender was killed becomes
@@ -45,9 +50,15 @@
 //! A source is ready when its next `try_` call would return at once with
 //! something to report: a message, a request, a response, a set event, or
 //! a state (`Disconnected`, a fault). A source that is disconnected stays
-//! ready, as in crossbeam. The set only looks; it takes nothing, so the
-//! caller takes what is there with the source's own `try_` call (another
-//! thread may have taken it first: then that call says `Empty`).
+//! ready, as in crossbeam; the one exception is a [`Client`](crate::Client)
+//! with no request in flight, which nothing can make ready (its
+//! `recv_response` says `Disconnected` at once), so that a set of idle
+//! clients sleeps. The set only looks; it takes nothing, so the caller
+//! takes what is there with the source's own `try_` call. That call may
+//! still say `Empty`: another thread took it first, what was there was
+//! stale (a request for an earlier server, a response for an earlier
+//! client), or the set saw a killed peer a moment before the source's own
+//! cached verdict does (within 50 ms).
 //!
 //! # Fairness
 //! [`Ready`] lists every ready source, starting after the one listed
@@ -61,6 +72,10 @@ use crate::sys::{self, WaitWord, Waitv};
 
 /// Most sources one `futex_waitv` sleeps on.
 pub const WAITV_MAX: usize = 128;
+
+/// Set once `futex_waitv` was refused (a kernel before 5.16): every wait
+/// of this process then looks every millisecond instead.
+static WAITV_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// How long a wait sleeps before it asks about killed peers.
 const PEER_SLICE: Duration = Duration::from_millis(50);
@@ -81,6 +96,11 @@ pub(crate) mod private {
         /// the value to sleep on while it holds it, or `None` if the word
         /// changed meanwhile (look again).
         fn arm(&self) -> Option<(&AtomicU32, u32)>;
+
+        /// Whether the source's segment still backs every mapped page (one
+        /// `fstat`): asked after every sleep, before the source is looked at
+        /// again.
+        fn intact(&self) -> bool;
     }
 }
 
@@ -95,6 +115,7 @@ pub trait Waitable: private::Source {}
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ready {
     indices: Vec<usize>,
+    truncated: Vec<usize>,
 }
 
 impl Ready {
@@ -118,9 +139,18 @@ impl Ready {
         self.indices.len()
     }
 
-    /// Whether none was (only [`WaitSet::try_wait`] returns an empty set).
+    /// Whether none was ready and none was truncated (only
+    /// [`WaitSet::try_wait`] returns an empty set).
     pub fn is_empty(&self) -> bool {
-        self.indices.is_empty()
+        self.indices.is_empty() && self.truncated.is_empty()
+    }
+
+    /// The sources whose segment another process shrank while the set
+    /// slept (`Fault::Truncated` for their own waits). They are not in
+    /// [`iter`](Self::iter): any call on them may touch pages that are gone
+    /// (`SIGBUS`), so drop them, and leave them out of later waits.
+    pub fn truncated(&self) -> &[usize] {
+        &self.truncated
     }
 }
 
@@ -192,7 +222,22 @@ impl WaitSet {
         if let Some(&f) = indices.first() {
             self.next = f + 1;
         }
-        Ready { indices }
+        Ready {
+            indices,
+            truncated: Vec::new(),
+        }
+    }
+
+    /// After a sleep: the sources whose segment was shrunk meanwhile, as a
+    /// result, before anything touches them.
+    fn truncated(sources: &[&dyn Waitable]) -> Option<Ready> {
+        let truncated: Vec<usize> = (0..sources.len())
+            .filter(|&i| !sources[i].intact())
+            .collect();
+        (!truncated.is_empty()).then(|| Ready {
+            indices: Vec::new(),
+            truncated,
+        })
     }
 
     fn wait_inner(
@@ -220,10 +265,17 @@ impl WaitSet {
             }
             // Register on every word, then look once more: a source made
             // ready after this look changed its word, so the sleep below
-            // returns at once.
+            // returns at once. Without futex_waitv, register on nothing (a
+            // set bit would cost every ring a wake system call) and look
+            // every millisecond.
             self.words.clear();
             let mut changed = false;
-            for s in sources.iter().take(WAITV_MAX) {
+            let armed = if WAITV_REFUSED.load(std::sync::atomic::Ordering::Relaxed) {
+                0
+            } else {
+                WAITV_MAX
+            };
+            for s in sources.iter().take(armed) {
                 match s.arm() {
                     Some((word, expected)) => self.words.push(WaitWord {
                         addr: word as *const AtomicU32 as usize,
@@ -245,7 +297,7 @@ impl WaitSet {
                     return Some(r);
                 }
                 let mut slice = PEER_SLICE.saturating_sub(now.duration_since(peers_at));
-                if sources.len() > WAITV_MAX {
+                if sources.len() > self.words.len() {
                     slice = slice.min(POLL_SLICE);
                 }
                 if let Some(d) = deadline {
@@ -255,6 +307,9 @@ impl WaitSet {
                     self.sleep(slice);
                 } else {
                     std::thread::sleep(slice);
+                }
+                if let Some(t) = Self::truncated(sources) {
+                    return Some(t);
                 }
             }
             let r = self.collect(sources, false);
@@ -267,8 +322,12 @@ impl WaitSet {
     fn sleep(&self, slice: Duration) {
         match sys::futex_waitv(&self.words, Some(slice)) {
             Waitv::Woken(_) | Waitv::Changed | Waitv::TimedOut => {}
-            // No futex_waitv (before Linux 5.16): look every millisecond.
-            Waitv::Unsupported => std::thread::sleep(slice.min(POLL_SLICE)),
+            // No futex_waitv (before Linux 5.16): look every millisecond
+            // from now on.
+            Waitv::Unsupported => {
+                WAITV_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(slice.min(POLL_SLICE));
+            }
         }
     }
 }

@@ -306,6 +306,7 @@ fn a_client_started_before_any_server_is_answered_by_the_first() {
 
 #[test]
 fn flow_control_keeps_responses_that_arrive_while_waiting_for_room() {
+    let _wd = common::watchdog("flow_control_keeps_responses_that_arrive_while_waiting_for_room");
     let name = unique_name("svc-flow");
     let _c = Cleanup::new(&name);
     let mut server: Server = Options::new(&name).capacity(2).create().unwrap();
@@ -333,6 +334,7 @@ fn flow_control_keeps_responses_that_arrive_while_waiting_for_room() {
 
 #[test]
 fn loans_on_both_sides_and_limits() {
+    let _wd = common::watchdog("loans_on_both_sides_and_limits");
     let name = unique_name("svc-loan");
     let _c = Cleanup::new(&name);
     let mut server: Server = Options::new(&name).max_message(64).create().unwrap();
@@ -361,4 +363,64 @@ fn loans_on_both_sides_and_limits() {
         Receiver::open(&name),
         Err(SegmentError::KindMismatch { .. })
     ));
+}
+
+#[test]
+fn a_client_taking_over_a_block_frees_its_predecessors_unread_responses() {
+    let _wd =
+        common::watchdog("a_client_taking_over_a_block_frees_its_predecessors_unread_responses");
+    let name = unique_name("svc-unread");
+    let _c = Cleanup::new(&name);
+    let mut server: Server = Options::new(&name).senders(1).capacity(2).create().unwrap();
+    let mut first = Client::open(&name).unwrap();
+    first.request(b"1").unwrap();
+    first.request(b"2").unwrap();
+    for _ in 0..2 {
+        let r = server.try_recv_request().unwrap();
+        server.respond(r.reply_to(), b"unread").unwrap();
+    }
+    drop(first); // leaves two responses in the block's lane
+    let mut second = Client::open(&name).unwrap();
+    let id = second.request(b"3").unwrap();
+    let r = server.try_recv_request().unwrap();
+    // Room at once: the server never waits on a client that plays fair.
+    server.try_respond(r.reply_to(), b"yours").unwrap();
+    assert_eq!(second.call_response_timeout(id, LONG).unwrap(), b"yours");
+}
+
+#[test]
+fn abandoned_unanswered_and_doubly_answered_requests_keep_the_count_right() {
+    let _wd =
+        common::watchdog("abandoned_unanswered_and_doubly_answered_requests_keep_the_count_right");
+    let name = unique_name("svc-abandon");
+    let _c = Cleanup::new(&name);
+    let mut server: Server = Options::new(&name).capacity(1).create().unwrap();
+    let mut client = Client::open(&name).unwrap();
+    let lost = client.request(b"never answered").unwrap();
+    let dropped = server.try_recv_request().unwrap(); // the server keeps it, answers later
+    assert!(client.try_request(b"next").is_err(), "capacity 1: full");
+    assert!(client.abandon(lost));
+    assert!(!client.abandon(lost), "only once");
+    let id = client.request(b"next").unwrap();
+    // The late answer to the abandoned request is dropped, not taken as ours.
+    server.respond(dropped.reply_to(), b"late").unwrap();
+    assert_eq!(client.try_recv_response(), Err(TryRecvError::Empty));
+    let r = server.try_recv_request().unwrap();
+    server.respond(r.reply_to(), b"on time").unwrap();
+    let resp = client.recv_response_timeout(LONG).unwrap();
+    assert_eq!((resp.id(), resp.data()), (id, &b"on time"[..]));
+    // A second answer to the same request is dropped too.
+    server.try_respond(r.reply_to(), b"again").unwrap();
+    assert_eq!(client.in_flight(), 0);
+    assert_eq!(client.try_recv_response(), Err(TryRecvError::Disconnected));
+    // Another server handle cannot answer what this one took.
+    let id = client.request(b"q").unwrap();
+    let r = server.try_recv_request().unwrap();
+    drop(server);
+    let mut successor = Server::open(&name).unwrap();
+    assert!(matches!(
+        successor.respond(r.reply_to(), b"not mine"),
+        Err(SendError::Disconnected(_))
+    ));
+    assert!(client.abandon(id));
 }

@@ -161,6 +161,10 @@ impl crate::waitset::private::Source for Event {
         self.word().is_set()
     }
 
+    fn intact(&self) -> bool {
+        self.seg.is_intact()
+    }
+
     fn arm(&self) -> Option<(&crate::primitive::AtomicU32, u32)> {
         let w = self.word();
         let seen = w.seq();

@@ -428,6 +428,10 @@ impl crate::waitset::private::Source for Mailbox {
         self.is_full()
     }
 
+    fn intact(&self) -> bool {
+        self.seg.is_intact()
+    }
+
     fn arm(&self) -> Option<(&crate::primitive::AtomicU32, u32)> {
         let w = self.event(FILLED_OFFSET);
         let seen = w.seq();

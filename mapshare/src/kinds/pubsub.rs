@@ -577,6 +577,10 @@ impl crate::waitset::private::Source for Subscriber {
         self.topic.ring().poll_ready(&self.st, peers)
     }
 
+    fn intact(&self) -> bool {
+        self.topic.seg.is_intact()
+    }
+
     fn arm(&self) -> Option<(&crate::primitive::AtomicU32, u32)> {
         let bell = self.topic.ring().data_bell();
         bell.arm().map(|v| (bell.word(), v))

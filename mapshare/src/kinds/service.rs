@@ -51,11 +51,18 @@
 //! one takes over.
 //!
 //! # Flow control
-//! A client has at most `capacity` requests in flight (sent, response not
-//! yet read). Responses that arrive while the client waits for room are
-//! moved to a queue in its own memory, so the response lane always has room
-//! for every response it is owed: an honest client never makes the server
-//! wait, and `respond` waits only on a client that broke the protocol.
+//! A client has at most `capacity` requests in flight in shared memory
+//! (sent, response not yet taken out of its lane). Responses that arrive
+//! while the client waits for room, or while it waits for another id, are
+//! moved to a queue in its own memory (`in_flight` counts them too; a
+//! client that keeps sending without reading grows that queue), so the
+//! response lane always has room for every response it is owed: an honest
+//! client never makes the server wait, and `respond` waits only on a
+//! client that broke the protocol. A client taking a block over frees
+//! whatever its predecessor left unread there. A request the server never
+//! answers counts until [`Client::abandon`] gives up on it; a response to
+//! a request not in flight (abandoned, answered twice, or forged) is
+//! dropped.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -385,11 +392,14 @@ impl Service {
 
     /// Copies the message at `head` of `slots` out with its meta words, if
     /// one is there: `Err(len)` for a length above the maximum (corrupt).
-    fn read_slot<'a>(slots: &ShmSlots<'a>, head: u64) -> Option<Result<(View<'a>, [u64; 3]), u64>> {
-        let len = match spsc::readable(slots, head)? {
-            Ok(len) => len,
-            Err(bad) => return Some(Err(bad)),
-        };
+    /// The meta words are copied out with it; `Err((len, meta))` for a
+    /// length above the maximum (a corrupt slot).
+    #[allow(clippy::type_complexity)] // Reason: a private helper's one result.
+    fn read_slot<'a>(
+        slots: &ShmSlots<'a>,
+        head: u64,
+    ) -> Option<Result<(View<'a>, [u64; 3]), (u64, [u64; 3])>> {
+        let got = spsc::readable(slots, head)?;
         let i = spsc::index(slots, head);
         let h = slots.header(i);
         // SYNC(slot): after `readable`'s Acquire load of `seq`, these see
@@ -399,6 +409,10 @@ impl Service {
             h.meta[META_CLIENT_EPOCH].load(Ordering::Relaxed),
             h.meta[META_SERVER_EPOCH].load(Ordering::Relaxed),
         ];
+        let len = match got {
+            Ok(len) => len,
+            Err(bad) => return Some(Err((bad, meta))),
+        };
         let view = slots
             .region
             .view(slots.data_offset(i), len)
@@ -507,6 +521,9 @@ pub fn service_stats(at: &Location) -> Result<ServiceStats, SegmentError> {
 pub struct ReplyTo {
     client: usize,
     epoch: u64,
+    /// The epoch of the server that took the request: another server (a
+    /// later one, or another handle) cannot answer it.
+    server: u32,
     id: u64,
 }
 
@@ -686,7 +703,7 @@ impl Server {
                 continue;
             };
             let out = match got {
-                Err(len) => Some(Err(RecvTimeoutError::Fault(Fault::BadLength {
+                Err((len, _)) => Some(Err(RecvTimeoutError::Fault(Fault::BadLength {
                     len,
                     max: self.svc.g.slots.max_message as u64,
                 }))),
@@ -698,6 +715,7 @@ impl Server {
                             reply_to: ReplyTo {
                                 client: c,
                                 epoch: client_epoch,
+                                server: self.epoch,
                                 id,
                             },
                             data: view.to_vec(),
@@ -775,7 +793,8 @@ impl Server {
     }
 
     fn wait_response_room(&mut self, to: &ReplyTo, wait: Wait) -> Result<(), Stop> {
-        if to.client >= self.svc.g.clients || self.client_gone(to, false) {
+        if to.server != self.epoch || to.client >= self.svc.g.clients || self.client_gone(to, false)
+        {
             return Err(Stop::Disconnected);
         }
         let c = to.client;
@@ -1095,7 +1114,9 @@ pub struct Client {
     prod: Producer,
     head: u64,
     next_id: u64,
-    in_flight: usize,
+    /// The ids of our requests in flight, oldest first (at most `capacity`):
+    /// a response is taken only for one of them, and only once.
+    outstanding: VecDeque<u64>,
     /// The server epoch the requests in flight went to.
     tag: u32,
     /// Responses moved out of the lane while waiting for room, or while
@@ -1131,7 +1152,18 @@ impl Client {
             {
                 let epoch = words.epoch.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
                 let tail = spsc::recover_tail(&svc.slots(c, Dir::Request), words);
-                let head = spsc::recover_head(svc.lane(c, Dir::Response));
+                // Free what the previous holder left unread in our response
+                // lane (none of it can be ours), so every response we are
+                // owed finds room and the server never waits on us.
+                let resp = svc.lane(c, Dir::Response);
+                let slots = svc.slots(c, Dir::Response);
+                let mut head = spsc::recover_head(resp);
+                for _ in 0..svc.g.slots.capacity {
+                    if spsc::readable(&slots, head).is_none() {
+                        break;
+                    }
+                    head = spsc::release(resp, head);
+                }
                 svc.announce(0);
                 return Ok(Client {
                     svc,
@@ -1140,7 +1172,7 @@ impl Client {
                     prod: Producer::new(tail),
                     head,
                     next_id: 1,
-                    in_flight: 0,
+                    outstanding: VecDeque::new(),
                     tag: 0,
                     buffered: VecDeque::new(),
                     server: PeerWatch::default(),
@@ -1165,9 +1197,34 @@ impl Client {
         self.svc.g.slots.capacity
     }
 
-    /// Requests sent whose response has not been read yet.
+    /// Requests sent whose response has not been read yet (those whose
+    /// response has arrived and waits in this handle included).
     pub fn in_flight(&self) -> usize {
-        self.in_flight + self.buffered.len()
+        self.outstanding.len() + self.buffered.len()
+    }
+
+    /// Gives up on request `id`: it no longer counts against `capacity`,
+    /// and its response, if one comes, is dropped. For a request the server
+    /// will never answer (a server that dropped it, or a `call_timeout`
+    /// that ran out). Returns whether `id` was in flight.
+    ///
+    /// A server that does answer it later puts that answer in a slot of
+    /// this client's lane that nothing counted: it stays there until this
+    /// client's next `request` or `recv_response` drops it, and a server
+    /// answering with the blocking [`Server::respond`] may wait for that
+    /// call if the lane is full.
+    pub fn abandon(&mut self, id: u64) -> bool {
+        if let Some(i) = self.buffered.iter().position(|r| r.id == id) {
+            self.buffered.remove(i);
+            return true;
+        }
+        match self.outstanding.iter().position(|&o| o == id) {
+            Some(i) => {
+                self.outstanding.remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Queue depths and who is attached (a snapshot).
@@ -1219,24 +1276,30 @@ impl Client {
         loop {
             let slots = self.svc.slots(self.me, Dir::Response);
             let got = Service::read_slot(&slots, self.head)?;
-            let out = match got {
-                Err(len) => Some(Err(RecvTimeoutError::Fault(Fault::BadLength {
-                    len,
-                    max: self.svc.g.slots.max_message as u64,
-                }))),
-                Ok((view, [id, epoch, _])) => (epoch == self.epoch).then(|| {
-                    Ok(Response {
+            // Ours only if it carries our epoch and answers a request in
+            // flight (once: a second answer to it is dropped).
+            let (id, epoch) = match &got {
+                Ok((_, [id, epoch, _])) | Err((_, [id, epoch, _])) => (*id, *epoch),
+            };
+            let pos = (epoch == self.epoch)
+                .then(|| self.outstanding.iter().position(|&o| o == id))
+                .flatten();
+            let out = pos.map(|i| {
+                self.outstanding.remove(i);
+                match got {
+                    Err((len, _)) => Err(RecvTimeoutError::Fault(Fault::BadLength {
+                        len,
+                        max: self.svc.g.slots.max_message as u64,
+                    })),
+                    Ok((view, _)) => Ok(Response {
                         id,
                         data: view.to_vec(),
-                    })
-                }),
-            };
+                    }),
+                }
+            });
             self.head = spsc::release(self.svc.lane(self.me, Dir::Response), self.head);
             self.svc.server_bell().ring(); // room for a server waiting to respond
             if let Some(out) = out {
-                if out.is_ok() {
-                    self.in_flight = self.in_flight.saturating_sub(1);
-                }
                 return Some(out);
             }
         }
@@ -1285,7 +1348,7 @@ impl Client {
 
     /// Writes off the requests in flight: their server has gone.
     fn write_off(&mut self) {
-        self.in_flight = 0;
+        self.outstanding.clear();
     }
 
     fn recv_response_inner(&mut self, wait: Wait) -> Result<Response, RecvTimeoutError> {
@@ -1296,7 +1359,7 @@ impl Client {
             if let Some(r) = self.take_from_lane() {
                 return r;
             }
-            if self.in_flight == 0 {
+            if self.outstanding.is_empty() {
                 return Err(RecvTimeoutError::Disconnected);
             }
             let deadline = match wait.until() {
@@ -1369,7 +1432,7 @@ impl Client {
                 Some(Ok(r)) if r.id == id => break Ok(r.data),
                 Some(Ok(r)) => kept.push(r),
                 Some(Err(e)) => break Err(e),
-                None if self.in_flight == 0 => break Err(RecvTimeoutError::Disconnected),
+                None if self.outstanding.is_empty() => break Err(RecvTimeoutError::Disconnected),
                 None => match wait.until() {
                     None => {
                         break Err(if self.tag_gone(true) && !self.response_ready() {
@@ -1402,7 +1465,7 @@ impl Client {
     fn wait_room(&mut self, wait: Wait) -> Result<(), Stop> {
         loop {
             let state = self.server_state(false);
-            if self.in_flight > 0 && self.tag_gone(false) {
+            if !self.outstanding.is_empty() && self.tag_gone(false) {
                 // Our requests in flight went to a server that has gone.
                 self.drain_lane();
                 self.write_off();
@@ -1413,14 +1476,14 @@ impl Client {
                 ServerState::Never => self.tag = 1,
                 ServerState::Live(e) => self.tag = e,
             }
-            while self.in_flight >= self.svc.g.slots.capacity {
+            while self.outstanding.len() >= self.svc.g.slots.capacity {
                 match self.take_from_lane() {
                     Some(Ok(r)) => self.buffered.push_back(r),
                     Some(Err(_)) => {} // corrupt: skipped
                     None => break,
                 }
             }
-            let room = self.in_flight < self.svc.g.slots.capacity
+            let room = self.outstanding.len() < self.svc.g.slots.capacity
                 && self.prod.can_write(
                     &self.svc.slots(self.me, Dir::Request),
                     self.svc.lane(self.me, Dir::Request),
@@ -1440,7 +1503,7 @@ impl Client {
             let (me, head) = (self.me, self.head);
             let conn = svc.ctl().conn.load(Ordering::Relaxed);
             let prod = &mut self.prod;
-            let full = self.in_flight >= svc.g.slots.capacity;
+            let full = self.outstanding.len() >= svc.g.slots.capacity;
             svc.client_bell(me).wait_until(
                 svc.wait,
                 deadline,
@@ -1492,7 +1555,7 @@ impl Client {
             tag: self.tag,
             prod: &mut self.prod,
             next_id: &mut self.next_id,
-            in_flight: &mut self.in_flight,
+            outstanding: &mut self.outstanding,
         }
     }
 
@@ -1619,7 +1682,7 @@ struct Sending<'a> {
     tag: u32,
     prod: &'a mut Producer,
     next_id: &'a mut u64,
-    in_flight: &'a mut usize,
+    outstanding: &'a mut VecDeque<u64>,
 }
 
 impl Sending<'_> {
@@ -1635,7 +1698,7 @@ impl Sending<'_> {
             len,
             [id, self.epoch, u64::from(self.tag)],
         );
-        *self.in_flight += 1;
+        self.outstanding.push_back(id);
         self.svc.server_bell().ring();
         id
     }
@@ -1698,6 +1761,10 @@ impl crate::waitset::private::Source for Server {
             .any(|c| spsc::readable(&svc.slots(c, Dir::Request), self.heads[c]).is_some())
     }
 
+    fn intact(&self) -> bool {
+        self.svc.seg.is_intact()
+    }
+
     fn arm(&self) -> Option<(&AtomicU32, u32)> {
         let bell = self.svc.server_bell();
         bell.arm().map(|v| (bell.word(), v))
@@ -1707,8 +1774,14 @@ impl crate::waitset::Waitable for Server {}
 
 impl crate::waitset::private::Source for Client {
     fn ready(&self, peers: bool) -> bool {
-        if !self.buffered.is_empty() || self.response_ready() || self.in_flight == 0 {
+        if !self.buffered.is_empty() || self.response_ready() {
             return true;
+        }
+        if self.outstanding.is_empty() {
+            // Nothing can come: not ready (a set of idle clients would
+            // otherwise never sleep), though `recv_response` would return
+            // `Disconnected` at once.
+            return false;
         }
         // The server our requests went to has gone (killed: with `peers`).
         let ctl = self.svc.ctl();
@@ -1718,6 +1791,10 @@ impl crate::waitset::private::Source for Client {
             return ctl.ever.load(Ordering::Acquire) & EVER_SERVER != 0 || self.tag != 1;
         }
         epoch != self.tag || (peers && !self.svc.seg.is_alive(token))
+    }
+
+    fn intact(&self) -> bool {
+        self.svc.seg.is_intact()
     }
 
     fn arm(&self) -> Option<(&AtomicU32, u32)> {
@@ -1781,7 +1858,7 @@ impl Client {
             let (me, head) = (self.me, self.head);
             let conn = svc.ctl().conn.load(Ordering::Relaxed);
             let slice = Instant::now().checked_add(ASYNC_SERVER_POLL);
-            let full = self.in_flight >= svc.g.slots.capacity;
+            let full = self.outstanding.len() >= svc.g.slots.capacity;
             let tail = self.prod.tail;
             crate::asyncio::bell_wait(svc.client_bell(me), slice, &|| svc.seg.intact(), || {
                 let progress = if full {

@@ -486,6 +486,10 @@ impl crate::waitset::private::Source for Receiver {
         })
     }
 
+    fn intact(&self) -> bool {
+        self.ch.seg.is_intact()
+    }
+
     fn arm(&self) -> Option<(&crate::primitive::AtomicU32, u32)> {
         let bell = self.ch.bell(RX_BELL_OFFSET);
         bell.arm().map(|v| (bell.word(), v))

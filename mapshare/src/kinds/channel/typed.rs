@@ -161,5 +161,9 @@ impl<T: Pod> crate::waitset::private::Source for PodReceiver<T> {
     fn arm(&self) -> Option<(&crate::primitive::AtomicU32, u32)> {
         crate::waitset::private::Source::arm(&self.inner)
     }
+
+    fn intact(&self) -> bool {
+        crate::waitset::private::Source::intact(&self.inner)
+    }
 }
 impl<T: Pod> crate::waitset::Waitable for PodReceiver<T> {}
