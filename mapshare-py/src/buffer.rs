@@ -35,6 +35,18 @@ impl Buffer {
         Ok(Buffer { buf })
     }
 
+    /// As [`Buffer::get`], for a buffer to write into: refused at once
+    /// if read-only (before any wait).
+    pub(crate) fn get_writable(obj: &Bound<'_, PyAny>) -> PyResult<Buffer> {
+        let b = Buffer::get(obj)?;
+        if b.buf.readonly() {
+            return Err(PyTypeError::new_err(
+                "the buffer is read-only (use a bytearray or a writable numpy array)",
+            ));
+        }
+        Ok(b)
+    }
+
     /// Length in bytes.
     pub(crate) fn len(&self) -> usize {
         self.buf.len_bytes()

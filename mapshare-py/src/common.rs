@@ -391,10 +391,13 @@ impl Layout {
         layout: &Bound<'_, PyAny>,
         type_name: Option<&str>,
     ) -> PyResult<Layout> {
-        if let Ok(t) = layout.cast::<PyTuple>() {
-            let (name, size, align): (String, u64, u64) = t.extract().map_err(|_| {
-                PyTypeError::new_err("a layout tuple is (type_name: str, size: int, align: int)")
-            })?;
+        // `(str, int, int)` is a layout; any other tuple is a numpy dtype
+        // spec (`("<u8", (3,))`).
+        let triple = layout
+            .cast::<PyTuple>()
+            .ok()
+            .and_then(|t| t.extract::<(String, u64, u64)>().ok());
+        if let Some((name, size, align)) = triple {
             if type_name.is_some() {
                 return Err(PyTypeError::new_err(
                     "type_name= goes with a dtype; a layout tuple names its type itself",
@@ -436,18 +439,13 @@ impl Layout {
             || value.is_instance_of::<PyMemoryView>();
         let bytes = match (&self.dtype, plain) {
             (Some(dtype), false) => {
+                // `base`: the element type of a subarray dtype (`[u64; 3]`
+                // takes `[1, 2, 3]`), the dtype itself otherwise.
+                let base = dtype.bind(py).getattr("base")?;
                 let arr = py
                     .import("numpy")?
                     .getattr("asarray")?
-                    .call1((value, dtype.bind(py)))?;
-                let n: usize = arr.getattr("size")?.extract()?;
-                if n != 1 {
-                    return Err(errors::raise(
-                        py,
-                        "LengthMismatch",
-                        format!("one value of the layout is needed, {n} were given"),
-                    ));
-                }
+                    .call1((value, base))?;
                 let b = arr.call_method0("tobytes")?;
                 b.cast::<PyBytes>()?.as_bytes().to_vec()
             }
@@ -473,20 +471,24 @@ impl Layout {
 
     /// A value read as bytes, as Python sees it: with a dtype, a numpy
     /// scalar of it (a structured `numpy.void` for a struct, whose fields
-    /// read as `v["id"]`); without, `bytes`.
+    /// read and write as `v["id"]`); without, `bytes`.
     pub(crate) fn value_of<'py>(
         &self,
         py: Python<'py>,
         bytes: &[u8],
     ) -> PyResult<Bound<'py, PyAny>> {
-        let b = PyBytes::new(py, bytes);
         match &self.dtype {
-            None => Ok(b.into_any()),
-            Some(dtype) => py
-                .import("numpy")?
-                .getattr("frombuffer")?
-                .call1((b, dtype.bind(py)))?
-                .get_item(0),
+            None => Ok(PyBytes::new(py, bytes).into_any()),
+            Some(dtype) => {
+                // A fresh, writable one-item array: its item reads and
+                // writes fields in place (then `set` it back).
+                let arr = py
+                    .import("numpy")?
+                    .getattr("empty")?
+                    .call1((1, dtype.bind(py)))?;
+                Buffer::get(&arr)?.write(py, bytes)?;
+                arr.get_item(0)
+            }
         }
     }
 

@@ -20,6 +20,15 @@ mod wait;
 
 use pyo3::prelude::*;
 
+/// Removes the segment ``name`` (``/dev/shm/mapshare.NAME``) now, as
+/// ``mapshare rm`` does: processes attached keep their mapping; the name is
+/// free at once. Raises ``NotFound`` if there is none.
+#[pyfunction]
+fn unlink(py: Python<'_>, name: &str) -> PyResult<()> {
+    let at = mapshare::Location::shm(name).map_err(|e| errors::segment(py, e))?;
+    mapshare::segment::unlink(&at).map_err(|e| errors::segment(py, e))
+}
+
 /// Named shared memory between processes (native part; use the ``mapshare`` package).
 #[pymodule]
 fn _mapshare(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -35,6 +44,7 @@ fn _mapshare(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<values::SharedGuard>()?;
     m.add_class::<values::BlackboardWriter>()?;
     m.add_class::<values::BlackboardReader>()?;
+    m.add_function(wrap_pyfunction!(unlink, m)?)?;
     m.add("SLICE_SECONDS", wait::SLICE.as_secs_f64())?;
     m.add("MAX_SENDERS", mapshare::MAX_SENDERS)?;
     m.add("MAX_SUBSCRIBERS", mapshare::MAX_SUBSCRIBERS)?;

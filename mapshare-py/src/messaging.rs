@@ -166,7 +166,7 @@ impl Mailbox {
         buffer: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<usize> {
-        let buf = Buffer::get(buffer)?;
+        let buf = Buffer::get_writable(buffer)?;
         let mb = self.h.get()?;
         let v = recv_with(py, &self.h.name, timeout, |d| mb.recv_timeout(d))?;
         into_buffer(py, &self.h.name, &buf, v)
@@ -474,7 +474,7 @@ macro_rules! recv_methods {
                 buffer: &Bound<'_, PyAny>,
                 timeout: Option<f64>,
             ) -> PyResult<usize> {
-                let buf = Buffer::get(buffer)?;
+                let buf = Buffer::get_writable(buffer)?;
                 let name = &self.h.name;
                 let v = self
                     .h

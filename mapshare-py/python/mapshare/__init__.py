@@ -71,6 +71,7 @@ from ._mapshare import (
     Shared,
     SharedGuard,
     Subscriber,
+    unlink,
 )
 
 __version__ = "0.2.0"
@@ -88,6 +89,7 @@ __all__ = [
     "SharedGuard",
     "BlackboardWriter",
     "BlackboardReader",
+    "unlink",
     "Error",
     "NotFound",
     "AlreadyExists",
