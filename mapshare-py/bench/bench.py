@@ -301,13 +301,24 @@ TRANSPORTS = [
 ]
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--round-trips", type=int, default=20000)
     ap.add_argument("--mib", type=int, default=500, help="1 MiB messages per throughput run")
     args = ap.parse_args()
     tag = str(os.getpid())
-    print(f"mapshare-py bench: Python {platform.python_version()}, {platform.machine()}, "
+    print(f"mapshare-py bench: Python {platform.python_version()}, {cpu_model()}, "
           f"{os.cpu_count()} CPUs, {platform.platform()}")
     print(f"latency: {args.round_trips} round trips of {SMALL} B; throughput: {args.mib} messages of 1 MiB")
     print()
