@@ -57,7 +57,7 @@ cargo build -p mapshare-cli
 cargo build -p mapshare --example sender --example receiver
 
 # From mapshare-py/ the installed wheel is imported (the sources are under python/).
-(cd mapshare-py && "$venv/bin/python" -m pytest -q -p no:cacheprovider tests)
+(cd mapshare-py && "$venv/bin/python" -m pytest -v -p no:cacheprovider tests)
 
 after=$(ours)
 left=$(comm -13 <(echo "$before") <(echo "$after"))

@@ -116,14 +116,14 @@ impl<T> Slot<T> {
 
 /// A handle whose calls take `&self` (mailbox, mutex, event, shared value,
 /// blackboard reader): any number of threads may wait on it at once.
-pub(crate) struct Shared<T> {
+pub(crate) struct Handle<T> {
     pub(crate) name: String,
     cell: StdMutex<Option<Arc<T>>>,
 }
 
-impl<T> Shared<T> {
-    pub(crate) fn new(name: String, v: T) -> Shared<T> {
-        Shared {
+impl<T> Handle<T> {
+    pub(crate) fn new(name: String, v: T) -> Handle<T> {
+        Handle {
             name,
             cell: StdMutex::new(Some(Arc::new(v))),
         }

@@ -10,7 +10,7 @@ use pyo3::types::PyBytes;
 use crate::buffer::Buffer;
 use crate::common::{
     attach, into_buffer, recv_raw, recv_with, send_fail, send_with, sent, to_array,
-    try_recv_result, Common, How, Shared, Slot,
+    try_recv_result, Common, Handle, How, Slot,
 };
 use crate::errors;
 
@@ -46,7 +46,7 @@ fn common(
 /// ``TimeoutError``. Usable as a context manager (``close()`` on exit).
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct Mailbox {
-    h: Shared<mapshare::Mailbox>,
+    h: Handle<mapshare::Mailbox>,
 }
 
 impl Mailbox {
@@ -63,7 +63,7 @@ impl Mailbox {
         }
         let mb = attach(py, o, how)?;
         Ok(Mailbox {
-            h: Shared::new(mb.location().to_string(), mb),
+            h: Handle::new(mb.location().to_string(), mb),
         })
     }
 }

@@ -12,7 +12,7 @@ use mapshare::{Fault, LockTimeoutError, RecvTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::common::{attach, recv_raw, Common, How, Shared};
+use crate::common::{attach, recv_raw, Common, Handle, How};
 use crate::errors;
 use crate::wait;
 
@@ -102,7 +102,7 @@ self_cell::self_cell!(
 /// ``unlock()``); ``with mutex:`` locks and unlocks around a block.
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct Mutex {
-    h: Shared<mapshare::Mutex>,
+    h: Handle<mapshare::Mutex>,
     /// Guards taken by `__enter__`, released by `__exit__`.
     entered: StdMutex<Vec<Py<MutexGuard>>>,
 }
@@ -120,7 +120,7 @@ impl Mutex {
         let o = c.apply(mapshare::Mutex::options(name))?;
         let m = attach(py, o, how)?;
         Ok(Mutex {
-            h: Shared::new(m.location().to_string(), m),
+            h: Handle::new(m.location().to_string(), m),
             entered: StdMutex::new(Vec::new()),
         })
     }
@@ -344,7 +344,7 @@ impl MutexGuard {
 /// ``reset()``). ``wait(timeout=None)`` raises ``Timeout``.
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct Event {
-    h: Shared<mapshare::Event>,
+    h: Handle<mapshare::Event>,
 }
 
 impl Event {
@@ -360,7 +360,7 @@ impl Event {
             .manual_reset(manual_reset);
         let e = attach(py, o, how)?;
         Ok(Event {
-            h: Shared::new(e.location().to_string(), e),
+            h: Handle::new(e.location().to_string(), e),
         })
     }
 }

@@ -9,7 +9,7 @@ use mapshare::{RecvTimeoutError, SharedBytes};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::common::{attach, recv_raw, recv_with, Common, How, Layout, Shared as Cell, Slot};
+use crate::common::{attach, recv_raw, recv_with, Common, Handle, How, Layout, Slot};
 use crate::errors;
 use crate::sync::{hand_over, lock_outcome, lock_sliced};
 
@@ -42,7 +42,7 @@ self_cell::self_cell!(
 /// ``wait(timeout=None)`` are the data-ready event.
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct Shared {
-    h: Cell<SharedBytes>,
+    h: Handle<SharedBytes>,
     layout: Arc<Layout>,
 }
 
@@ -70,7 +70,7 @@ impl Shared {
             .layout(layout.fingerprint.clone());
         let s = attach(py, o, how)?;
         Ok(Shared {
-            h: Cell::new(s.location().to_string(), s),
+            h: Handle::new(s.location().to_string(), s),
             layout: Arc::new(layout),
         })
     }
@@ -396,7 +396,7 @@ pub(crate) struct BlackboardWriter {
 /// ``Disconnected`` if there is none and no live writer).
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct BlackboardReader {
-    h: Cell<mapshare::BlackboardReaderBytes>,
+    h: Handle<mapshare::BlackboardReaderBytes>,
     layout: Layout,
 }
 
@@ -453,7 +453,7 @@ macro_rules! board_ctors {
 }
 
 board_ctors!(BlackboardWriter, Slot, mapshare::BlackboardWriterBytes);
-board_ctors!(BlackboardReader, Cell, mapshare::BlackboardReaderBytes);
+board_ctors!(BlackboardReader, Handle, mapshare::BlackboardReaderBytes);
 
 #[pymethods]
 impl BlackboardWriter {

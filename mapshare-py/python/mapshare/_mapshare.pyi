@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Buffer, Iterator
+import sys
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Literal, Self, TypeAlias
+
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer
+else:
+    from typing_extensions import Buffer
 
 import numpy
 import numpy.typing
