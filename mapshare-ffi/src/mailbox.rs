@@ -176,8 +176,8 @@ pub unsafe extern "C" fn mapshare_mailbox_recv(
 /// - `mb` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_mailbox_max_message(mb: *const mapshare_mailbox_t) -> usize {
-    // SAFETY: the caller promises NULL or a live handle.
     guard_value(0, || {
+        // SAFETY: the caller promises NULL or a live handle.
         unsafe { util::handle(mb, "mailbox") }.map_or(0, |h| h.mb.max_message())
     })
 }
