@@ -3,7 +3,11 @@
 //! the buffer rules (`MAPSHARE_TOO_SMALL` loses nothing). The C programs
 //! in `tests/c/` cover the same API from C, across processes (`ci/c.sh`).
 
-#![allow(unsafe_code)] // calling the C API is all this file does
+#![allow(unsafe_code)]
+// calling the C API is all this file does
+// Each test is one sequence of C calls under one set of promises (valid
+// pointers, or NULLs the API reports): one block per test, not per call.
+#![allow(clippy::multiple_unsafe_ops_per_block)]
 
 use std::ffi::{c_char, CStr, CString};
 use std::ptr::{null, null_mut};
@@ -46,7 +50,7 @@ fn null_pointers_are_invalid_argument_never_a_crash() {
     let n = name("null");
     let _c = Cleanup(n.clone());
     let mut mb: *mut mapshare_mailbox_t = null_mut();
-    // SAFETY (all calls in this test): NULLs where the API accepts them
+    // SAFETY: (every call in this test) NULLs where the API accepts them
     // and reports them; otherwise valid pointers.
     unsafe {
         assert_eq!(
