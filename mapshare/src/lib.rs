@@ -15,7 +15,9 @@
 //! **[`Shared<T>`]**: one plain-data value with a robust lock and a
 //! data-ready event: the whole recipe in one type. `T`'s layout (type name,
 //! size, alignment) is checked on open; [`FixedStr`] keeps exact UTF-8 byte
-//! lengths.
+//! lengths. [`SharedBytes`] (and [`BlackboardWriterBytes`] /
+//! [`BlackboardReaderBytes`]) are the same segments with the layout given
+//! at run time as a [`Fingerprint`], for bindings to other languages.
 //! ```
 //! use mapshare::{FixedStr, Pod, Shared, Zeroable};
 //!
@@ -175,7 +177,9 @@ pub use error::{
     Fault, HeaderError, LockError, LockTimeoutError, RecvError, RecvTimeoutError, SegmentError,
     SendError, SendTimeoutError, StrError, TryLockError, TryRecvError, TrySendError,
 };
-pub use kinds::blackboard::{BlackboardReader, BlackboardWriter};
+pub use kinds::blackboard::{
+    BlackboardReader, BlackboardReaderBytes, BlackboardWriter, BlackboardWriterBytes,
+};
 pub use kinds::channel::{
     channel_stats, ChannelStats, LaneStats, Loan, PodReceiver, PodSender, Receiver, Sample, Sender,
     MAX_CAPACITY, MAX_MESSAGE, MAX_SENDERS,
@@ -186,7 +190,7 @@ pub use kinds::mutex::{Mutex, MutexGuard};
 pub use kinds::pubsub::{
     pubsub_stats, Policy, PubSubStats, Publisher, Subscriber, SubscriberStats, MAX_SUBSCRIBERS,
 };
-pub use kinds::shared::{Shared, SharedGuard};
+pub use kinds::shared::{LengthMismatch, Shared, SharedBytes, SharedBytesGuard, SharedGuard};
 pub use layout::fixed_str::{FixedStr, Truncation};
 pub use layout::{Fingerprint, Kind};
 pub use name::{Name, NAME_MAX_LEN};

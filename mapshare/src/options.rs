@@ -45,6 +45,8 @@ pub struct Options<K> {
     pub(crate) senders: Option<usize>,
     pub(crate) policy: Policy,
     pub(crate) manual_reset: bool,
+    /// The payload layout of a runtime-layout kind ([`HasLayout`]).
+    pub(crate) layout: Option<crate::layout::Fingerprint>,
     /// First message position; only the crate's own tests move it (to run
     /// the rings across the `u64` wrap).
     pub(crate) base: u64,
@@ -61,6 +63,7 @@ impl<K> Clone for Options<K> {
             senders: self.senders,
             policy: self.policy,
             manual_reset: self.manual_reset,
+            layout: self.layout.clone(),
             base: self.base,
             _k: PhantomData,
         }
@@ -78,6 +81,7 @@ impl<K> fmt::Debug for Options<K> {
             .field("senders", &self.senders)
             .field("policy", &self.policy)
             .field("manual_reset", &self.manual_reset)
+            .field("layout", &self.layout)
             .finish()
     }
 }
@@ -120,6 +124,9 @@ pub trait HasMaxMessage: Attach {}
 pub trait HasSenders: Attach {}
 /// Pub/sub ends: what a full ring does.
 pub trait HasPolicy: Attach {}
+/// Kinds whose payload layout is given at run time rather than by a type
+/// ([`SharedBytes`](crate::SharedBytes), the byte blackboard ends).
+pub trait HasLayout: Attach {}
 
 impl<K> Options<K> {
     /// A RAM-backed `K` named `name` (checked when used: 1 to 200 of
@@ -145,6 +152,7 @@ impl<K> Options<K> {
             senders: None,
             policy: Policy::Lossless,
             manual_reset: false,
+            layout: None,
             base: 0,
             _k: PhantomData,
         }
@@ -249,6 +257,20 @@ impl<K: HasPolicy> Options<K> {
     /// (default [`Policy::Lossless`]). Used when creating.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
+        self
+    }
+}
+
+impl<K: HasLayout> Options<K> {
+    /// The payload's layout (type name, size, alignment), written when
+    /// creating and checked when opening, exactly as a typed kind's
+    /// `Fingerprint::of::<T>()`: a segment created by `Shared::<Record>`
+    /// opens as [`SharedBytes`](crate::SharedBytes) with
+    /// `Fingerprint::new("Record", size, align)`, and the other way round.
+    /// Required: without it `create` and `open` fail with
+    /// [`SegmentError::InvalidSize`].
+    pub fn layout(mut self, layout: crate::layout::Fingerprint) -> Self {
+        self.layout = Some(layout);
         self
     }
 }
