@@ -24,7 +24,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
+/**
+ * A mapshare_layout_t for a C type: its name as spelled, sizeof, _Alignof
+ * (C11). For a value shared with Rust, the name must be the Rust type's
+ * name without its module path: spell the layout out instead.
+ */
+#ifndef __cplusplus
+#define MAPSHARE_LAYOUT(type) ((mapshare_layout_t){#type, sizeof(type), _Alignof(type)})
+#endif
 
 /**
  * Lossless ring: the slowest live subscriber paces the publisher.
@@ -174,6 +181,19 @@ typedef enum mapshare_status {
 } mapshare_status;
 
 /**
+ * A blackboard's reader (opaque; any number per board). Thread-safe.
+ * Free it with [`mapshare_blackboard_reader_close`].
+ */
+typedef struct mapshare_blackboard_reader_t mapshare_blackboard_reader_t;
+
+/**
+ * A blackboard's writer (opaque; one live writer per board). Calls
+ * through one handle are serialised. Free it with
+ * [`mapshare_blackboard_writer_close`].
+ */
+typedef struct mapshare_blackboard_writer_t mapshare_blackboard_writer_t;
+
+/**
  * An event handle (opaque). Thread-safe. Free it with
  * [`mapshare_event_close`].
  */
@@ -212,6 +232,13 @@ typedef struct mapshare_receiver_t mapshare_receiver_t;
  * first). Free it with [`mapshare_sender_close`].
  */
 typedef struct mapshare_sender_t mapshare_sender_t;
+
+/**
+ * A shared value handle (opaque): the value, its robust lock and its
+ * data-ready event. Thread-safe like `mapshare_mutex_t`. Free it with
+ * [`mapshare_shared_close`].
+ */
+typedef struct mapshare_shared_t mapshare_shared_t;
 
 /**
  * A pub/sub ring's subscriber (opaque). Calls through one handle are
@@ -284,6 +311,29 @@ typedef struct mapshare_options_t {
    */
   size_t senders;
 } mapshare_options_t;
+
+/**
+ * The layout of a shared value: a type name, its size and alignment.
+ * Two programs agree on a segment when all three match; otherwise open
+ * fails with `MAPSHARE_LAYOUT_MISMATCH`. To meet a Rust `Shared<T>` or
+ * `BlackboardWriter<T>`, use T's name without its module path
+ * (`"Record"`), `size_of::<T>()` and `align_of::<T>()`. From C,
+ * `MAPSHARE_LAYOUT(type)` fills it from a type (its name as spelled).
+ */
+typedef struct mapshare_layout_t {
+  /**
+   * NUL-terminated UTF-8 type name (kept up to 104 bytes).
+   */
+  const char *type_name;
+  /**
+   * Size of the value in bytes (at least 1).
+   */
+  size_t size;
+  /**
+   * Alignment in bytes: a power of two, at most 4096.
+   */
+  size_t align;
+} mapshare_layout_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -910,6 +960,300 @@ uint64_t mapshare_subscriber_behind(const struct mapshare_subscriber_t *s);
  *   not be used again.
  */
 void mapshare_subscriber_close(struct mapshare_subscriber_t *s);
+
+/**
+ * Creates the shared value `name` of `layout`, all zeroes. Options:
+ * `persistent`, `mode`, `file`, ...; `opts` may be NULL. On failure
+ * `*out` is NULL.
+ *
+ * # Safety
+ * - `name` is a NUL-terminated string (or NULL with `opts->file` set);
+ *   `layout` points to a valid layout; `opts` is NULL or a valid options
+ *   struct; `out` points to a writable `mapshare_shared_t *`.
+ */
+enum mapshare_status mapshare_shared_create(const char *name,
+                                            const struct mapshare_layout_t *layout,
+                                            const struct mapshare_options_t *opts,
+                                            struct mapshare_shared_t **out);
+
+/**
+ * Opens the shared value `name`, whose layout must be `layout`
+ * (`MAPSHARE_LAYOUT_MISMATCH` naming both otherwise).
+ *
+ * # Safety
+ * As [`mapshare_shared_create`].
+ */
+enum mapshare_status mapshare_shared_open(const char *name,
+                                          const struct mapshare_layout_t *layout,
+                                          const struct mapshare_options_t *opts,
+                                          struct mapshare_shared_t **out);
+
+/**
+ * Opens the shared value `name`, creating it (all zeroes) if needed.
+ *
+ * # Safety
+ * As [`mapshare_shared_create`].
+ */
+enum mapshare_status mapshare_shared_open_or_create(const char *name,
+                                                    const struct mapshare_layout_t *layout,
+                                                    const struct mapshare_options_t *opts,
+                                                    struct mapshare_shared_t **out);
+
+/**
+ * Locks the value, as [`mapshare_mutex_lock`](crate::mapshare_mutex_lock):
+ * `MAPSHARE_OK` or `MAPSHARE_OWNER_DIED` (the previous holder died; the
+ * lock IS held and the value may be half-updated), `MAPSHARE_WOULD_BLOCK`
+ * (try), `MAPSHARE_TIMEOUT`.
+ *
+ * # Safety
+ * - `s` is a live handle.
+ */
+enum mapshare_status mapshare_shared_lock(struct mapshare_shared_t *s, uint64_t timeout_ns);
+
+/**
+ * Unlocks the value (`MAPSHARE_INVALID_ARGUMENT` if not held through
+ * this handle).
+ *
+ * # Safety
+ * - `s` is a live handle.
+ */
+enum mapshare_status mapshare_shared_unlock(struct mapshare_shared_t *s);
+
+/**
+ * Copies the value into `buf` (`cap` bytes, at least the layout's size)
+ * and writes its size to `*out_len`. The lock must be held through this
+ * handle (`MAPSHARE_INVALID_ARGUMENT` otherwise); `MAPSHARE_TOO_SMALL`
+ * (nothing copied, the size in `*out_len`) for a smaller buffer.
+ *
+ * # Safety
+ * - `s` is a live handle; `buf` points to `cap` writable bytes (NULL
+ *   allowed when `cap` is 0); `out_len` is NULL or a writable `size_t`.
+ */
+enum mapshare_status mapshare_shared_read(struct mapshare_shared_t *s,
+                                          void *buf,
+                                          size_t cap,
+                                          size_t *out_len);
+
+/**
+ * Replaces the value with the `len` bytes at `data`, which must be
+ * exactly the layout's size (`MAPSHARE_INVALID_ARGUMENT`, nothing
+ * stored, otherwise). The lock must be held through this handle.
+ *
+ * # Safety
+ * - `s` is a live handle; `data` points to `len` readable bytes.
+ */
+enum mapshare_status mapshare_shared_write(struct mapshare_shared_t *s,
+                                           const void *data,
+                                           size_t len);
+
+/**
+ * The value's size in bytes (0 for NULL).
+ *
+ * # Safety
+ * - `s` is NULL or a live handle.
+ */
+size_t mapshare_shared_size(const struct mapshare_shared_t *s);
+
+/**
+ * Signals "data is ready" (auto-reset: one wait consumes it). Needs no
+ * lock.
+ *
+ * # Safety
+ * - `s` is a live handle.
+ */
+enum mapshare_status mapshare_shared_notify(struct mapshare_shared_t *s);
+
+/**
+ * Waits for "data is ready" (consuming it): `timeout_ns` 0 tries once
+ * (`MAPSHARE_EMPTY`), `MAPSHARE_FOREVER` waits as long as it takes,
+ * anything else at most that long (`MAPSHARE_TIMEOUT`). Do not hold the
+ * lock while waiting if the notifier needs it.
+ *
+ * # Safety
+ * - `s` is a live handle.
+ */
+enum mapshare_status mapshare_shared_wait(struct mapshare_shared_t *s, uint64_t timeout_ns);
+
+/**
+ * Frees the handle, unlocking first if the lock is held through it.
+ * NULL is ignored.
+ *
+ * # Safety
+ * - `s` is NULL or a live handle that no other thread is using; it must
+ *   not be used again.
+ */
+void mapshare_shared_close(struct mapshare_shared_t *s);
+
+/**
+ * Creates the blackboard `name` of `layout` (version 0, all zeroes) and
+ * attaches as its writer. On failure `*out` is NULL.
+ *
+ * # Safety
+ * - `name` is a NUL-terminated string (or NULL with `opts->file` set);
+ *   `layout` points to a valid layout; `opts` is NULL or a valid options
+ *   struct; `out` points to a writable handle pointer.
+ */
+enum mapshare_status mapshare_blackboard_writer_create(const char *name,
+                                                       const struct mapshare_layout_t *layout,
+                                                       const struct mapshare_options_t *opts,
+                                                       struct mapshare_blackboard_writer_t **out);
+
+/**
+ * Opens the blackboard `name` of `layout` as its writer
+ * (`MAPSHARE_TOO_MANY_ATTACHED` while a live writer holds it).
+ *
+ * # Safety
+ * As [`mapshare_blackboard_writer_create`].
+ */
+enum mapshare_status mapshare_blackboard_writer_open(const char *name,
+                                                     const struct mapshare_layout_t *layout,
+                                                     const struct mapshare_options_t *opts,
+                                                     struct mapshare_blackboard_writer_t **out);
+
+/**
+ * Opens the blackboard `name` as its writer, creating it if needed.
+ *
+ * # Safety
+ * As [`mapshare_blackboard_writer_create`].
+ */
+enum mapshare_status mapshare_blackboard_writer_open_or_create(const char *name,
+                                                               const struct mapshare_layout_t *layout,
+                                                               const struct mapshare_options_t *opts,
+                                                               struct mapshare_blackboard_writer_t **out);
+
+/**
+ * Publishes the `len` bytes at `data` as the next version (never
+ * waits). `len` must be exactly the layout's size
+ * (`MAPSHARE_INVALID_ARGUMENT`, nothing written, otherwise).
+ *
+ * # Safety
+ * - `w` is a live handle; `data` points to `len` readable bytes.
+ */
+enum mapshare_status mapshare_blackboard_writer_write(struct mapshare_blackboard_writer_t *w,
+                                                      const void *data,
+                                                      size_t len);
+
+/**
+ * The version of the last value written (0 for NULL, or before the
+ * first write).
+ *
+ * # Safety
+ * - `w` is NULL or a live handle.
+ */
+uint64_t mapshare_blackboard_writer_version(const struct mapshare_blackboard_writer_t *w);
+
+/**
+ * Detaches and frees the writer; readers then see the writer gone
+ * (`MAPSHARE_DISCONNECTED` from a waiting read). NULL is ignored.
+ *
+ * # Safety
+ * - `w` is NULL or a live handle that no other thread is using; it must
+ *   not be used again.
+ */
+void mapshare_blackboard_writer_close(struct mapshare_blackboard_writer_t *w);
+
+/**
+ * Creates the blackboard `name` of `layout` and attaches as a reader.
+ *
+ * # Safety
+ * As [`mapshare_blackboard_writer_create`].
+ */
+enum mapshare_status mapshare_blackboard_reader_create(const char *name,
+                                                       const struct mapshare_layout_t *layout,
+                                                       const struct mapshare_options_t *opts,
+                                                       struct mapshare_blackboard_reader_t **out);
+
+/**
+ * Opens the blackboard `name` of `layout` as a reader.
+ *
+ * # Safety
+ * As [`mapshare_blackboard_writer_create`].
+ */
+enum mapshare_status mapshare_blackboard_reader_open(const char *name,
+                                                     const struct mapshare_layout_t *layout,
+                                                     const struct mapshare_options_t *opts,
+                                                     struct mapshare_blackboard_reader_t **out);
+
+/**
+ * Opens the blackboard `name` as a reader, creating it if needed.
+ *
+ * # Safety
+ * As [`mapshare_blackboard_writer_create`].
+ */
+enum mapshare_status mapshare_blackboard_reader_open_or_create(const char *name,
+                                                               const struct mapshare_layout_t *layout,
+                                                               const struct mapshare_options_t *opts,
+                                                               struct mapshare_blackboard_reader_t **out);
+
+/**
+ * Copies the latest complete value (never torn; never blocks the
+ * writer) into `buf` (`cap` bytes, at least the layout's size), its size
+ * to `*out_len` and its version to `*out_version` (either may be NULL).
+ * `MAPSHARE_TOO_SMALL` (nothing copied, the size in `*out_len`) for a
+ * smaller buffer; `MAPSHARE_FAULT` when no consistent copy could be made.
+ *
+ * # Safety
+ * - `r` is a live handle; `buf` points to `cap` writable bytes;
+ *   `out_len` and `out_version` are NULL or writable.
+ */
+enum mapshare_status mapshare_blackboard_reader_read(struct mapshare_blackboard_reader_t *r,
+                                                     void *buf,
+                                                     size_t cap,
+                                                     size_t *out_len,
+                                                     uint64_t *out_version);
+
+/**
+ * Waits for a version newer than `seen`, then copies it as
+ * [`mapshare_blackboard_reader_read`] does: `timeout_ns` 0 tries once
+ * (`MAPSHARE_EMPTY` if nothing newer), `MAPSHARE_FOREVER` waits as long as
+ * it takes, anything else at most that long (`MAPSHARE_TIMEOUT`).
+ * `MAPSHARE_DISCONNECTED` when nothing newer is there and the writer has
+ * gone. A too-small buffer is refused before waiting (`MAPSHARE_TOO_SMALL`).
+ *
+ * # Safety
+ * As [`mapshare_blackboard_reader_read`].
+ */
+enum mapshare_status mapshare_blackboard_reader_read_newer(struct mapshare_blackboard_reader_t *r,
+                                                           uint64_t seen,
+                                                           void *buf,
+                                                           size_t cap,
+                                                           size_t *out_len,
+                                                           uint64_t *out_version,
+                                                           uint64_t timeout_ns);
+
+/**
+ * The latest version, without copying the value (0 for NULL).
+ *
+ * # Safety
+ * - `r` is NULL or a live handle.
+ */
+uint64_t mapshare_blackboard_reader_version(const struct mapshare_blackboard_reader_t *r);
+
+/**
+ * Whether a live writer holds the board (asks the registry; false for
+ * NULL).
+ *
+ * # Safety
+ * - `r` is NULL or a live handle.
+ */
+bool mapshare_blackboard_reader_writer_alive(const struct mapshare_blackboard_reader_t *r);
+
+/**
+ * The value's size in bytes (0 for NULL).
+ *
+ * # Safety
+ * - `r` is NULL or a live handle.
+ */
+size_t mapshare_blackboard_reader_size(const struct mapshare_blackboard_reader_t *r);
+
+/**
+ * Detaches and frees the reader. NULL is ignored.
+ *
+ * # Safety
+ * - `r` is NULL or a live handle that no other thread is using; it must
+ *   not be used again.
+ */
+void mapshare_blackboard_reader_close(struct mapshare_blackboard_reader_t *r);
 
 /**
  * The calling thread's last error message: NUL-terminated UTF-8, the

@@ -35,10 +35,12 @@
 
 mod channel;
 mod event;
+mod locked;
 mod mailbox;
 mod mutex;
 mod options;
 mod pubsub;
+mod shared;
 mod status;
 mod util;
 
@@ -75,6 +77,20 @@ pub use pubsub::{
     mapshare_publisher_subscriber_count, mapshare_publisher_t, mapshare_subscriber_behind,
     mapshare_subscriber_close, mapshare_subscriber_create, mapshare_subscriber_open,
     mapshare_subscriber_open_or_create, mapshare_subscriber_recv, mapshare_subscriber_t,
+};
+pub use shared::{
+    mapshare_blackboard_reader_close, mapshare_blackboard_reader_create,
+    mapshare_blackboard_reader_open, mapshare_blackboard_reader_open_or_create,
+    mapshare_blackboard_reader_read, mapshare_blackboard_reader_read_newer,
+    mapshare_blackboard_reader_size, mapshare_blackboard_reader_t,
+    mapshare_blackboard_reader_version, mapshare_blackboard_reader_writer_alive,
+    mapshare_blackboard_writer_close, mapshare_blackboard_writer_create,
+    mapshare_blackboard_writer_open, mapshare_blackboard_writer_open_or_create,
+    mapshare_blackboard_writer_t, mapshare_blackboard_writer_version,
+    mapshare_blackboard_writer_write, mapshare_layout_t, mapshare_shared_close,
+    mapshare_shared_create, mapshare_shared_lock, mapshare_shared_notify, mapshare_shared_open,
+    mapshare_shared_open_or_create, mapshare_shared_read, mapshare_shared_size, mapshare_shared_t,
+    mapshare_shared_unlock, mapshare_shared_wait, mapshare_shared_write,
 };
 #[cfg(feature = "test-hooks")]
 pub use status::mapshare_test_panic;

@@ -2,16 +2,13 @@
 //! calls (the Rust guard lives in the handle between them).
 
 use std::ffi::c_char;
-use std::sync::Mutex as StdMutex;
-use std::thread::ThreadId;
 
-use mapshare::{LockError, LockTimeoutError, Mutex, MutexGuard, TryLockError};
+use mapshare::Mutex;
 
+use crate::locked::Locked;
 use crate::options::{construct, Accepts, How, Parsed};
-use crate::status::{
-    guard, guard_value, lock_status, mapshare_status, try_lock_status, Error, Result, S,
-};
-use crate::util::{self, form, Form};
+use crate::status::{guard, guard_value, mapshare_status, Result};
+use crate::util;
 
 /// A mutex handle (opaque). Thread-safe: while one thread holds the lock
 /// through it, another thread's `mapshare_mutex_lock` on the same handle
@@ -19,41 +16,7 @@ use crate::util::{self, form, Form};
 #[allow(non_camel_case_types)] // C naming
 #[derive(Debug)]
 pub struct mapshare_mutex_t {
-    /// The lock held through this handle, and the thread that took it.
-    /// Declared first: dropped before the mutex it borrows.
-    held: StdMutex<Option<(MutexGuard<'static>, ThreadId)>>,
-    /// A `Box<Mutex>` turned into a pointer when the handle was made, freed
-    /// by the handle's `Drop` once `held` is empty.
-    mutex: *const Mutex,
-}
-
-impl mapshare_mutex_t {
-    fn new(m: Mutex) -> mapshare_mutex_t {
-        mapshare_mutex_t {
-            held: StdMutex::new(None),
-            mutex: Box::into_raw(Box::new(m)),
-        }
-    }
-
-    fn mutex(&self) -> &'static Mutex {
-        // SAFETY: `mutex` comes from `Box::into_raw` in `new` and is freed
-        // only in `Drop`, after every guard borrowing it is gone; a guard
-        // and every other use of the reference live in `held` or in one
-        // call through the handle, and the handle is not dropped while it
-        // is in use (the close contract). So the reference, though typed
-        // 'static, is valid for as long as it is used.
-        unsafe { &*self.mutex }
-    }
-}
-
-impl Drop for mapshare_mutex_t {
-    fn drop(&mut self) {
-        // Releases a lock held through this handle (the guard's drop).
-        drop(util::lock(&self.held).take());
-        // SAFETY: from `Box::into_raw` in `new`, freed only here, once; the
-        // guard that borrowed it was dropped just above.
-        drop(unsafe { Box::from_raw(self.mutex.cast_mut()) });
-    }
+    m: Locked<Mutex>,
 }
 
 const ACCEPTS: Accepts = Accepts {
@@ -66,7 +29,7 @@ const ACCEPTS: Accepts = Accepts {
 
 fn make(p: &Parsed, name: &str, how: How) -> Result<mapshare_mutex_t> {
     let m: Mutex = crate::options::attach(&p.base(name), how)?;
-    Ok(mapshare_mutex_t::new(m))
+    Ok(mapshare_mutex_t { m: Locked::new(m) })
 }
 
 /// Creates the mutex `name` (unlocked). Options: `persistent`, `mode`,
@@ -133,54 +96,12 @@ pub unsafe extern "C" fn mapshare_mutex_lock(
     m: *mut mapshare_mutex_t,
     timeout_ns: u64,
 ) -> mapshare_status {
-    let mut died = false;
-    let status = guard(|| {
-        // SAFETY: the caller promises a live handle.
-        let h = unsafe { util::handle(m, "mutex") }?;
-        let me = std::thread::current().id();
-        if matches!(&*util::lock(&h.held), Some((_, t)) if *t == me) {
-            return Err(Error::invalid(
-                "this thread already holds the mutex through this handle (not recursive)",
-            ));
-        }
-        // Not holding `held` while waiting: the holder unlocks through it.
-        let mutex = h.mutex();
-        let guard = match form(timeout_ns) {
-            Form::Try => match mutex.try_lock() {
-                Ok(g) => g,
-                Err(TryLockError::OwnerDied(g)) => {
-                    died = true;
-                    g
-                }
-                Err(e) => return Err(try_lock_status(&e)),
-            },
-            Form::Forever => match mutex.lock() {
-                Ok(g) => g,
-                Err(LockError::OwnerDied(g)) => {
-                    died = true;
-                    g
-                }
-                Err(e) => return Err(Error::new(S::MAPSHARE_FAULT, e.to_string())),
-            },
-            Form::Timeout(d) => match mutex.lock_timeout(d) {
-                Ok(g) => g,
-                Err(LockTimeoutError::OwnerDied(g)) => {
-                    died = true;
-                    g
-                }
-                Err(e) => return Err(lock_status(&e)),
-            },
-        };
-        *util::lock(&h.held) = Some((guard, me));
-        Ok(())
-    });
-    if status == S::MAPSHARE_OK && died {
-        crate::status::set_last_error(
-            "previous lock owner died while holding the lock; the lock is held now",
-        );
-        return S::MAPSHARE_OWNER_DIED;
+    // SAFETY: the caller promises a live handle (NULL is refused). Taking
+    // the reference cannot panic; the lock itself runs in the guard.
+    match unsafe { util::handle(m, "mutex") } {
+        Ok(h) => h.m.lock(timeout_ns),
+        Err(e) => guard(|| Err(e)),
     }
-    status
 }
 
 /// Unlocks the mutex (normally from the thread that locked it).
@@ -192,15 +113,7 @@ pub unsafe extern "C" fn mapshare_mutex_lock(
 pub unsafe extern "C" fn mapshare_mutex_unlock(m: *mut mapshare_mutex_t) -> mapshare_status {
     guard(|| {
         // SAFETY: the caller promises a live handle.
-        let h = unsafe { util::handle(m, "mutex") }?;
-        let held = util::lock(&h.held).take();
-        match held {
-            Some((g, _)) => {
-                drop(g);
-                Ok(())
-            }
-            None => Err(Error::invalid("the mutex is not held through this handle")),
-        }
+        unsafe { util::handle(m, "mutex") }?.m.unlock()
     })
 }
 

@@ -517,3 +517,105 @@ fn timeouts_follow_the_rules() {
         mapshare_mailbox_close(mb);
     }
 }
+
+/// A Rust `Shared<Record>` and `BlackboardWriter<Record>` meet the C API
+/// with the layout spelled ("Record", size, align); another layout is
+/// refused with both sides named.
+#[test]
+fn runtime_layouts_meet_rust_types() {
+    use mapshare::{BlackboardWriter, Pod, Shared, Zeroable};
+
+    #[derive(Clone, Copy, Pod, Zeroable, Debug, PartialEq)]
+    #[repr(C)]
+    #[bytemuck(crate = "mapshare::bytemuck")]
+    struct Record {
+        id: u64,
+        value: f64,
+    }
+
+    let n = name("record");
+    let _c = Cleanup(n.clone());
+    let typed = Shared::<Record>::create(n.to_str().unwrap()).unwrap();
+    typed.lock().unwrap().set(&Record { id: 7, value: 2.5 });
+    let tn = CString::new("Record").unwrap();
+    let layout = mapshare_layout_t {
+        type_name: tn.as_ptr(),
+        size: std::mem::size_of::<Record>(),
+        align: std::mem::align_of::<Record>(),
+    };
+    let mut s: *mut mapshare_shared_t = null_mut();
+    let mut len = 0usize;
+    let mut got = Record::zeroed();
+    // SAFETY: valid pointers; the handle is closed once; `got` is plain data.
+    unsafe {
+        assert_eq!(
+            mapshare_shared_open(n.as_ptr(), &layout, null(), &mut s),
+            MAPSHARE_OK
+        );
+        assert_eq!(mapshare_shared_lock(s, MAPSHARE_FOREVER), MAPSHARE_OK);
+        let p: *mut Record = &mut got;
+        let size = std::mem::size_of::<Record>();
+        assert_eq!(
+            mapshare_shared_read(s, p.cast(), size, &mut len),
+            MAPSHARE_OK
+        );
+        assert_eq!(got, Record { id: 7, value: 2.5 });
+        let next = Record { id: 8, value: -1.0 };
+        let q: *const Record = &next;
+        assert_eq!(mapshare_shared_write(s, q.cast(), size), MAPSHARE_OK);
+        assert_eq!(mapshare_shared_unlock(s), MAPSHARE_OK);
+        mapshare_shared_close(s);
+    }
+    assert_eq!(typed.lock().unwrap().get(), Record { id: 8, value: -1.0 });
+
+    let wrong = mapshare_layout_t { size: 8, ..layout };
+    // SAFETY: valid pointers.
+    unsafe {
+        assert_eq!(
+            mapshare_shared_open(n.as_ptr(), &wrong, null(), &mut s),
+            MAPSHARE_LAYOUT_MISMATCH
+        );
+        assert!(s.is_null());
+        assert!(
+            last_error().contains("Record (size 8, align 8)")
+                && last_error().contains("Record (size 16, align 8)"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(
+            mapshare_shared_open(n.as_ptr(), null(), null(), &mut s),
+            MAPSHARE_INVALID_ARGUMENT
+        );
+        let no_name = mapshare_layout_t {
+            type_name: null(),
+            ..layout
+        };
+        assert_eq!(
+            mapshare_shared_open(n.as_ptr(), &no_name, null(), &mut s),
+            MAPSHARE_INVALID_ARGUMENT
+        );
+    }
+    drop(typed);
+
+    let nb = name("record-board");
+    let _cb = Cleanup(nb.clone());
+    let mut w = BlackboardWriter::<Record>::create(nb.to_str().unwrap()).unwrap();
+    w.write(&Record { id: 1, value: 0.5 });
+    let mut r: *mut mapshare_blackboard_reader_t = null_mut();
+    let mut version = 0u64;
+    // SAFETY: valid pointers; the handle is closed once.
+    unsafe {
+        assert_eq!(
+            mapshare_blackboard_reader_open(nb.as_ptr(), &layout, null(), &mut r),
+            MAPSHARE_OK
+        );
+        let p: *mut Record = &mut got;
+        let size = std::mem::size_of::<Record>();
+        assert_eq!(
+            mapshare_blackboard_reader_read(r, p.cast(), size, &mut len, &mut version),
+            MAPSHARE_OK
+        );
+        assert_eq!((got, version), (Record { id: 1, value: 0.5 }, 1));
+        mapshare_blackboard_reader_close(r);
+    }
+}

@@ -2,7 +2,8 @@
  * The C API in one process: every kind's round trip, the timeout rules
  * (0 tries, MAPSHARE_FOREVER, a finite wait: lower bounds only),
  * MAPSHARE_TOO_SMALL losing nothing, the open errors (not found, already
- * exists, kind mismatch, invalid name, NULL), options, last error.
+ * exists, kind mismatch, layout mismatch, invalid name, NULL), options,
+ * last error; Shared and the blackboard with a layout given at run time.
  */
 #define _GNU_SOURCE
 #include "common.h"
@@ -266,6 +267,122 @@ static void test_persistent_and_file(void) {
     unlink(path);
 }
 
+struct point {
+    double x, y;
+    uint32_t id, flags;
+};
+
+static void test_shared(void) {
+    const char *n = unique_name("shared");
+    mapshare_layout_t layout = MAPSHARE_LAYOUT(struct point);
+    CHECK(strcmp(layout.type_name, "struct point") == 0 && layout.size == sizeof(struct point));
+    mapshare_shared_t *a = NULL, *b = NULL, *c = NULL;
+    CHECK_OK(mapshare_shared_create(n, &layout, NULL, &a));
+    CHECK(mapshare_shared_size(a) == sizeof(struct point));
+    CHECK_OK(mapshare_shared_open(n, &layout, NULL, &b));
+
+    struct point p = {1.5, -2.25, 7, 0}, q;
+    size_t len = 0;
+    CHECK_ST(mapshare_shared_write(a, &p, sizeof p), MAPSHARE_INVALID_ARGUMENT); /* not locked */
+    CHECK(strstr(mapshare_last_error_message(), "lock it first") != NULL);
+    CHECK_OK(mapshare_shared_lock(a, MAPSHARE_FOREVER));
+    CHECK_ST(mapshare_shared_lock(b, 0), MAPSHARE_WOULD_BLOCK);
+    CHECK_ST(mapshare_shared_write(a, &p, sizeof p - 1), MAPSHARE_INVALID_ARGUMENT);
+    CHECK_OK(mapshare_shared_write(a, &p, sizeof p));
+    CHECK_OK(mapshare_shared_unlock(a));
+    CHECK_OK(mapshare_shared_notify(a));
+
+    CHECK_OK(mapshare_shared_wait(b, MAPSHARE_FOREVER));
+    CHECK_ST(mapshare_shared_wait(b, 0), MAPSHARE_EMPTY); /* consumed */
+    uint64_t t0 = now_ns();
+    CHECK_ST(mapshare_shared_wait(b, 20 * MS), MAPSHARE_TIMEOUT);
+    CHECK(now_ns() - t0 >= 20 * MS);
+    CHECK_OK(mapshare_shared_lock(b, 50 * MS));
+    CHECK_ST(mapshare_shared_read(b, &q, 4, &len), MAPSHARE_TOO_SMALL);
+    CHECK(len == sizeof q);
+    CHECK_OK(mapshare_shared_read(b, &q, sizeof q, &len));
+    CHECK(len == sizeof q && q.x == 1.5 && q.y == -2.25 && q.id == 7);
+    CHECK_OK(mapshare_shared_unlock(b));
+
+    /* Another layout: refused, naming both sides. */
+    mapshare_layout_t other = layout;
+    other.size = 8;
+    CHECK_ST(mapshare_shared_open(n, &other, NULL, &c), MAPSHARE_LAYOUT_MISMATCH);
+    CHECK(c == NULL);
+    CHECK(strstr(mapshare_last_error_message(), "struct point (size 24, align 8)") != NULL);
+    CHECK(strstr(mapshare_last_error_message(), "size 8") != NULL);
+    other = layout;
+    other.type_name = "struct pixel";
+    CHECK_ST(mapshare_shared_open(n, &other, NULL, &c), MAPSHARE_LAYOUT_MISMATCH);
+    other = layout;
+    other.align = 4;
+    CHECK_ST(mapshare_shared_open(n, &other, NULL, &c), MAPSHARE_LAYOUT_MISMATCH);
+    other.align = 3;
+    CHECK_ST(mapshare_shared_open(n, &other, NULL, &c), MAPSHARE_INVALID_SIZE);
+    other = layout;
+    other.size = 0;
+    CHECK_ST(mapshare_shared_open(n, &other, NULL, &c), MAPSHARE_INVALID_SIZE);
+    CHECK_ST(mapshare_shared_open(n, NULL, NULL, &c), MAPSHARE_INVALID_ARGUMENT);
+    /* Another kind under the name. */
+    mapshare_mailbox_t *mb = NULL;
+    CHECK_ST(mapshare_mailbox_open(n, NULL, &mb), MAPSHARE_KIND_MISMATCH);
+    const char *m = unique_name("shared-mb");
+    CHECK_OK(mapshare_mailbox_create(m, NULL, &mb));
+    CHECK_ST(mapshare_shared_open(m, &layout, NULL, &c), MAPSHARE_KIND_MISMATCH);
+    mapshare_mailbox_close(mb);
+
+    CHECK_OK(mapshare_shared_lock(a, 0));
+    mapshare_shared_close(a); /* releases the lock it holds */
+    CHECK_OK(mapshare_shared_lock(b, 0));
+    mapshare_shared_close(b);
+    CHECK(!segment_exists(n));
+}
+
+static void test_blackboard(void) {
+    const char *n = unique_name("board");
+    mapshare_layout_t layout = {"Pair", 16, 8};
+    mapshare_blackboard_writer_t *w = NULL, *w2 = NULL;
+    mapshare_blackboard_reader_t *r = NULL, *r2 = NULL;
+    CHECK_OK(mapshare_blackboard_writer_create(n, &layout, NULL, &w));
+    CHECK_OK(mapshare_blackboard_reader_open(n, &layout, NULL, &r));
+    CHECK_ST(mapshare_blackboard_writer_open(n, &layout, NULL, &w2), MAPSHARE_TOO_MANY_ATTACHED);
+    CHECK(mapshare_blackboard_reader_size(r) == 16);
+    CHECK(mapshare_blackboard_reader_writer_alive(r));
+
+    uint64_t v[2] = {9, 9}, ver = 99;
+    size_t len = 0;
+    CHECK_OK(mapshare_blackboard_reader_read(r, v, sizeof v, &len, &ver));
+    CHECK(len == 16 && ver == 0 && v[0] == 0 && v[1] == 0);
+    uint64_t val[2] = {1, 2};
+    CHECK_ST(mapshare_blackboard_writer_write(w, val, 8), MAPSHARE_INVALID_ARGUMENT);
+    CHECK_OK(mapshare_blackboard_writer_write(w, val, sizeof val));
+    CHECK(mapshare_blackboard_writer_version(w) == 1);
+    CHECK(mapshare_blackboard_reader_version(r) == 1);
+    CHECK_ST(mapshare_blackboard_reader_read(r, v, 15, &len, &ver), MAPSHARE_TOO_SMALL);
+    CHECK(len == 16);
+    CHECK_OK(mapshare_blackboard_reader_read_newer(r, 0, v, sizeof v, &len, &ver, MAPSHARE_FOREVER));
+    CHECK(ver == 1 && v[0] == 1 && v[1] == 2);
+    CHECK_ST(mapshare_blackboard_reader_read_newer(r, 1, v, sizeof v, &len, &ver, 0), MAPSHARE_EMPTY);
+    uint64_t t0 = now_ns();
+    CHECK_ST(mapshare_blackboard_reader_read_newer(r, 1, v, sizeof v, &len, &ver, 20 * MS), MAPSHARE_TIMEOUT);
+    CHECK(now_ns() - t0 >= 20 * MS);
+
+    mapshare_layout_t other = {"Pair", 16, 4};
+    CHECK_ST(mapshare_blackboard_reader_open(n, &other, NULL, &r2), MAPSHARE_LAYOUT_MISMATCH);
+    CHECK(strstr(mapshare_last_error_message(), "layout mismatch") != NULL);
+
+    val[0] = 3;
+    val[1] = 4;
+    CHECK_OK(mapshare_blackboard_writer_write(w, val, sizeof val));
+    mapshare_blackboard_writer_close(w);
+    CHECK_OK(mapshare_blackboard_reader_read_newer(r, 1, v, sizeof v, &len, &ver, MAPSHARE_FOREVER));
+    CHECK(ver == 2 && v[0] == 3 && v[1] == 4);
+    CHECK(!mapshare_blackboard_reader_writer_alive(r));
+    CHECK_ST(mapshare_blackboard_reader_read_newer(r, 2, v, sizeof v, &len, &ver, MAPSHARE_FOREVER), MAPSHARE_DISCONNECTED);
+    mapshare_blackboard_reader_close(r);
+    CHECK(!segment_exists(n));
+}
+
 int main(void) {
     test_init("test_api");
     test_mailbox();
@@ -274,6 +391,8 @@ int main(void) {
     test_mutex_event();
     test_open_errors();
     test_persistent_and_file();
+    test_shared();
+    test_blackboard();
     unlink_all();
     check_shm_clean();
     printf("test_api: all passed\n");

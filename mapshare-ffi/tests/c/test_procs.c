@@ -6,10 +6,13 @@
  *
  *   C <-> C    mailbox ping-pong; two senders into one receiver (order per
  *              sender, DISCONNECTED once both left); a publisher and two
- *              subscriber processes
+ *              subscriber processes; two processes incrementing a shared
+ *              value under its lock; a blackboard writer and reader
+ *              (never torn)
  *   killed     a sender killed with SIGKILL: the receiver gets
  *              DISCONNECTED; a lock holder killed with SIGKILL: the next
- *              locker gets OWNER_DIED with the lock held
+ *              locker gets OWNER_DIED with the lock held (a mutex and a
+ *              shared value)
  *   C <-> CLI  `mapshare send` -> C recv, C send -> `mapshare recv`,
  *              `mapshare pub` -> C subscriber, C publisher -> `mapshare sub`
  *
@@ -100,6 +103,52 @@ static int role_hold_lock(const char *mutex, const char *event) {
     CHECK_OK(mapshare_mutex_lock(m, WAIT));
     CHECK_OK(mapshare_event_notify(e));
     for (;;) pause();
+}
+
+static const mapshare_layout_t COUNTER = {"Counter", 16, 8}; /* { uint64_t n, check; } */
+
+/* N times: lock the shared counter, check it is whole, add one, unlock. */
+static int role_shared_incr(const char *name, const char *n_s) {
+    int n = atoi(n_s);
+    mapshare_shared_t *s = NULL;
+    CHECK_OK(mapshare_shared_open(name, &COUNTER, NULL, &s));
+    for (int i = 0; i < n; i++) {
+        uint64_t c[2];
+        size_t len;
+        CHECK_OK(mapshare_shared_lock(s, WAIT));
+        CHECK_OK(mapshare_shared_read(s, c, sizeof c, &len));
+        if (c[1] != ~c[0]) FAIL("torn counter %llu / %llu", (unsigned long long)c[0], (unsigned long long)c[1]);
+        c[0]++;
+        c[1] = ~c[0];
+        CHECK_OK(mapshare_shared_write(s, c, sizeof c));
+        CHECK_OK(mapshare_shared_unlock(s));
+    }
+    mapshare_shared_close(s);
+    return 0;
+}
+
+/* Locks the shared counter, writes half an update, says so, waits to be killed. */
+static int role_shared_hold(const char *name) {
+    mapshare_shared_t *s = NULL;
+    CHECK_OK(mapshare_shared_open(name, &COUNTER, NULL, &s));
+    CHECK_OK(mapshare_shared_lock(s, WAIT));
+    uint64_t c[2] = {1000, 0}; /* check word not yet updated */
+    CHECK_OK(mapshare_shared_write(s, c, sizeof c));
+    CHECK_OK(mapshare_shared_notify(s));
+    for (;;) pause();
+}
+
+/* Writes versions 1..N of {i, 2i} to the blackboard, then leaves. */
+static int role_bb_write(const char *name, const char *n_s) {
+    int n = atoi(n_s);
+    mapshare_blackboard_writer_t *w = NULL;
+    CHECK_OK(mapshare_blackboard_writer_open(name, &COUNTER, NULL, &w));
+    for (uint64_t i = 1; i <= (uint64_t)n; i++) {
+        uint64_t v[2] = {i, 2 * i};
+        CHECK_OK(mapshare_blackboard_writer_write(w, v, sizeof v));
+    }
+    mapshare_blackboard_writer_close(w);
+    return 0;
 }
 
 /* ---- scenarios (parent) ---- */
@@ -235,6 +284,68 @@ static void killed_lock_holder(void) {
     printf("  lock holder killed (SIGKILL): next locker got OWNER_DIED, lock held\n");
 }
 
+static void c_c_shared(void) {
+    const char *n = unique_name("shared");
+    mapshare_shared_t *s = NULL;
+    CHECK_OK(mapshare_shared_create(n, &COUNTER, NULL, &s));
+    uint64_t c[2] = {0, ~0ull};
+    size_t len;
+    CHECK_OK(mapshare_shared_lock(s, WAIT));
+    CHECK_OK(mapshare_shared_write(s, c, sizeof c));
+    CHECK_OK(mapshare_shared_unlock(s));
+    pid_t a = spawn_role(g_self, "shared-incr", n, "2000");
+    pid_t b = spawn_role(g_self, "shared-incr", n, "2000");
+    CHECK(wait_child(a) == 0 && wait_child(b) == 0);
+    CHECK_OK(mapshare_shared_lock(s, WAIT));
+    CHECK_OK(mapshare_shared_read(s, c, sizeof c, &len));
+    CHECK_OK(mapshare_shared_unlock(s));
+    if (c[0] != 4000) FAIL("counter is %llu, expected 4000", (unsigned long long)c[0]);
+
+    /* A holder killed mid-update: OWNER_DIED, lock held, data half-written. */
+    pid_t h = spawn_role(g_self, "shared-hold", n, NULL);
+    CHECK_OK(mapshare_shared_wait(s, WAIT));
+    CHECK(kill(h, SIGKILL) == 0);
+    CHECK(wait_child(h) == 128 + SIGKILL);
+    CHECK_ST(mapshare_shared_lock(s, WAIT), MAPSHARE_OWNER_DIED);
+    CHECK_OK(mapshare_shared_read(s, c, sizeof c, &len));
+    CHECK(c[0] == 1000 && c[1] != ~c[0]); /* what the dead holder left: repair it */
+    c[1] = ~c[0];
+    CHECK_OK(mapshare_shared_write(s, c, sizeof c));
+    CHECK_OK(mapshare_shared_unlock(s));
+    CHECK_OK(mapshare_shared_lock(s, 0));
+    CHECK_OK(mapshare_shared_unlock(s));
+    mapshare_shared_close(s);
+    CHECK(!segment_exists(n));
+    printf("  C <-> C shared value: 2 processes x 2000 locked increments; holder killed: OWNER_DIED\n");
+}
+
+static void c_c_blackboard(void) {
+    const char *n = unique_name("board");
+    mapshare_blackboard_reader_t *r = NULL;
+    CHECK_OK(mapshare_blackboard_reader_create(n, &COUNTER, NULL, &r));
+    const int count = 100000;
+    char count_s[16];
+    snprintf(count_s, sizeof count_s, "%d", count);
+    pid_t w = spawn_role(g_self, "bb-write", n, count_s);
+    uint64_t seen = 0, reads = 0;
+    for (;;) {
+        uint64_t v[2], ver;
+        size_t len;
+        mapshare_status st = mapshare_blackboard_reader_read_newer(r, seen, v, sizeof v, &len, &ver, WAIT);
+        if (st == MAPSHARE_DISCONNECTED && seen == (uint64_t)count) break;
+        if (st == MAPSHARE_DISCONNECTED && seen == 0) { sleep_ms(1); continue; } /* not attached yet */
+        CHECK_ST(st, MAPSHARE_OK);
+        if (v[1] != 2 * v[0] || v[0] != ver) FAIL("torn read: version %llu, {%llu, %llu}", (unsigned long long)ver, (unsigned long long)v[0], (unsigned long long)v[1]);
+        CHECK(ver > seen);
+        seen = ver;
+        reads++;
+    }
+    CHECK(wait_child(w) == 0);
+    mapshare_blackboard_reader_close(r);
+    CHECK(!segment_exists(n));
+    printf("  C <-> C blackboard: %d versions written, %llu read, never torn, then DISCONNECTED\n", count, (unsigned long long)reads);
+}
+
 static void cli_send_c_recv(void) {
     const char *cli = cli_path();
     const char *n = unique_name("cli-send");
@@ -352,6 +463,9 @@ int main(int argc, char **argv) {
         if (strcmp(argv[1], "chan-send-hang") == 0) return role_chan_send_hang(a);
         if (strcmp(argv[1], "sub") == 0) return role_sub(a, b);
         if (strcmp(argv[1], "hold-lock") == 0) return role_hold_lock(a, b);
+        if (strcmp(argv[1], "shared-incr") == 0) return role_shared_incr(a, b);
+        if (strcmp(argv[1], "shared-hold") == 0) return role_shared_hold(a);
+        if (strcmp(argv[1], "bb-write") == 0) return role_bb_write(a, b);
         FAIL("unknown role %s", argv[1]);
     }
     test_init("test_procs");
@@ -362,6 +476,8 @@ int main(int argc, char **argv) {
     killed_sender();
     c_c_pubsub();
     killed_lock_holder();
+    c_c_shared();
+    c_c_blackboard();
     cli_send_c_recv();
     c_send_cli_recv();
     cli_pub_c_sub();
