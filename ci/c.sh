@@ -11,6 +11,7 @@
 #     under ASan+UBSan, once against the staticlib and once against the
 #     cdylib (found through pkg-config), and run (the cross-process tests
 #     use the CLI through $MAPSHARE_BIN);
+#     the README's C example is compiled and run the same two ways;
 #  6. /dev/shm checked: nothing the tests made is left.
 # Run from anywhere: ci/c.sh
 set -euo pipefail
@@ -96,6 +97,18 @@ for src in "${tests[@]}"; do
     ran=$((ran + 1))
   done
 done
+
+# The README's ten-line example, as written (a unique name instead of "hello").
+example_name="c-example-$$"
+awk '/^```c$/ {on=1; next} /^```$/ && on {exit} on' mapshare-ffi/README.md \
+  | sed "s/\"hello\"/\"$example_name\"/g" > "$out/readme_example.c"
+grep -q "$example_name" "$out/readme_example.c" || die "no C example found in mapshare-ffi/README.md"
+for kind in static shared; do
+  if [[ $kind == static ]]; then link=("$staticlib" "${static_deps[@]}"); else link=("${pc_libs[@]}" -Wl,-rpath,"$libdir"); fi
+  gcc "${cflags[@]}" "${pc_cflags[@]}" "$out/readme_example.c" "${link[@]}" -o "$out/readme_example_$kind"
+  [[ "$("$out/readme_example_$kind")" == "hi" ]] || die "the README example ($kind) did not print hi"
+done
+say "README example builds and prints hi (static and shared)"
 
 # ---- 6. nothing left behind ----
 after="$(shm_ours)"
