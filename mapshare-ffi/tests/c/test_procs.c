@@ -159,7 +159,9 @@ static void c_c_mailbox(void) {
     CHECK_OK(mapshare_mailbox_create(in, NULL, &a));
     CHECK_OK(mapshare_mailbox_create(out, NULL, &b));
     pid_t pid = spawn_role(g_self, "mb-echo", in, out);
-    for (int i = 0; i < 200; i++) {
+    uint64_t t0 = 0;
+    for (int i = 0; i < 2000; i++) {
+        if (i == 100) t0 = now_ns(); /* the child is up and warm */
         char msg[32], want[40], got[64];
         size_t len;
         int n = snprintf(msg, sizeof msg, "ping %d", i);
@@ -169,12 +171,14 @@ static void c_c_mailbox(void) {
         snprintf(want, sizeof want, "echo:%s", msg);
         if (strcmp(got, want) != 0) FAIL("got \"%s\", expected \"%s\"", got, want);
     }
+    uint64_t dt = now_ns() - t0;
     CHECK_OK(mapshare_mailbox_send(a, "quit", 4, WAIT));
     CHECK(wait_child(pid) == 0);
     mapshare_mailbox_close(a);
     mapshare_mailbox_close(b);
     CHECK(!segment_exists(in) && !segment_exists(out));
-    printf("  C <-> C mailbox: 200 round trips\n");
+    /* Informational only: no bound on time is asserted. */
+    printf("  C <-> C mailbox: 2000 round trips (%.1f us each, after warm-up)\n", (double)dt / 1900 / 1000);
 }
 
 static void c_c_channel(void) {
@@ -185,14 +189,14 @@ static void c_c_channel(void) {
     o.senders = 2;
     mapshare_receiver_t *rx = NULL;
     CHECK_OK(mapshare_receiver_create(n, &o, &rx));
-    const int per = 2000;
+    const int per = 100000;
     char arg0[16], arg1[16];
     snprintf(arg0, sizeof arg0, "0:%d", per);
     snprintf(arg1, sizeof arg1, "1:%d", per);
     pid_t p0 = spawn_role(g_self, "chan-send", n, arg0);
     pid_t p1 = spawn_role(g_self, "chan-send", n, arg1);
     int next[2] = {0, 0};
-    uint64_t until = now_ns() + WAIT;
+    uint64_t t0 = now_ns(), until = t0 + WAIT;
     for (;;) {
         struct tagged t;
         size_t len;
@@ -211,10 +215,12 @@ static void c_c_channel(void) {
         if (t.seq != next[t.sender]) FAIL("sender %d: got %d, expected %d", t.sender, t.seq, next[t.sender]);
         next[t.sender]++;
     }
+    uint64_t dt = now_ns() - t0;
     CHECK(wait_child(p0) == 0 && wait_child(p1) == 0);
     mapshare_receiver_close(rx);
     CHECK(!segment_exists(n));
-    printf("  C <-> C channel: 2 sender processes x %d messages, in order, then DISCONNECTED\n", per);
+    printf("  C <-> C channel: 2 sender processes x %d messages, in order, then DISCONNECTED (%.2f M msg/s, spawns included)\n",
+           per, 2.0 * per / ((double)dt / 1e9) / 1e6);
 }
 
 static void killed_sender(void) {
