@@ -53,7 +53,7 @@
  * What a call did. Every function of the C API returns one (or, for the
  * few that cannot fail, documents why not). `MAPSHARE_OK` is 0; every
  * other code comes with a message from
- * [`mapshare_last_error_message`] on the calling thread.
+ * `mapshare_last_error_message` on the calling thread.
  */
 typedef enum mapshare_status {
   /**
@@ -182,74 +182,74 @@ typedef enum mapshare_status {
 
 /**
  * A blackboard's reader (opaque; any number per board). Thread-safe.
- * Free it with [`mapshare_blackboard_reader_close`].
+ * Free it with `mapshare_blackboard_reader_close`.
  */
 typedef struct mapshare_blackboard_reader_t mapshare_blackboard_reader_t;
 
 /**
  * A blackboard's writer (opaque; one live writer per board). Calls
  * through one handle are serialised. Free it with
- * [`mapshare_blackboard_writer_close`].
+ * `mapshare_blackboard_writer_close`.
  */
 typedef struct mapshare_blackboard_writer_t mapshare_blackboard_writer_t;
 
 /**
  * An event handle (opaque). Thread-safe. Free it with
- * [`mapshare_event_close`].
+ * `mapshare_event_close`.
  */
 typedef struct mapshare_event_t mapshare_event_t;
 
 /**
  * A mailbox handle (opaque). Thread-safe: any thread may send or receive
- * through it. Free it with [`mapshare_mailbox_close`].
+ * through it. Free it with `mapshare_mailbox_close`.
  */
 typedef struct mapshare_mailbox_t mapshare_mailbox_t;
 
 /**
  * A mutex handle (opaque). Thread-safe: while one thread holds the lock
  * through it, another thread's `mapshare_mutex_lock` on the same handle
- * waits as a second process would. Free it with [`mapshare_mutex_close`].
+ * waits as a second process would. Free it with `mapshare_mutex_close`.
  */
 typedef struct mapshare_mutex_t mapshare_mutex_t;
 
 /**
  * A pub/sub ring's publisher (opaque; one live publisher per ring).
  * Calls through one handle are serialised. Free it with
- * [`mapshare_publisher_close`].
+ * `mapshare_publisher_close`.
  */
 typedef struct mapshare_publisher_t mapshare_publisher_t;
 
 /**
  * A channel's receiving end (opaque): the one receiver of the channel.
  * Calls through one handle are serialised. Free it with
- * [`mapshare_receiver_close`].
+ * `mapshare_receiver_close`.
  */
 typedef struct mapshare_receiver_t mapshare_receiver_t;
 
 /**
  * A channel's sending end (opaque): owns one lane of the channel. Calls
  * through one handle are serialised (a second thread waits for the
- * first). Free it with [`mapshare_sender_close`].
+ * first). Free it with `mapshare_sender_close`.
  */
 typedef struct mapshare_sender_t mapshare_sender_t;
 
 /**
  * A shared value handle (opaque): the value, its robust lock and its
  * data-ready event. Thread-safe like `mapshare_mutex_t`. Free it with
- * [`mapshare_shared_close`].
+ * `mapshare_shared_close`.
  */
 typedef struct mapshare_shared_t mapshare_shared_t;
 
 /**
  * A pub/sub ring's subscriber (opaque). Calls through one handle are
- * serialised. Free it with [`mapshare_subscriber_close`].
+ * serialised. Free it with `mapshare_subscriber_close`.
  */
 typedef struct mapshare_subscriber_t mapshare_subscriber_t;
 
 /**
  * How to create or open a segment: the Rust builder's setters as fields.
  *
- * Fill it with [`mapshare_options_init`] first (every field at its
+ * Fill it with `mapshare_options_init` first (every field at its
  * default), then set what you need; passing NULL instead of options
  * means the defaults. A zero size field means "the kind's default".
  * Sizes are used when creating; opening takes the segment's own (checked,
@@ -373,7 +373,7 @@ enum mapshare_status mapshare_sender_create(const char *name,
  * when every lane is held by a live sender).
  *
  * # Safety
- * As [`mapshare_sender_create`].
+ * As `mapshare_sender_create`.
  */
 enum mapshare_status mapshare_sender_open(const char *name,
                                           const struct mapshare_options_t *opts,
@@ -383,7 +383,7 @@ enum mapshare_status mapshare_sender_open(const char *name,
  * Opens the channel `name` as a sender, creating it with `opts` if needed.
  *
  * # Safety
- * As [`mapshare_sender_create`].
+ * As `mapshare_sender_create`.
  */
 enum mapshare_status mapshare_sender_open_or_create(const char *name,
                                                     const struct mapshare_options_t *opts,
@@ -437,7 +437,7 @@ void mapshare_sender_close(struct mapshare_sender_t *tx);
 
 /**
  * Creates the channel `name` and attaches as its receiver. Options as
- * for [`mapshare_sender_create`].
+ * for `mapshare_sender_create`.
  *
  * # Safety
  * - `name` is a NUL-terminated string (or NULL with `opts->file` set);
@@ -453,7 +453,7 @@ enum mapshare_status mapshare_receiver_create(const char *name,
  * when a live receiver is attached).
  *
  * # Safety
- * As [`mapshare_receiver_create`].
+ * As `mapshare_receiver_create`.
  */
 enum mapshare_status mapshare_receiver_open(const char *name,
                                             const struct mapshare_options_t *opts,
@@ -464,7 +464,7 @@ enum mapshare_status mapshare_receiver_open(const char *name,
  * needed.
  *
  * # Safety
- * As [`mapshare_receiver_create`].
+ * As `mapshare_receiver_create`.
  */
 enum mapshare_status mapshare_receiver_open_or_create(const char *name,
                                                       const struct mapshare_options_t *opts,
@@ -539,7 +539,7 @@ enum mapshare_status mapshare_event_create(const char *name,
  * Opens the existing event `name` (its mode is the creator's).
  *
  * # Safety
- * As [`mapshare_event_create`].
+ * As `mapshare_event_create`.
  */
 enum mapshare_status mapshare_event_open(const char *name,
                                          const struct mapshare_options_t *opts,
@@ -549,7 +549,7 @@ enum mapshare_status mapshare_event_open(const char *name,
  * Opens the event `name`, creating it with `opts` if needed.
  *
  * # Safety
- * As [`mapshare_event_create`].
+ * As `mapshare_event_create`.
  */
 enum mapshare_status mapshare_event_open_or_create(const char *name,
                                                    const struct mapshare_options_t *opts,
@@ -631,7 +631,7 @@ enum mapshare_status mapshare_mailbox_create(const char *name,
  * is not a mailbox.
  *
  * # Safety
- * As [`mapshare_mailbox_create`].
+ * As `mapshare_mailbox_create`.
  */
 enum mapshare_status mapshare_mailbox_open(const char *name,
                                            const struct mapshare_options_t *opts,
@@ -641,7 +641,7 @@ enum mapshare_status mapshare_mailbox_open(const char *name,
  * Opens the mailbox `name`, creating it with `opts` if it does not exist.
  *
  * # Safety
- * As [`mapshare_mailbox_create`].
+ * As `mapshare_mailbox_create`.
  */
 enum mapshare_status mapshare_mailbox_open_or_create(const char *name,
                                                      const struct mapshare_options_t *opts,
@@ -733,7 +733,7 @@ enum mapshare_status mapshare_mutex_create(const char *name,
  * Opens the existing mutex `name`.
  *
  * # Safety
- * As [`mapshare_mutex_create`].
+ * As `mapshare_mutex_create`.
  */
 enum mapshare_status mapshare_mutex_open(const char *name,
                                          const struct mapshare_options_t *opts,
@@ -743,7 +743,7 @@ enum mapshare_status mapshare_mutex_open(const char *name,
  * Opens the mutex `name`, creating it if needed.
  *
  * # Safety
- * As [`mapshare_mutex_create`].
+ * As `mapshare_mutex_create`.
  */
 enum mapshare_status mapshare_mutex_open_or_create(const char *name,
                                                    const struct mapshare_options_t *opts,
@@ -757,7 +757,7 @@ enum mapshare_status mapshare_mutex_open_or_create(const char *name,
  * `MAPSHARE_OK` and `MAPSHARE_OWNER_DIED` both mean the lock IS held on
  * return; `MAPSHARE_OWNER_DIED` says the previous holder died holding
  * it (killed, say), so the data it guards may be half-updated: repair,
- * then [`mapshare_mutex_unlock`]. A holder killed at any moment never
+ * then `mapshare_mutex_unlock`. A holder killed at any moment never
  * blocks the others. `MAPSHARE_INVALID_ARGUMENT` if the calling thread
  * already holds it through this handle (it is not recursive);
  * `MAPSHARE_FAULT` if a peer shrank the segment.
@@ -815,7 +815,7 @@ enum mapshare_status mapshare_publisher_create(const char *name,
  * while a live publisher holds it).
  *
  * # Safety
- * As [`mapshare_publisher_create`].
+ * As `mapshare_publisher_create`.
  */
 enum mapshare_status mapshare_publisher_open(const char *name,
                                              const struct mapshare_options_t *opts,
@@ -826,7 +826,7 @@ enum mapshare_status mapshare_publisher_open(const char *name,
  * needed.
  *
  * # Safety
- * As [`mapshare_publisher_create`].
+ * As `mapshare_publisher_create`.
  */
 enum mapshare_status mapshare_publisher_open_or_create(const char *name,
                                                        const struct mapshare_options_t *opts,
@@ -897,7 +897,7 @@ enum mapshare_status mapshare_subscriber_open_or_create(const char *name,
  * Creates the ring `name` and joins it as a subscriber.
  *
  * # Safety
- * As [`mapshare_subscriber_open_or_create`].
+ * As `mapshare_subscriber_open_or_create`.
  */
 enum mapshare_status mapshare_subscriber_create(const char *name,
                                                 const struct mapshare_options_t *opts,
@@ -907,7 +907,7 @@ enum mapshare_status mapshare_subscriber_create(const char *name,
  * Joins the existing ring `name` as a subscriber.
  *
  * # Safety
- * As [`mapshare_subscriber_open_or_create`].
+ * As `mapshare_subscriber_open_or_create`.
  */
 enum mapshare_status mapshare_subscriber_open(const char *name,
                                               const struct mapshare_options_t *opts,
@@ -981,7 +981,7 @@ enum mapshare_status mapshare_shared_create(const char *name,
  * (`MAPSHARE_LAYOUT_MISMATCH` naming both otherwise).
  *
  * # Safety
- * As [`mapshare_shared_create`].
+ * As `mapshare_shared_create`.
  */
 enum mapshare_status mapshare_shared_open(const char *name,
                                           const struct mapshare_layout_t *layout,
@@ -992,7 +992,7 @@ enum mapshare_status mapshare_shared_open(const char *name,
  * Opens the shared value `name`, creating it (all zeroes) if needed.
  *
  * # Safety
- * As [`mapshare_shared_create`].
+ * As `mapshare_shared_create`.
  */
 enum mapshare_status mapshare_shared_open_or_create(const char *name,
                                                     const struct mapshare_layout_t *layout,
@@ -1000,7 +1000,7 @@ enum mapshare_status mapshare_shared_open_or_create(const char *name,
                                                     struct mapshare_shared_t **out);
 
 /**
- * Locks the value, as [`mapshare_mutex_lock`](crate::mapshare_mutex_lock):
+ * Locks the value, as `mapshare_mutex_lock`:
  * `MAPSHARE_OK` or `MAPSHARE_OWNER_DIED` (the previous holder died; the
  * lock IS held and the value may be half-updated), `MAPSHARE_WOULD_BLOCK`
  * (try), `MAPSHARE_TIMEOUT`.
@@ -1103,7 +1103,7 @@ enum mapshare_status mapshare_blackboard_writer_create(const char *name,
  * (`MAPSHARE_TOO_MANY_ATTACHED` while a live writer holds it).
  *
  * # Safety
- * As [`mapshare_blackboard_writer_create`].
+ * As `mapshare_blackboard_writer_create`.
  */
 enum mapshare_status mapshare_blackboard_writer_open(const char *name,
                                                      const struct mapshare_layout_t *layout,
@@ -1114,7 +1114,7 @@ enum mapshare_status mapshare_blackboard_writer_open(const char *name,
  * Opens the blackboard `name` as its writer, creating it if needed.
  *
  * # Safety
- * As [`mapshare_blackboard_writer_create`].
+ * As `mapshare_blackboard_writer_create`.
  */
 enum mapshare_status mapshare_blackboard_writer_open_or_create(const char *name,
                                                                const struct mapshare_layout_t *layout,
@@ -1156,7 +1156,7 @@ void mapshare_blackboard_writer_close(struct mapshare_blackboard_writer_t *w);
  * Creates the blackboard `name` of `layout` and attaches as a reader.
  *
  * # Safety
- * As [`mapshare_blackboard_writer_create`].
+ * As `mapshare_blackboard_writer_create`.
  */
 enum mapshare_status mapshare_blackboard_reader_create(const char *name,
                                                        const struct mapshare_layout_t *layout,
@@ -1167,7 +1167,7 @@ enum mapshare_status mapshare_blackboard_reader_create(const char *name,
  * Opens the blackboard `name` of `layout` as a reader.
  *
  * # Safety
- * As [`mapshare_blackboard_writer_create`].
+ * As `mapshare_blackboard_writer_create`.
  */
 enum mapshare_status mapshare_blackboard_reader_open(const char *name,
                                                      const struct mapshare_layout_t *layout,
@@ -1178,7 +1178,7 @@ enum mapshare_status mapshare_blackboard_reader_open(const char *name,
  * Opens the blackboard `name` as a reader, creating it if needed.
  *
  * # Safety
- * As [`mapshare_blackboard_writer_create`].
+ * As `mapshare_blackboard_writer_create`.
  */
 enum mapshare_status mapshare_blackboard_reader_open_or_create(const char *name,
                                                                const struct mapshare_layout_t *layout,
@@ -1204,14 +1204,14 @@ enum mapshare_status mapshare_blackboard_reader_read(struct mapshare_blackboard_
 
 /**
  * Waits for a version newer than `seen`, then copies it as
- * [`mapshare_blackboard_reader_read`] does: `timeout_ns` 0 tries once
+ * `mapshare_blackboard_reader_read` does: `timeout_ns` 0 tries once
  * (`MAPSHARE_EMPTY` if nothing newer), `MAPSHARE_FOREVER` waits as long as
  * it takes, anything else at most that long (`MAPSHARE_TIMEOUT`).
  * `MAPSHARE_DISCONNECTED` when nothing newer is there and the writer has
  * gone. A too-small buffer is refused before waiting (`MAPSHARE_TOO_SMALL`).
  *
  * # Safety
- * As [`mapshare_blackboard_reader_read`].
+ * As `mapshare_blackboard_reader_read`.
  */
 enum mapshare_status mapshare_blackboard_reader_read_newer(struct mapshare_blackboard_reader_t *r,
                                                            uint64_t seen,

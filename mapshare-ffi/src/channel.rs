@@ -12,7 +12,7 @@ use crate::util::{self, form, Form};
 
 /// A channel's sending end (opaque): owns one lane of the channel. Calls
 /// through one handle are serialised (a second thread waits for the
-/// first). Free it with [`mapshare_sender_close`].
+/// first). Free it with `mapshare_sender_close`.
 #[allow(non_camel_case_types)] // C naming
 #[derive(Debug)]
 pub struct mapshare_sender_t {
@@ -21,7 +21,7 @@ pub struct mapshare_sender_t {
 
 /// A channel's receiving end (opaque): the one receiver of the channel.
 /// Calls through one handle are serialised. Free it with
-/// [`mapshare_receiver_close`].
+/// `mapshare_receiver_close`.
 #[allow(non_camel_case_types)] // C naming
 #[derive(Debug)]
 pub struct mapshare_receiver_t {
@@ -72,7 +72,7 @@ pub unsafe extern "C" fn mapshare_sender_create(
 /// when every lane is held by a live sender).
 ///
 /// # Safety
-/// As [`mapshare_sender_create`].
+/// As `mapshare_sender_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_sender_open(
     name: *const c_char,
@@ -86,7 +86,7 @@ pub unsafe extern "C" fn mapshare_sender_open(
 /// Opens the channel `name` as a sender, creating it with `opts` if needed.
 ///
 /// # Safety
-/// As [`mapshare_sender_create`].
+/// As `mapshare_sender_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_sender_open_or_create(
     name: *const c_char,
@@ -179,7 +179,7 @@ pub unsafe extern "C" fn mapshare_sender_close(tx: *mut mapshare_sender_t) {
 }
 
 /// Creates the channel `name` and attaches as its receiver. Options as
-/// for [`mapshare_sender_create`].
+/// for `mapshare_sender_create`.
 ///
 /// # Safety
 /// - `name` is a NUL-terminated string (or NULL with `opts->file` set);
@@ -199,7 +199,7 @@ pub unsafe extern "C" fn mapshare_receiver_create(
 /// when a live receiver is attached).
 ///
 /// # Safety
-/// As [`mapshare_receiver_create`].
+/// As `mapshare_receiver_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_receiver_open(
     name: *const c_char,
@@ -214,7 +214,7 @@ pub unsafe extern "C" fn mapshare_receiver_open(
 /// needed.
 ///
 /// # Safety
-/// As [`mapshare_receiver_create`].
+/// As `mapshare_receiver_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_receiver_open_or_create(
     name: *const c_char,

@@ -9,7 +9,7 @@ use crate::status::{guard, guard_value, mapshare_status, Result};
 use crate::util::{self, form, Form};
 
 /// An event handle (opaque). Thread-safe. Free it with
-/// [`mapshare_event_close`].
+/// `mapshare_event_close`.
 #[allow(non_camel_case_types)] // C naming
 #[derive(Debug)]
 pub struct mapshare_event_t {
@@ -52,7 +52,7 @@ pub unsafe extern "C" fn mapshare_event_create(
 /// Opens the existing event `name` (its mode is the creator's).
 ///
 /// # Safety
-/// As [`mapshare_event_create`].
+/// As `mapshare_event_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_event_open(
     name: *const c_char,
@@ -66,7 +66,7 @@ pub unsafe extern "C" fn mapshare_event_open(
 /// Opens the event `name`, creating it with `opts` if needed.
 ///
 /// # Safety
-/// As [`mapshare_event_create`].
+/// As `mapshare_event_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_event_open_or_create(
     name: *const c_char,

@@ -9,8 +9,8 @@
 //!   buffer passed in stays the caller's: the library copies what it
 //!   needs before returning.
 //! - **Status codes**: every call that can fail returns a
-//!   [`mapshare_status`]; `MAPSHARE_OK` is 0. On failure the calling
-//!   thread's [`mapshare_last_error_message`] holds the library's text.
+//!   `mapshare_status`; `MAPSHARE_OK` is 0. On failure the calling
+//!   thread's `mapshare_last_error_message` holds the library's text.
 //! - **Timeouts** are `uint64_t timeout_ns` on the monotonic clock: `0`
 //!   tries once without waiting, `MAPSHARE_FOREVER` (`UINT64_MAX`) waits as
 //!   long as it takes, anything else at most that many nanoseconds.

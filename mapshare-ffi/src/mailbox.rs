@@ -11,7 +11,7 @@ use crate::status::{guard, guard_value, mapshare_status, Error, Result, S};
 use crate::util::{self, form, Form};
 
 /// A mailbox handle (opaque). Thread-safe: any thread may send or receive
-/// through it. Free it with [`mapshare_mailbox_close`].
+/// through it. Free it with `mapshare_mailbox_close`.
 #[allow(non_camel_case_types)] // C naming
 #[derive(Debug)]
 pub struct mapshare_mailbox_t {
@@ -61,7 +61,7 @@ pub unsafe extern "C" fn mapshare_mailbox_create(
 /// is not a mailbox.
 ///
 /// # Safety
-/// As [`mapshare_mailbox_create`].
+/// As `mapshare_mailbox_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_mailbox_open(
     name: *const c_char,
@@ -75,7 +75,7 @@ pub unsafe extern "C" fn mapshare_mailbox_open(
 /// Opens the mailbox `name`, creating it with `opts` if it does not exist.
 ///
 /// # Safety
-/// As [`mapshare_mailbox_create`].
+/// As `mapshare_mailbox_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_mailbox_open_or_create(
     name: *const c_char,

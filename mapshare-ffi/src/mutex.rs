@@ -12,7 +12,7 @@ use crate::util;
 
 /// A mutex handle (opaque). Thread-safe: while one thread holds the lock
 /// through it, another thread's `mapshare_mutex_lock` on the same handle
-/// waits as a second process would. Free it with [`mapshare_mutex_close`].
+/// waits as a second process would. Free it with `mapshare_mutex_close`.
 #[allow(non_camel_case_types)] // C naming
 #[derive(Debug)]
 pub struct mapshare_mutex_t {
@@ -52,7 +52,7 @@ pub unsafe extern "C" fn mapshare_mutex_create(
 /// Opens the existing mutex `name`.
 ///
 /// # Safety
-/// As [`mapshare_mutex_create`].
+/// As `mapshare_mutex_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_mutex_open(
     name: *const c_char,
@@ -66,7 +66,7 @@ pub unsafe extern "C" fn mapshare_mutex_open(
 /// Opens the mutex `name`, creating it if needed.
 ///
 /// # Safety
-/// As [`mapshare_mutex_create`].
+/// As `mapshare_mutex_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_mutex_open_or_create(
     name: *const c_char,
@@ -84,7 +84,7 @@ pub unsafe extern "C" fn mapshare_mutex_open_or_create(
 /// `MAPSHARE_OK` and `MAPSHARE_OWNER_DIED` both mean the lock IS held on
 /// return; `MAPSHARE_OWNER_DIED` says the previous holder died holding
 /// it (killed, say), so the data it guards may be half-updated: repair,
-/// then [`mapshare_mutex_unlock`]. A holder killed at any moment never
+/// then `mapshare_mutex_unlock`. A holder killed at any moment never
 /// blocks the others. `MAPSHARE_INVALID_ARGUMENT` if the calling thread
 /// already holds it through this handle (it is not recursive);
 /// `MAPSHARE_FAULT` if a peer shrank the segment.

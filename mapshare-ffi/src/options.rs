@@ -16,7 +16,7 @@ pub const MAPSHARE_POLICY_OVERWRITE_OLDEST: u32 = 1;
 
 /// How to create or open a segment: the Rust builder's setters as fields.
 ///
-/// Fill it with [`mapshare_options_init`] first (every field at its
+/// Fill it with `mapshare_options_init` first (every field at its
 /// default), then set what you need; passing NULL instead of options
 /// means the defaults. A zero size field means "the kind's default".
 /// Sizes are used when creating; opening takes the segment's own (checked,
@@ -237,7 +237,7 @@ pub(crate) fn attach<K: mapshare::options::Attach>(b: &Options<K>, how: How) -> 
 /// hands the handle out through `out` (NULL on failure).
 ///
 /// # Safety
-/// - `name` is NULL or a NUL-terminated string; `opts` as for [`parse`];
+/// - `name` is NULL or a NUL-terminated string; `opts` as for `parse`;
 ///   `out` is NULL or a writable `*mut H`.
 pub(crate) unsafe fn construct<H>(
     name: *const c_char,

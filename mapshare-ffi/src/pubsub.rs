@@ -12,7 +12,7 @@ use crate::util::{self, form, Form};
 
 /// A pub/sub ring's publisher (opaque; one live publisher per ring).
 /// Calls through one handle are serialised. Free it with
-/// [`mapshare_publisher_close`].
+/// `mapshare_publisher_close`.
 #[allow(non_camel_case_types)] // C naming
 #[derive(Debug)]
 pub struct mapshare_publisher_t {
@@ -20,7 +20,7 @@ pub struct mapshare_publisher_t {
 }
 
 /// A pub/sub ring's subscriber (opaque). Calls through one handle are
-/// serialised. Free it with [`mapshare_subscriber_close`].
+/// serialised. Free it with `mapshare_subscriber_close`.
 #[allow(non_camel_case_types)] // C naming
 #[derive(Debug)]
 pub struct mapshare_subscriber_t {
@@ -86,7 +86,7 @@ pub unsafe extern "C" fn mapshare_publisher_create(
 /// while a live publisher holds it).
 ///
 /// # Safety
-/// As [`mapshare_publisher_create`].
+/// As `mapshare_publisher_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_publisher_open(
     name: *const c_char,
@@ -101,7 +101,7 @@ pub unsafe extern "C" fn mapshare_publisher_open(
 /// needed.
 ///
 /// # Safety
-/// As [`mapshare_publisher_create`].
+/// As `mapshare_publisher_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_publisher_open_or_create(
     name: *const c_char,
@@ -227,7 +227,7 @@ pub unsafe extern "C" fn mapshare_subscriber_open_or_create(
 /// Creates the ring `name` and joins it as a subscriber.
 ///
 /// # Safety
-/// As [`mapshare_subscriber_open_or_create`].
+/// As `mapshare_subscriber_open_or_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_subscriber_create(
     name: *const c_char,
@@ -251,7 +251,7 @@ pub unsafe extern "C" fn mapshare_subscriber_create(
 /// Joins the existing ring `name` as a subscriber.
 ///
 /// # Safety
-/// As [`mapshare_subscriber_open_or_create`].
+/// As `mapshare_subscriber_open_or_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_subscriber_open(
     name: *const c_char,

@@ -81,7 +81,7 @@ fn fits(size: usize, cap: usize) -> Result<()> {
 
 /// A shared value handle (opaque): the value, its robust lock and its
 /// data-ready event. Thread-safe like `mapshare_mutex_t`. Free it with
-/// [`mapshare_shared_close`].
+/// `mapshare_shared_close`.
 #[allow(non_camel_case_types)] // C naming
 #[derive(Debug)]
 pub struct mapshare_shared_t {
@@ -130,7 +130,7 @@ pub unsafe extern "C" fn mapshare_shared_create(
 /// (`MAPSHARE_LAYOUT_MISMATCH` naming both otherwise).
 ///
 /// # Safety
-/// As [`mapshare_shared_create`].
+/// As `mapshare_shared_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_shared_open(
     name: *const c_char,
@@ -145,7 +145,7 @@ pub unsafe extern "C" fn mapshare_shared_open(
 /// Opens the shared value `name`, creating it (all zeroes) if needed.
 ///
 /// # Safety
-/// As [`mapshare_shared_create`].
+/// As `mapshare_shared_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_shared_open_or_create(
     name: *const c_char,
@@ -157,7 +157,7 @@ pub unsafe extern "C" fn mapshare_shared_open_or_create(
     unsafe { shared_construct(name, layout, opts, out, How::OpenOrCreate) }
 }
 
-/// Locks the value, as [`mapshare_mutex_lock`](crate::mapshare_mutex_lock):
+/// Locks the value, as `mapshare_mutex_lock`:
 /// `MAPSHARE_OK` or `MAPSHARE_OWNER_DIED` (the previous holder died; the
 /// lock IS held and the value may be half-updated), `MAPSHARE_WOULD_BLOCK`
 /// (try), `MAPSHARE_TIMEOUT`.
@@ -308,7 +308,7 @@ pub unsafe extern "C" fn mapshare_shared_close(s: *mut mapshare_shared_t) {
 
 /// A blackboard's writer (opaque; one live writer per board). Calls
 /// through one handle are serialised. Free it with
-/// [`mapshare_blackboard_writer_close`].
+/// `mapshare_blackboard_writer_close`.
 #[allow(non_camel_case_types)] // C naming
 #[derive(Debug)]
 pub struct mapshare_blackboard_writer_t {
@@ -316,7 +316,7 @@ pub struct mapshare_blackboard_writer_t {
 }
 
 /// A blackboard's reader (opaque; any number per board). Thread-safe.
-/// Free it with [`mapshare_blackboard_reader_close`].
+/// Free it with `mapshare_blackboard_reader_close`.
 #[allow(non_camel_case_types)] // C naming
 #[derive(Debug)]
 pub struct mapshare_blackboard_reader_t {
@@ -385,7 +385,7 @@ pub unsafe extern "C" fn mapshare_blackboard_writer_create(
 /// (`MAPSHARE_TOO_MANY_ATTACHED` while a live writer holds it).
 ///
 /// # Safety
-/// As [`mapshare_blackboard_writer_create`].
+/// As `mapshare_blackboard_writer_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_blackboard_writer_open(
     name: *const c_char,
@@ -400,7 +400,7 @@ pub unsafe extern "C" fn mapshare_blackboard_writer_open(
 /// Opens the blackboard `name` as its writer, creating it if needed.
 ///
 /// # Safety
-/// As [`mapshare_blackboard_writer_create`].
+/// As `mapshare_blackboard_writer_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_blackboard_writer_open_or_create(
     name: *const c_char,
@@ -465,7 +465,7 @@ pub unsafe extern "C" fn mapshare_blackboard_writer_close(w: *mut mapshare_black
 /// Creates the blackboard `name` of `layout` and attaches as a reader.
 ///
 /// # Safety
-/// As [`mapshare_blackboard_writer_create`].
+/// As `mapshare_blackboard_writer_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_blackboard_reader_create(
     name: *const c_char,
@@ -480,7 +480,7 @@ pub unsafe extern "C" fn mapshare_blackboard_reader_create(
 /// Opens the blackboard `name` of `layout` as a reader.
 ///
 /// # Safety
-/// As [`mapshare_blackboard_writer_create`].
+/// As `mapshare_blackboard_writer_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_blackboard_reader_open(
     name: *const c_char,
@@ -495,7 +495,7 @@ pub unsafe extern "C" fn mapshare_blackboard_reader_open(
 /// Opens the blackboard `name` as a reader, creating it if needed.
 ///
 /// # Safety
-/// As [`mapshare_blackboard_writer_create`].
+/// As `mapshare_blackboard_writer_create`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_blackboard_reader_open_or_create(
     name: *const c_char,
@@ -541,14 +541,14 @@ pub unsafe extern "C" fn mapshare_blackboard_reader_read(
 }
 
 /// Waits for a version newer than `seen`, then copies it as
-/// [`mapshare_blackboard_reader_read`] does: `timeout_ns` 0 tries once
+/// `mapshare_blackboard_reader_read` does: `timeout_ns` 0 tries once
 /// (`MAPSHARE_EMPTY` if nothing newer), `MAPSHARE_FOREVER` waits as long as
 /// it takes, anything else at most that long (`MAPSHARE_TIMEOUT`).
 /// `MAPSHARE_DISCONNECTED` when nothing newer is there and the writer has
 /// gone. A too-small buffer is refused before waiting (`MAPSHARE_TOO_SMALL`).
 ///
 /// # Safety
-/// As [`mapshare_blackboard_reader_read`].
+/// As `mapshare_blackboard_reader_read`.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_blackboard_reader_read_newer(
     r: *mut mapshare_blackboard_reader_t,

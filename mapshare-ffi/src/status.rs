@@ -14,7 +14,7 @@ use mapshare::{
 /// What a call did. Every function of the C API returns one (or, for the
 /// few that cannot fail, documents why not). `MAPSHARE_OK` is 0; every
 /// other code comes with a message from
-/// [`mapshare_last_error_message`] on the calling thread.
+/// `mapshare_last_error_message` on the calling thread.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(non_camel_case_types)] // C naming: `mapshare_status`
