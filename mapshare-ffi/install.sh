@@ -6,7 +6,8 @@
 #   mapshare-ffi/install.sh PREFIX        (e.g. /usr/local, or a staging dir)
 #
 # Builds nothing but a one-off query of the static library's system
-# dependencies (rustc --print native-static-libs). Run from anywhere.
+# dependencies (rustc --print native-static-libs; or set
+# MAPSHARE_STATIC_DEPS). Run from anywhere.
 set -euo pipefail
 [[ $# -eq 1 ]] || { echo "usage: $0 PREFIX" >&2; exit 2; }
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -20,8 +21,10 @@ done
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)"
 [[ -n "$version" ]] || { echo "install.sh: no version in $root/Cargo.toml" >&2; exit 1; }
 # What a program linking the static library must add (libc, pthread, ...),
-# as rustc reports it for this target.
-deps="$(cd "$root" && cargo rustc --quiet --release -p mapshare-ffi --lib --crate-type staticlib \
+# as rustc reports it for this target; MAPSHARE_STATIC_DEPS overrides the
+# query (for an install run as root without cargo on its PATH).
+deps="${MAPSHARE_STATIC_DEPS:-}"
+[[ -n "$deps" ]] || deps="$(cd "$root" && cargo rustc --quiet --release -p mapshare-ffi --lib --crate-type staticlib \
           -- --print native-static-libs 2>&1 | sed -n 's/^note: native-static-libs: //p' | tail -n1)"
 [[ -n "$deps" ]] || { echo "install.sh: rustc did not report the native static libraries" >&2; exit 1; }
 install -d "$prefix/include" "$prefix/lib/pkgconfig"

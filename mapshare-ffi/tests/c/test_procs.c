@@ -329,7 +329,7 @@ static void c_c_blackboard(void) {
     const char *n = unique_name("board");
     mapshare_blackboard_reader_t *r = NULL;
     CHECK_OK(mapshare_blackboard_reader_create(n, &COUNTER, NULL, &r));
-    const int count = 100000;
+    const int count = 1000000;
     char count_s[16];
     snprintf(count_s, sizeof count_s, "%d", count);
     pid_t w = spawn_role(g_self, "bb-write", n, count_s);
