@@ -27,6 +27,10 @@ die() { echo "c.sh: FAILED: $*" >&2; exit 1; }
 need=()
 command -v gcc >/dev/null || need+=(gcc)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# gcc without the C library's headers (a minimal image without recommends).
+if command -v gcc >/dev/null && ! echo '#include <stdio.h>' | gcc -E -x c - >/dev/null 2>&1; then
+  need+=(libc6-dev)
+fi
 if [[ ${#need[@]} -gt 0 ]]; then
   say "installing ${need[*]} (apt-get)"
   sudo=""

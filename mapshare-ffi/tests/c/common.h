@@ -32,10 +32,14 @@ static const char *g_prog = "test";
 static char g_names[64][128];
 static int g_nnames;
 
+/* A file-backed segment's path, removed at exit too. */
+static char g_file[256];
+
 static inline void unlink_all(void) {
     for (int i = 0; i < g_nnames; i++) {
         (void)mapshare_unlink(g_names[i]);
     }
+    if (g_file[0]) unlink(g_file);
 }
 
 #define FAIL(...)                                                              \

@@ -252,8 +252,8 @@ static void test_persistent_and_file(void) {
     CHECK_ST(mapshare_unlink(n), MAPSHARE_NOT_FOUND);
 
     /* File-backed: the name may be NULL. */
-    char path[128];
-    snprintf(path, sizeof path, "/tmp/mapshare-c-test-%ld.seg", (long)getpid());
+    char *path = g_file; /* removed at exit, also after a failed check */
+    snprintf(path, sizeof g_file, "/tmp/mapshare-c-test-%ld.seg", (long)getpid());
     unlink(path);
     mapshare_options_init(&o);
     o.file = path;
