@@ -10,7 +10,10 @@
 #  5. every tests/c/*.c program compiled with -Wall -Wextra -Werror -std=c11
 #     under ASan+UBSan, once against the staticlib and once against the
 #     cdylib (found through pkg-config), and run (the cross-process tests
-#     use the CLI through $MAPSHARE_BIN);
+#     use the CLI through $MAPSHARE_BIN, and Python through
+#     $MAPSHARE_PYTHON: target/py-venv/bin/python, which ci/python.sh
+#     leaves with the wheel installed; run alone, ci/c.sh makes it with
+#     ci/py-venv.sh, and fails if no Python with mapshare can be had);
 #     the README's C example is compiled and run the same two ways;
 #  6. /dev/shm checked: nothing the tests made is left.
 # Run from anywhere: ci/c.sh
@@ -81,6 +84,18 @@ libdir="$(pkg-config --variable=libdir mapshare)"
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export MAPSHARE_BIN="$cli"
+
+# Python with the mapshare wheel (and numpy) for tests/c/test_python.c: the
+# venv ci/python.sh made, else made now the same way. Never skipped.
+py="$tgt/py-venv/bin/python"
+py_ok() { [[ -x "$py" ]] && (cd / && "$py" -I -c 'import mapshare, numpy') >/dev/null 2>&1; }
+if ! py_ok; then
+  say "$py cannot import mapshare: building the wheel into it (ci/py-venv.sh)"
+  ci/py-venv.sh || die "ci/py-venv.sh failed: no Python with mapshare for the C <-> Python tests"
+  py_ok || die "$py cannot import mapshare and numpy"
+fi
+export MAPSHARE_PYTHON="$py"
+say "MAPSHARE_PYTHON=$py ($("$py" --version), mapshare from $(cd / && "$py" -I -c 'import mapshare, os; print(os.path.dirname(mapshare.__file__))'))"
 
 shm_ours() { find /dev/shm -maxdepth 1 -name 'mapshare.c-*' -printf '%f\n' 2>/dev/null | sort; }
 before="$(shm_ours)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Python binding (mapshare-py): builds the abi3 wheel with maturin,
-# installs it into a venv under target/, checks that `pip install
+# The Python binding (mapshare-py): builds the abi3 wheel with maturin and
+# installs it into the venv target/py-venv (ci/py-venv.sh, shared with
+# ci/c.sh, whose C <-> Python tests use that venv), checks that `pip install
 # ./mapshare-py` (what the README says) works too, builds the Rust CLI and
 # examples the cross-language tests run, runs the pytest suite, and checks
 # that /dev/shm is left clean. Needs python3 >= 3.11 with venv (installed
@@ -14,30 +15,13 @@ src_venv=$target/py-venv-src
 
 fail() { echo "ci/python.sh: $*" >&2; exit 1; }
 
-# python3 with venv and pip (Debian: python3-venv).
-if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-    command -v apt-get >/dev/null || fail "python3 with venv is missing and apt-get is not available"
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -q
-    $sudo apt-get install -y -q python3 python3-venv python3-pip
-fi
-python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-    || fail "python3 >= 3.11 is needed (the wheel is abi3-py311), found $(python3 --version)"
-
 # Segments of ours before the run (another run's leftovers are not ours to judge).
 ours() { find /dev/shm -maxdepth 1 -name 'mapshare.py-*' -printf '%f\n' 2>/dev/null | sort; }
 before=$(ours)
 
-python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q maturin pytest numpy
-
-# The wheel, as CI ships it, installed over whatever the venv held.
-rm -f "$target"/wheels/mapshare-*.whl
-"$venv/bin/maturin" build --release -m mapshare-py/Cargo.toml -o "$target/wheels"
+# The venv with the wheel (python3 checked, installed when missing).
+ci/py-venv.sh
 wheel=$(ls "$target"/wheels/mapshare-*-cp311-abi3-*.whl) || fail "no abi3 wheel in $target/wheels"
-"$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$wheel"
 
 # `pip install ./mapshare-py` from the source tree, in a venv of its own.
 python3 -m venv "$src_venv"
