@@ -38,8 +38,12 @@
 //!
 //! A source whose segment another process shrank while the set slept
 //! (what its own wait reports as `Fault::Truncated`) is listed apart, in
-//! [`Ready::truncated`], before anything touches it: every source is
-//! checked (one `fstat` each) after every sleep.
+//! [`Ready::truncated`], before anything touches it: a wait woken on one
+//! source's word checks that source (one `fstat`) and looks at it alone;
+//! any other end of a sleep checks every source before looking at any.
+//! (So a wake-up costs one `fstat`, not one per source; a wake-up reports
+//! the source that woke it, and the next wait's first look finds any other
+//! that became ready meanwhile.)
 //!
 //! Killed peers are noticed as the sources' own waits notice them: the set
 //! sleeps in slices of 50 ms and asks the registry about the sources'
@@ -303,11 +307,32 @@ impl WaitSet {
                 if let Some(d) = deadline {
                     slice = slice.min(d.saturating_duration_since(now));
                 }
-                if !self.words.is_empty() {
-                    self.sleep(slice);
-                } else {
+                let woken = if self.words.is_empty() {
                     std::thread::sleep(slice);
+                    None
+                } else {
+                    self.sleep(slice)
+                };
+                // Woken on one word: look at that source alone (one fstat,
+                // then its words), touching no other after the sleep.
+                if let Some(i) = woken.filter(|&i| i < sources.len()) {
+                    if !sources[i].intact() {
+                        return Some(Ready {
+                            indices: Vec::new(),
+                            truncated: vec![i],
+                        });
+                    }
+                    if sources[i].ready(false) {
+                        self.next = i + 1;
+                        return Some(Ready {
+                            indices: vec![i],
+                            truncated: Vec::new(),
+                        });
+                    }
                 }
+                // Otherwise (a slice's end, a word that changed, a wake
+                // for another sleeper of the same bell) every source is
+                // checked before any is looked at again.
                 if let Some(t) = Self::truncated(sources) {
                     return Some(t);
                 }
@@ -319,14 +344,18 @@ impl WaitSet {
         }
     }
 
-    fn sleep(&self, slice: Duration) {
+    /// One `futex_waitv` on the armed words; the index of the word it was
+    /// woken on, if one.
+    fn sleep(&self, slice: Duration) -> Option<usize> {
         match sys::futex_waitv(&self.words, Some(slice)) {
-            Waitv::Woken(_) | Waitv::Changed | Waitv::TimedOut => {}
+            Waitv::Woken(i) => Some(i),
+            Waitv::Changed | Waitv::TimedOut => None,
             // No futex_waitv (before Linux 5.16): look every millisecond
             // from now on.
             Waitv::Unsupported => {
                 WAITV_REFUSED.store(true, std::sync::atomic::Ordering::Relaxed);
                 std::thread::sleep(slice.min(POLL_SLICE));
+                None
             }
         }
     }

@@ -132,7 +132,7 @@ fn report(label: &str, mut ns: Vec<u64>, base: Option<u64>) {
         format!("{:.2}x", med as f64 / b.max(1) as f64)
     });
     println!(
-        "  {label:<44} {:>10.1} µs  p99 {:>10.1} µs  {ratio}",
+        "  {label:<44} {:>10.2} µs  p99 {:>10.2} µs  {ratio}",
         med as f64 / 1000.0,
         p99 as f64 / 1000.0
     );
@@ -259,7 +259,13 @@ fn unix(base: &str, size: usize, rounds: usize) -> Result<Vec<u64>> {
 fn wake(base: &str, rounds: usize, how: &str, strategy: WaitStrategy) -> Result<Vec<u64>> {
     let n = if how == "set64" { SOURCES } else { 1 };
     let reply = format!("{base}-reply");
-    let mut rx: Receiver = Options::new(&reply).capacity(4).max_message(8).create()?;
+    // This side sleeps at once for the answer (a spinning waiter can hold
+    // the CPU the woken peer was placed on, and would measure itself).
+    let mut rx: Receiver = Options::new(&reply)
+        .capacity(4)
+        .max_message(8)
+        .wait_strategy(WaitStrategy::Block)
+        .create()?;
     let mut txs = Vec::new();
     for k in 0..n {
         txs.push(

@@ -754,7 +754,7 @@ impl Server {
                         .any(|c| spsc::readable(&svc.slots(c, Dir::Request), heads[c]).is_some())
                 },
             );
-            if !svc.seg.intact() {
+            if !ready && !svc.seg.intact() {
                 return Err(RecvTimeoutError::Fault(Fault::Truncated));
             }
             if !ready && deadline.is_some_and(|d| Instant::now() >= d) {
@@ -829,7 +829,7 @@ impl Server {
                     room || svc.ctl().conn.load(Ordering::Relaxed) != conn
                 },
             );
-            if !self.svc.seg.intact() {
+            if !room && !self.svc.seg.intact() {
                 return Err(Stop::Truncated);
             }
             if self.client_gone(to, true) {
@@ -1337,7 +1337,7 @@ impl Client {
                         || svc.ctl().conn.load(Ordering::Relaxed) != conn
                 },
             );
-            if !self.svc.seg.intact() {
+            if !ready && !self.svc.seg.intact() {
                 return Err(RecvTimeoutError::Fault(Fault::Truncated));
             }
             if !ready && deadline.is_some_and(|d| Instant::now() >= d) {
@@ -1504,7 +1504,7 @@ impl Client {
             let conn = svc.ctl().conn.load(Ordering::Relaxed);
             let prod = &mut self.prod;
             let full = self.outstanding.len() >= svc.g.slots.capacity;
-            svc.client_bell(me).wait_until(
+            let moved = svc.client_bell(me).wait_until(
                 svc.wait,
                 deadline,
                 Some(SERVER_POLL),
@@ -1518,7 +1518,9 @@ impl Client {
                     progress || svc.ctl().conn.load(Ordering::Relaxed) != conn
                 },
             );
-            if !self.svc.seg.intact() {
+            // `wait_until` asked after each of its sleeps: only a wait that
+            // ended without progress looks again (one fstat).
+            if !moved && !self.svc.seg.intact() {
                 return Err(Stop::Truncated);
             }
             if self.tag_gone(true) && self.server_state(false) == ServerState::Gone {
@@ -1825,12 +1827,13 @@ impl Server {
             }
             let svc = &self.svc;
             let heads = &self.heads;
-            crate::asyncio::bell_wait(svc.server_bell(), None, &|| svc.seg.intact(), || {
-                (0..svc.g.clients)
-                    .any(|c| spsc::readable(&svc.slots(c, Dir::Request), heads[c]).is_some())
-            })
-            .await;
-            if !self.svc.seg.intact() {
+            let woke =
+                crate::asyncio::bell_wait(svc.server_bell(), None, &|| svc.seg.intact(), || {
+                    (0..svc.g.clients)
+                        .any(|c| spsc::readable(&svc.slots(c, Dir::Request), heads[c]).is_some())
+                })
+                .await;
+            if !woke && !self.svc.seg.intact() {
                 return Err(crate::error::RecvError::Fault(Fault::Truncated));
             }
         }
@@ -1860,19 +1863,20 @@ impl Client {
             let slice = Instant::now().checked_add(ASYNC_SERVER_POLL);
             let full = self.outstanding.len() >= svc.g.slots.capacity;
             let tail = self.prod.tail;
-            crate::asyncio::bell_wait(svc.client_bell(me), slice, &|| svc.seg.intact(), || {
-                let progress = if full {
-                    spsc::readable(&svc.slots(me, Dir::Response), head).is_some()
-                } else {
-                    // Room once the server has taken our oldest request.
-                    let lane = svc.lane(me, Dir::Request);
-                    tail.wrapping_sub(lane.head.load(Ordering::Acquire))
-                        < svc.g.slots.capacity as u64
-                };
-                progress || svc.ctl().conn.load(Ordering::Relaxed) != conn
-            })
-            .await;
-            if !self.svc.seg.intact() {
+            let woke =
+                crate::asyncio::bell_wait(svc.client_bell(me), slice, &|| svc.seg.intact(), || {
+                    let progress = if full {
+                        spsc::readable(&svc.slots(me, Dir::Response), head).is_some()
+                    } else {
+                        // Room once the server has taken our oldest request.
+                        let lane = svc.lane(me, Dir::Request);
+                        tail.wrapping_sub(lane.head.load(Ordering::Acquire))
+                            < svc.g.slots.capacity as u64
+                    };
+                    progress || svc.ctl().conn.load(Ordering::Relaxed) != conn
+                })
+                .await;
+            if !woke && !self.svc.seg.intact() {
                 return Err(SendError::Fault(msg, Fault::Truncated));
             }
         }
@@ -1895,12 +1899,13 @@ impl Client {
             let (me, head) = (self.me, self.head);
             let conn = svc.ctl().conn.load(Ordering::Relaxed);
             let slice = Instant::now().checked_add(ASYNC_SERVER_POLL);
-            crate::asyncio::bell_wait(svc.client_bell(me), slice, &|| svc.seg.intact(), || {
-                spsc::readable(&svc.slots(me, Dir::Response), head).is_some()
-                    || svc.ctl().conn.load(Ordering::Relaxed) != conn
-            })
-            .await;
-            if !self.svc.seg.intact() {
+            let woke =
+                crate::asyncio::bell_wait(svc.client_bell(me), slice, &|| svc.seg.intact(), || {
+                    spsc::readable(&svc.slots(me, Dir::Response), head).is_some()
+                        || svc.ctl().conn.load(Ordering::Relaxed) != conn
+                })
+                .await;
+            if !woke && !self.svc.seg.intact() {
                 return Err(crate::error::RecvError::Fault(Fault::Truncated));
             }
         }
