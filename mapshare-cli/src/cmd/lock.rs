@@ -51,9 +51,13 @@ pub(crate) fn run(args: &LockArgs) -> Result<ExitCode> {
         .expect("clap requires at least one word after --"); // `required = true`
     let shown = program.to_string_lossy();
     // Without O_CLOEXEC: the command keeps our registry slot, and with it
-    // the lock, alive for as long as it runs.
+    // the lock, alive for as long as it runs. (Linux only, as the library's
+    // backend is; elsewhere `open_or_create` above has already failed.)
+    #[cfg(target_os = "linux")]
     let inherited = rustix::io::dup(mutex.liveness_fd())
         .map_err(|e| flat(format!("{name}: duplicating the lock's descriptor: {e}")))?;
+    #[cfg(not(target_os = "linux"))]
+    let inherited: Option<std::fs::File> = None;
     let spawned = Command::new(program).args(rest).spawn();
     drop(inherited);
     let mut child = match spawned {
