@@ -221,28 +221,69 @@ pub(crate) fn into_buffer(
     Ok(msg.len())
 }
 
-/// A message as a new writable numpy array of `dtype` (and `shape`, if
-/// given: its size must match the message).
-pub(crate) fn to_array<'py>(
-    py: Python<'py>,
-    msg: &[u8],
-    dtype: &Bound<'py, PyAny>,
-    shape: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let np = py.import("numpy")?;
-    let dtype = np.getattr("dtype")?.call1((dtype,))?;
-    let itemsize: usize = dtype.getattr("itemsize")?.extract()?;
-    if itemsize == 0 || msg.len() % itemsize != 0 {
-        return Err(PyValueError::new_err(format!(
-            "a message of {} bytes is not a whole number of {itemsize}-byte items",
-            msg.len()
-        )));
+/// The numpy dtype of a `recv_array`, resolved before anything is
+/// received: a dtype numpy refuses raises then, and no message is taken.
+pub(crate) struct ArrayDtype<'py> {
+    np: Bound<'py, PyModule>,
+    dtype: Bound<'py, PyAny>,
+    itemsize: usize,
+}
+
+impl<'py> ArrayDtype<'py> {
+    pub(crate) fn new(py: Python<'py>, dtype: &Bound<'py, PyAny>) -> PyResult<ArrayDtype<'py>> {
+        let np = py.import("numpy")?;
+        let dtype = np.getattr("dtype")?.call1((dtype,))?;
+        let itemsize: usize = dtype.getattr("itemsize")?.extract()?;
+        if itemsize == 0 {
+            return Err(PyValueError::new_err(
+                "a dtype of 0-byte items cannot hold a message",
+            ));
+        }
+        Ok(ArrayDtype {
+            np,
+            dtype,
+            itemsize,
+        })
     }
-    let arr = np.getattr("empty")?.call1((msg.len() / itemsize, dtype))?;
-    Buffer::get(&arr)?.write(py, msg)?;
-    match shape {
-        Some(s) => arr.call_method1("reshape", (s,)),
-        None => Ok(arr),
+
+    /// A received message as a new writable numpy array of this dtype
+    /// (and `shape`, if given: its size must match the message). A
+    /// message that does not fit raises `LengthMismatch` (a `ValueError`)
+    /// holding it in `message`: it is already taken, so never dropped.
+    pub(crate) fn array(
+        &self,
+        py: Python<'py>,
+        what: &str,
+        msg: &[u8],
+        shape: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mismatch = |why: String| {
+            let message = PyBytes::new(py, msg).into_any();
+            errors::raise_with(
+                py,
+                "LengthMismatch",
+                format!("{what}: {why}"),
+                &[("message", message)],
+            )
+        };
+        if msg.len() % self.itemsize != 0 {
+            return Err(mismatch(format!(
+                "a message of {} bytes is not a whole number of {}-byte items",
+                msg.len(),
+                self.itemsize
+            )));
+        }
+        let arr = self
+            .np
+            .getattr("empty")?
+            .call1((msg.len() / self.itemsize, &self.dtype))?;
+        Buffer::get(&arr)?.write(py, msg)?;
+        match shape {
+            Some(s) => arr
+                .call_method1("reshape", (s,))
+                .map_err(|e| mismatch(format!("a message of {} bytes: {e}", msg.len()))),
+            None => Ok(arr),
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use pyo3::types::PyBytes;
 
 use crate::buffer::Buffer;
 use crate::common::{
-    attach, into_buffer, recv_raw, recv_with, send_fail, send_with, sent, to_array,
-    try_recv_result, Common, Handle, How, Slot,
+    attach, into_buffer, recv_raw, recv_with, send_fail, send_with, sent, try_recv_result,
+    ArrayDtype, Common, Handle, How, Slot,
 };
 use crate::errors;
 
@@ -173,7 +173,8 @@ impl Mailbox {
     }
 
     /// Receives the message as a new numpy array of ``dtype`` (reshaped to
-    /// ``shape`` if given).
+    /// ``shape`` if given). A message that does not fit them raises
+    /// ``LengthMismatch``, which holds it.
     #[pyo3(signature = (dtype, shape=None, timeout=None))]
     fn recv_array<'py>(
         &self,
@@ -182,9 +183,10 @@ impl Mailbox {
         shape: Option<&Bound<'py, PyAny>>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let dtype = ArrayDtype::new(py, dtype)?;
         let mb = self.h.get()?;
         let v = recv_with(py, &self.h.name, timeout, |d| mb.recv_timeout(d))?;
-        to_array(py, &v, dtype, shape)
+        dtype.array(py, &self.h.name, &v, shape)
     }
 
     /// Largest message in bytes.
@@ -483,7 +485,8 @@ macro_rules! recv_methods {
             }
 
             /// Receives the next message as a new numpy array of ``dtype``
-            /// (reshaped to ``shape`` if given).
+            /// (reshaped to ``shape`` if given). A message that does not fit
+            /// them raises ``LengthMismatch``, which holds it.
             #[pyo3(signature = (dtype, shape=None, timeout=None))]
             fn recv_array<'py>(
                 &self,
@@ -492,11 +495,12 @@ macro_rules! recv_methods {
                 shape: Option<&Bound<'py, PyAny>>,
                 timeout: Option<f64>,
             ) -> PyResult<Bound<'py, PyAny>> {
+                let dtype = ArrayDtype::new(py, dtype)?;
                 let name = &self.h.name;
                 let v = self
                     .h
                     .with(|rx| recv_with(py, name, timeout, |d| rx.recv_timeout(d)))?;
-                to_array(py, &v, dtype, shape)
+                dtype.array(py, name, &v, shape)
             }
 
             fn __iter__(slf: Py<Self>) -> Py<Self> {
