@@ -137,10 +137,12 @@ impl<T> Handle<T> {
     }
 
     /// Drops this object's reference (the segment is detached once no call
-    /// or guard uses it any more).
-    pub(crate) fn close(&self) {
+    /// or guard uses it any more). Never fails (a `PyResult` as
+    /// [`Slot::close`], for [`handle_methods`]).
+    pub(crate) fn close(&self) -> PyResult<()> {
         let taken = self.cell.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(taken);
+        Ok(())
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -150,6 +152,67 @@ impl<T> Handle<T> {
             .is_none()
     }
 }
+
+/// The methods every kind shares, by pieces, for a class whose handle
+/// (a [`Slot`] or a [`Handle`]) is its field `h` (PyO3 wants them in each
+/// class): `@close` is `close` (with the doc given, or the default),
+/// `closed` and `location`; `@context` makes the object a context
+/// manager that closes on exit; `@repr` is `<mapshare.LABEL NAME>`.
+/// `handle_methods!(Type, "Label")` is all three.
+macro_rules! handle_methods {
+    (@close $ty:ident) => {
+        $crate::common::handle_methods!(@close $ty, "Detaches from the segment (also on ``with`` exit).");
+    };
+    (@close $ty:ident, $doc:literal) => {
+        #[pymethods]
+        impl $ty {
+            #[doc = $doc]
+            fn close(&self) -> PyResult<()> {
+                self.h.close()
+            }
+
+            /// Whether ``close()`` was called.
+            #[getter]
+            fn closed(&self) -> bool {
+                self.h.is_closed()
+            }
+
+            /// Where the segment lives.
+            #[getter]
+            fn location(&self) -> &str {
+                &self.h.name
+            }
+        }
+    };
+    (@context $ty:ident) => {
+        #[pymethods]
+        impl $ty {
+            fn __enter__(slf: Py<Self>) -> Py<Self> {
+                slf
+            }
+
+            #[pyo3(signature = (*_args))]
+            fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+                self.h.close()
+            }
+        }
+    };
+    (@repr $ty:ident, $label:literal) => {
+        #[pymethods]
+        impl $ty {
+            fn __repr__(&self) -> String {
+                format!(concat!("<mapshare.", $label, " {}>"), self.h.name)
+            }
+        }
+    };
+    ($ty:ident, $label:literal) => {
+        $crate::common::handle_methods!(@close $ty);
+        $crate::common::handle_methods!(@context $ty);
+        $crate::common::handle_methods!(@repr $ty, $label);
+    };
+}
+
+pub(crate) use handle_methods;
 
 // ---- receiving ----
 

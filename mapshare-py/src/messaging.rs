@@ -9,8 +9,8 @@ use pyo3::types::PyBytes;
 
 use crate::buffer::Buffer;
 use crate::common::{
-    attach, into_buffer, recv_raw, recv_with, send_fail, send_with, sent, try_recv_result,
-    ArrayDtype, Common, Handle, How, Slot,
+    attach, handle_methods, into_buffer, recv_raw, recv_with, send_fail, send_with, sent,
+    try_recv_result, ArrayDtype, Common, Handle, How, Slot,
 };
 use crate::errors;
 
@@ -214,37 +214,9 @@ impl Mailbox {
             .set_persistent(yes)
             .map_err(|e| errors::segment(py, e))
     }
-
-    /// Where the segment lives.
-    #[getter]
-    fn location(&self) -> &str {
-        &self.h.name
-    }
-
-    /// Detaches from the segment (also on ``with`` exit).
-    fn close(&self) {
-        self.h.close();
-    }
-
-    /// Whether ``close()`` was called.
-    #[getter]
-    fn closed(&self) -> bool {
-        self.h.is_closed()
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) {
-        self.close();
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<mapshare.Mailbox {}>", self.h.name)
-    }
 }
+
+handle_methods!(Mailbox, "Mailbox");
 
 // ---------------------------------------------------------------- channel
 
@@ -350,46 +322,6 @@ macro_rules! channel_ctors {
 
 channel_ctors!(Sender, mapshare::Sender);
 channel_ctors!(Receiver, mapshare::Receiver);
-
-/// `close`, `closed`, `location`, the context manager and `repr`.
-macro_rules! handle_methods {
-    ($ty:ident, $label:literal) => {
-        #[pymethods]
-        impl $ty {
-            /// Detaches from the segment (also on ``with`` exit).
-            fn close(&self) -> PyResult<()> {
-                self.h.close()
-            }
-
-            /// Whether ``close()`` was called.
-            #[getter]
-            fn closed(&self) -> bool {
-                self.h.is_closed()
-            }
-
-            /// Where the segment lives.
-            #[getter]
-            fn location(&self) -> &str {
-                &self.h.name
-            }
-
-            fn __enter__(slf: Py<Self>) -> Py<Self> {
-                slf
-            }
-
-            #[pyo3(signature = (*_args))]
-            fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
-                self.close()
-            }
-
-            fn __repr__(&self) -> String {
-                format!(concat!("<mapshare.", $label, " {}>"), self.h.name)
-            }
-        }
-    };
-}
-
-pub(crate) use handle_methods;
 
 handle_methods!(Sender, "Sender");
 handle_methods!(Receiver, "Receiver");
