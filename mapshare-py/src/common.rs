@@ -153,6 +153,56 @@ impl<T> Handle<T> {
     }
 }
 
+/// `create`, `open` and `open_or_create` of a kind: each calls
+/// `$ty::make(py, how, name, <positional>..., <keyword>..., Common)`. The
+/// arguments after `name` are `[positional: Type, ...]`, then
+/// `[keyword: Type = default, ...]` (keyword-only), then the options every
+/// kind takes. The docs: `$what` fills the usual three (`"mailbox"`), or
+/// the three are given.
+macro_rules! ctors {
+    ($ty:ident, [$($pos:ident: $pty:ty),*], [$($kw:ident: $kty:ty = $kd:tt),*], $what:literal) => {
+        $crate::common::ctors!(
+            $ty, [$($pos: $pty),*], [$($kw: $kty = $kd),*],
+            concat!("Creates the ", $what, " ``name`` (``AlreadyExists`` if it exists)."),
+            concat!("Opens the existing ", $what, " ``name`` (``NotFound`` if there is none)."),
+            concat!("Opens the ", $what, " ``name``, creating it if needed.")
+        );
+    };
+    ($ty:ident, [$($pos:ident: $pty:ty),*], [$($kw:ident: $kty:ty = $kd:tt),*], $create:expr, $open:expr, $open_or_create:expr) => {
+        #[pymethods]
+        impl $ty {
+            #[doc = $create]
+            #[staticmethod]
+            #[pyo3(signature = (name, $($pos,)* *, $($kw = $kd,)* persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
+            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
+            fn create(py: Python<'_>, name: &str, $($pos: $pty,)* $($kw: $kty,)* persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
+                let c = $crate::common::Common { persistent, mode, allow_foreign_owner, attach_timeout };
+                $ty::make(py, $crate::common::How::Create, name, $($pos,)* $($kw,)* c)
+            }
+
+            #[doc = $open]
+            #[staticmethod]
+            #[pyo3(signature = (name, $($pos,)* *, $($kw = $kd,)* persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
+            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
+            fn open(py: Python<'_>, name: &str, $($pos: $pty,)* $($kw: $kty,)* persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
+                let c = $crate::common::Common { persistent, mode, allow_foreign_owner, attach_timeout };
+                $ty::make(py, $crate::common::How::Open, name, $($pos,)* $($kw,)* c)
+            }
+
+            #[doc = $open_or_create]
+            #[staticmethod]
+            #[pyo3(signature = (name, $($pos,)* *, $($kw = $kd,)* persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
+            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
+            fn open_or_create(py: Python<'_>, name: &str, $($pos: $pty,)* $($kw: $kty,)* persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
+                let c = $crate::common::Common { persistent, mode, allow_foreign_owner, attach_timeout };
+                $ty::make(py, $crate::common::How::OpenOrCreate, name, $($pos,)* $($kw,)* c)
+            }
+        }
+    };
+}
+
+pub(crate) use ctors;
+
 /// The methods every kind shares, by pieces, for a class whose handle
 /// (a [`Slot`] or a [`Handle`]) is its field `h` (PyO3 wants them in each
 /// class): `@close` is `close` (with the doc given, or the default),

@@ -12,7 +12,7 @@ use mapshare::{Fault, LockTimeoutError, RecvTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::common::{attach, handle_methods, recv_raw, Common, Handle, How};
+use crate::common::{attach, ctors, handle_methods, recv_raw, Common, Handle, How};
 use crate::errors;
 use crate::wait;
 
@@ -239,78 +239,6 @@ impl Mutex {
 
 #[pymethods]
 impl Mutex {
-    /// Creates the mutex ``name`` (``AlreadyExists`` if it exists).
-    #[staticmethod]
-    #[pyo3(signature = (name, *, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn create(
-        py: Python<'_>,
-        name: &str,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Mutex> {
-        Mutex::make(
-            py,
-            How::Create,
-            name,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
-    /// Opens the existing mutex ``name`` (``NotFound`` if there is none).
-    #[staticmethod]
-    #[pyo3(signature = (name, *, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn open(
-        py: Python<'_>,
-        name: &str,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Mutex> {
-        Mutex::make(
-            py,
-            How::Open,
-            name,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
-    /// Opens the mutex ``name``, creating it if needed.
-    #[staticmethod]
-    #[pyo3(signature = (name, *, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn open_or_create(
-        py: Python<'_>,
-        name: &str,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Mutex> {
-        Mutex::make(
-            py,
-            How::OpenOrCreate,
-            name,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
     /// Locks, waiting at most ``timeout`` seconds (None: as long as it
     /// takes); returns the ``MutexGuard``. Raises ``Timeout``, or
     /// ``OwnerDied`` (the lock is then held by ``exc.guard``).
@@ -352,6 +280,7 @@ impl Mutex {
     }
 }
 
+ctors!(Mutex, [], [], "mutex");
 handle_methods!(@close Mutex, "Drops this object's handle (guards still held keep the segment\nattached until they unlock).");
 handle_methods!(@repr Mutex, "Mutex");
 guard_methods!(MutexGuard, "MutexGuard");
@@ -390,84 +319,6 @@ impl Event {
 
 #[pymethods]
 impl Event {
-    /// Creates the event ``name`` (``AlreadyExists`` if it exists).
-    #[staticmethod]
-    #[pyo3(signature = (name, *, manual_reset=false, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn create(
-        py: Python<'_>,
-        name: &str,
-        manual_reset: bool,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Event> {
-        Event::make(
-            py,
-            How::Create,
-            name,
-            manual_reset,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
-    /// Opens the existing event ``name`` (``NotFound`` if there is none).
-    #[staticmethod]
-    #[pyo3(signature = (name, *, manual_reset=false, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn open(
-        py: Python<'_>,
-        name: &str,
-        manual_reset: bool,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Event> {
-        Event::make(
-            py,
-            How::Open,
-            name,
-            manual_reset,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
-    /// Opens the event ``name``, creating it if needed.
-    #[staticmethod]
-    #[pyo3(signature = (name, *, manual_reset=false, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn open_or_create(
-        py: Python<'_>,
-        name: &str,
-        manual_reset: bool,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Event> {
-        Event::make(
-            py,
-            How::OpenOrCreate,
-            name,
-            manual_reset,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
     /// Sets the signal, waking waiters.
     fn notify(&self) -> PyResult<()> {
         self.h.get()?.notify();
@@ -511,4 +362,5 @@ impl Event {
     }
 }
 
+ctors!(Event, [], [manual_reset: bool = false], "event");
 handle_methods!(Event, "Event");

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::common::{
-    attach, handle_methods, recv_raw, recv_with, Common, Handle, How, Layout, Slot,
+    attach, ctors, handle_methods, recv_raw, recv_with, Common, Handle, How, Layout, Slot,
 };
 use crate::errors;
 use crate::sync::{guard_methods, hand_over, lock_outcome, lock_sliced, Held};
@@ -104,93 +104,6 @@ impl Shared {
 
 #[pymethods]
 impl Shared {
-    /// Creates the value ``name`` (all zeroes) of ``layout``.
-    #[staticmethod]
-    #[pyo3(signature = (name, layout, *, type_name=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-    fn create(
-        py: Python<'_>,
-        name: &str,
-        layout: &Bound<'_, PyAny>,
-        type_name: Option<&str>,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Shared> {
-        Shared::make(
-            py,
-            How::Create,
-            name,
-            layout,
-            type_name,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
-    /// Opens the value ``name``, whose layout must be ``layout``.
-    #[staticmethod]
-    #[pyo3(signature = (name, layout, *, type_name=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-    fn open(
-        py: Python<'_>,
-        name: &str,
-        layout: &Bound<'_, PyAny>,
-        type_name: Option<&str>,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Shared> {
-        Shared::make(
-            py,
-            How::Open,
-            name,
-            layout,
-            type_name,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
-    /// Opens the value ``name``, creating it if needed.
-    #[staticmethod]
-    #[pyo3(signature = (name, layout, *, type_name=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-    fn open_or_create(
-        py: Python<'_>,
-        name: &str,
-        layout: &Bound<'_, PyAny>,
-        type_name: Option<&str>,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Shared> {
-        Shared::make(
-            py,
-            How::OpenOrCreate,
-            name,
-            layout,
-            type_name,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
     /// Locks the value, waiting at most ``timeout`` seconds (None: as long
     /// as it takes); returns the ``SharedGuard``. Raises ``Timeout``, or
     /// ``OwnerDied`` (the lock is then held by ``exc.guard``).
@@ -273,6 +186,14 @@ impl Shared {
     }
 }
 
+ctors!(
+    Shared,
+    [layout: &Bound<'_, PyAny>],
+    [type_name: Option<&str> = None],
+    "Creates the value ``name`` (all zeroes) of ``layout``.",
+    "Opens the value ``name``, whose layout must be ``layout``.",
+    "Opens the value ``name``, creating it if needed."
+);
 handle_methods!(@close Shared, "Drops this object's handle (a guard still held keeps the segment\nattached until it unlocks).");
 handle_methods!(@context Shared);
 
@@ -345,32 +266,17 @@ macro_rules! board_ctors {
             }
         }
 
+        ctors!(
+            $ty,
+            [layout: &Bound<'_, PyAny>],
+            [type_name: Option<&str> = None],
+            "Creates the blackboard ``name`` (version 0, all zeroes) of ``layout``.",
+            "Opens the blackboard ``name``, whose layout must be ``layout``.",
+            "Opens the blackboard ``name``, creating it if needed."
+        );
+
         #[pymethods]
         impl $ty {
-            /// Creates the blackboard ``name`` (version 0, all zeroes) of ``layout``.
-            #[staticmethod]
-            #[pyo3(signature = (name, layout, *, type_name=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-            fn create(py: Python<'_>, name: &str, layout: &Bound<'_, PyAny>, type_name: Option<&str>, persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
-                $ty::make(py, How::Create, name, layout, type_name, Common { persistent, mode, allow_foreign_owner, attach_timeout })
-            }
-
-            /// Opens the blackboard ``name``, whose layout must be ``layout``.
-            #[staticmethod]
-            #[pyo3(signature = (name, layout, *, type_name=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-            fn open(py: Python<'_>, name: &str, layout: &Bound<'_, PyAny>, type_name: Option<&str>, persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
-                $ty::make(py, How::Open, name, layout, type_name, Common { persistent, mode, allow_foreign_owner, attach_timeout })
-            }
-
-            /// Opens the blackboard ``name``, creating it if needed.
-            #[staticmethod]
-            #[pyo3(signature = (name, layout, *, type_name=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-            fn open_or_create(py: Python<'_>, name: &str, layout: &Bound<'_, PyAny>, type_name: Option<&str>, persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
-                $ty::make(py, How::OpenOrCreate, name, layout, type_name, Common { persistent, mode, allow_foreign_owner, attach_timeout })
-            }
-
             /// ``(type_name, size, align)``.
             #[getter]
             fn layout<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
