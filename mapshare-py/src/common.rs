@@ -48,7 +48,8 @@ impl Common {
 }
 
 /// Creates or opens, with the GIL released (an open may wait for a peer's
-/// attach lock, up to the attach timeout).
+/// attach lock, up to the attach timeout: one wait, not sliced, so a
+/// signal is handled only after it).
 pub(crate) fn attach<K: Attach + Send>(py: Python<'_>, o: Options<K>, how: How) -> PyResult<K> {
     py.detach(move || match how {
         How::Create => o.create(),
