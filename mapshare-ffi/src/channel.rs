@@ -7,7 +7,7 @@ use std::sync::Mutex as StdMutex;
 use mapshare::{Receiver, Sender};
 
 use crate::options::{construct, Accepts, How, Parsed};
-use crate::status::{guard, guard_value, mapshare_status, Error, Result, S};
+use crate::status::{guard, mapshare_status, Error, Result, S};
 use crate::util::{self, form, Form};
 
 /// A channel's sending end (opaque): owns one lane of the channel. Calls
@@ -146,10 +146,8 @@ pub unsafe extern "C" fn mapshare_sender_send(
 /// - `tx` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_sender_max_message(tx: *const mapshare_sender_t) -> usize {
-    guard_value(0, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(tx, "sender") }.map_or(0, |h| util::lock(&h.tx).max_message())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(tx, 0, |h| util::lock(&h.tx).max_message()) }
 }
 
 /// Messages this sender can have in flight (its lane's capacity; 0 for
@@ -159,10 +157,8 @@ pub unsafe extern "C" fn mapshare_sender_max_message(tx: *const mapshare_sender_
 /// - `tx` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_sender_capacity(tx: *const mapshare_sender_t) -> usize {
-    guard_value(0, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(tx, "sender") }.map_or(0, |h| util::lock(&h.tx).capacity())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(tx, 0, |h| util::lock(&h.tx).capacity()) }
 }
 
 /// Detaches and frees the sender: its lane is released, and a receiver
@@ -175,7 +171,7 @@ pub unsafe extern "C" fn mapshare_sender_capacity(tx: *const mapshare_sender_t) 
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_sender_close(tx: *mut mapshare_sender_t) {
     // SAFETY: the caller promises NULL or a live handle, used by no one else.
-    guard_value((), || drop(unsafe { util::take(tx) }));
+    unsafe { util::close(tx) };
 }
 
 /// Creates the channel `name` and attaches as its receiver. Options as
@@ -296,10 +292,8 @@ pub unsafe extern "C" fn mapshare_receiver_recv(
 /// - `rx` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_receiver_len(rx: *const mapshare_receiver_t) -> usize {
-    guard_value(0, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(rx, "receiver") }.map_or(0, |h| util::lock(&h.rx).len())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(rx, 0, |h| util::lock(&h.rx).len()) }
 }
 
 /// The largest message of the channel, in bytes (0 for NULL).
@@ -308,10 +302,8 @@ pub unsafe extern "C" fn mapshare_receiver_len(rx: *const mapshare_receiver_t) -
 /// - `rx` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_receiver_max_message(rx: *const mapshare_receiver_t) -> usize {
-    guard_value(0, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(rx, "receiver") }.map_or(0, |h| util::lock(&h.rx).max_message())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(rx, 0, |h| util::lock(&h.rx).max_message()) }
 }
 
 /// Detaches and frees the receiver; senders then get
@@ -324,5 +316,5 @@ pub unsafe extern "C" fn mapshare_receiver_max_message(rx: *const mapshare_recei
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_receiver_close(rx: *mut mapshare_receiver_t) {
     // SAFETY: the caller promises NULL or a live handle, used by no one else.
-    guard_value((), || drop(unsafe { util::take(rx) }));
+    unsafe { util::close(rx) };
 }

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use mapshare::{Event, EventMode};
 
 use crate::options::{construct, Accepts, How, Parsed};
-use crate::status::{guard, guard_value, mapshare_status, Result};
+use crate::status::{guard, mapshare_status, Result};
 use crate::util::{self, form, Form};
 
 /// An event handle (opaque). Thread-safe. Free it with
@@ -135,10 +135,8 @@ pub unsafe extern "C" fn mapshare_event_wait(
 /// - `e` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_event_is_set(e: *const mapshare_event_t) -> bool {
-    guard_value(false, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(e, "event") }.is_ok_and(|h| h.ev.is_set())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(e, false, |h| h.ev.is_set()) }
 }
 
 /// Whether the event is manual-reset (chosen by its creator; false for
@@ -148,10 +146,8 @@ pub unsafe extern "C" fn mapshare_event_is_set(e: *const mapshare_event_t) -> bo
 /// - `e` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_event_is_manual_reset(e: *const mapshare_event_t) -> bool {
-    guard_value(false, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(e, "event") }.is_ok_and(|h| h.ev.mode() == EventMode::ManualReset)
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(e, false, |h| h.ev.mode() == EventMode::ManualReset) }
 }
 
 /// Detaches and frees the handle. NULL is ignored.
@@ -162,5 +158,5 @@ pub unsafe extern "C" fn mapshare_event_is_manual_reset(e: *const mapshare_event
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_event_close(e: *mut mapshare_event_t) {
     // SAFETY: the caller promises NULL or a live handle, used by no one else.
-    guard_value((), || drop(unsafe { util::take(e) }));
+    unsafe { util::close(e) };
 }

@@ -7,7 +7,7 @@ use std::sync::Mutex as StdMutex;
 use mapshare::Mailbox;
 
 use crate::options::{construct, Accepts, How, Parsed};
-use crate::status::{guard, guard_value, mapshare_status, Error, Result, S};
+use crate::status::{guard, mapshare_status, Error, Result, S};
 use crate::util::{self, form, Form};
 
 /// A mailbox handle (opaque). Thread-safe: any thread may send or receive
@@ -176,10 +176,8 @@ pub unsafe extern "C" fn mapshare_mailbox_recv(
 /// - `mb` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_mailbox_max_message(mb: *const mapshare_mailbox_t) -> usize {
-    guard_value(0, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(mb, "mailbox") }.map_or(0, |h| h.mb.max_message())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(mb, 0, |h| h.mb.max_message()) }
 }
 
 /// Makes the mailbox outlive its last process (`true`), or go with it
@@ -209,5 +207,5 @@ pub unsafe extern "C" fn mapshare_mailbox_set_persistent(
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_mailbox_close(mb: *mut mapshare_mailbox_t) {
     // SAFETY: the caller promises NULL or a live handle, used by no one else.
-    guard_value((), || drop(unsafe { util::take(mb) }));
+    unsafe { util::close(mb) };
 }

@@ -7,7 +7,7 @@ use mapshare::Mutex;
 
 use crate::locked::Locked;
 use crate::options::{construct, Accepts, How, Parsed};
-use crate::status::{guard, guard_value, mapshare_status, Result};
+use crate::status::{guard, mapshare_status, Result};
 use crate::util;
 
 /// A mutex handle (opaque). Thread-safe: while one thread holds the lock
@@ -126,5 +126,5 @@ pub unsafe extern "C" fn mapshare_mutex_unlock(m: *mut mapshare_mutex_t) -> maps
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_mutex_close(m: *mut mapshare_mutex_t) {
     // SAFETY: the caller promises NULL or a live handle, used by no one else.
-    guard_value((), || drop(unsafe { util::take(m) }));
+    unsafe { util::close(m) };
 }

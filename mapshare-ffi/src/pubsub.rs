@@ -7,7 +7,7 @@ use std::sync::Mutex as StdMutex;
 use mapshare::{Publisher, RecvTimeoutError, Subscriber, TryRecvError};
 
 use crate::options::{construct, Accepts, How, Parsed};
-use crate::status::{guard, guard_value, mapshare_status, Error, Result, S};
+use crate::status::{guard, mapshare_status, Error, Result, S};
 use crate::util::{self, form, Form};
 
 /// A pub/sub ring's publisher (opaque; one live publisher per ring).
@@ -164,10 +164,8 @@ pub unsafe extern "C" fn mapshare_publisher_publish(
 pub unsafe extern "C" fn mapshare_publisher_subscriber_count(
     p: *const mapshare_publisher_t,
 ) -> usize {
-    guard_value(0, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(p, "publisher") }.map_or(0, |h| util::lock(&h.p).subscriber_count())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(p, 0, |h| util::lock(&h.p).subscriber_count()) }
 }
 
 /// The ring's largest message, in bytes (0 for NULL).
@@ -176,10 +174,8 @@ pub unsafe extern "C" fn mapshare_publisher_subscriber_count(
 /// - `p` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_publisher_max_message(p: *const mapshare_publisher_t) -> usize {
-    guard_value(0, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(p, "publisher") }.map_or(0, |h| util::lock(&h.p).max_message())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(p, 0, |h| util::lock(&h.p).max_message()) }
 }
 
 /// Detaches and frees the publisher: subscribers get
@@ -192,7 +188,7 @@ pub unsafe extern "C" fn mapshare_publisher_max_message(p: *const mapshare_publi
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_publisher_close(p: *mut mapshare_publisher_t) {
     // SAFETY: the caller promises NULL or a live handle, used by no one else.
-    guard_value((), || drop(unsafe { util::take(p) }));
+    unsafe { util::close(p) };
 }
 
 /// Joins the ring `name` as a subscriber, creating it with `opts` if it
@@ -357,10 +353,8 @@ fn lagged_try(e: &TryRecvError) -> Option<u64> {
 /// - `s` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_subscriber_behind(s: *const mapshare_subscriber_t) -> u64 {
-    guard_value(0, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(s, "subscriber") }.map_or(0, |h| util::lock(&h.s).sub.behind())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(s, 0, |h| util::lock(&h.s).sub.behind()) }
 }
 
 /// Leaves the ring and frees the handle (a message kept after
@@ -372,5 +366,5 @@ pub unsafe extern "C" fn mapshare_subscriber_behind(s: *const mapshare_subscribe
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_subscriber_close(s: *mut mapshare_subscriber_t) {
     // SAFETY: the caller promises NULL or a live handle, used by no one else.
-    guard_value((), || drop(unsafe { util::take(s) }));
+    unsafe { util::close(s) };
 }

@@ -5,12 +5,12 @@
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::Mutex as StdMutex;
 
-use mapshare::options::HasLayout;
-use mapshare::{BlackboardReaderBytes, BlackboardWriterBytes, Fingerprint, Options, SharedBytes};
+use mapshare::options::{Attach, HasLayout};
+use mapshare::{BlackboardReaderBytes, BlackboardWriterBytes, Fingerprint, SharedBytes};
 
 use crate::locked::Locked;
 use crate::options::{construct, Accepts, How, Parsed};
-use crate::status::{guard, guard_value, mapshare_status, Error, Result, S};
+use crate::status::{guard, mapshare_status, Error, Result, S};
 use crate::util::{self, form, Form};
 
 /// The layout of a shared value: a type name, its size and alignment.
@@ -60,9 +60,30 @@ const ACCEPTS: Accepts = Accepts {
     manual_reset: false,
 };
 
-/// The builder for a runtime-layout kind.
-fn with_layout<K: HasLayout>(p: &Parsed, name: &str, fp: Fingerprint) -> Options<K> {
-    p.base::<K>(name).layout(fp)
+/// The body of every constructor of a runtime-layout kind `K`: the
+/// layout read, then `construct` attaches `K` and hands out `wrap(k)`.
+///
+/// # Safety
+/// As for the public constructors: `name` is NULL or a NUL-terminated
+/// string; `layout` is NULL or a readable layout (`fingerprint`); `opts`
+/// is NULL or a valid options struct; `out` is NULL or writable.
+unsafe fn layout_construct<K: HasLayout + Attach, H>(
+    name: *const c_char,
+    layout: *const mapshare_layout_t,
+    opts: *const crate::mapshare_options_t,
+    out: *mut *mut H,
+    kind: &str,
+    how: How,
+    wrap: impl FnOnce(K) -> H,
+) -> mapshare_status {
+    let make = |p: &Parsed, name: &str, how: How| {
+        // SAFETY: the caller promises NULL or a valid layout.
+        let fp = unsafe { fingerprint(layout) }?;
+        let k: K = crate::options::attach(&p.base::<K>(name).layout(fp), how)?;
+        Ok(wrap(k))
+    };
+    // SAFETY: the caller's promises are this function's.
+    unsafe { construct(name, opts, out, kind, ACCEPTS, how, make) }
 }
 
 /// A value's bytes copied into a C buffer of `cap` bytes: `MAPSHARE_TOO_SMALL`
@@ -97,14 +118,12 @@ unsafe fn shared_construct(
     out: *mut *mut mapshare_shared_t,
     how: How,
 ) -> mapshare_status {
-    let make = |p: &Parsed, name: &str, how: How| {
-        // SAFETY: the caller promises NULL or a valid layout.
-        let fp = unsafe { fingerprint(layout) }?;
-        let s: SharedBytes = crate::options::attach(&with_layout(p, name, fp), how)?;
-        Ok(mapshare_shared_t { s: Locked::new(s) })
-    };
     // SAFETY: the caller's promises are this function's.
-    unsafe { construct(name, opts, out, "shared value", ACCEPTS, how, make) }
+    unsafe {
+        layout_construct(name, layout, opts, out, "shared value", how, |s| {
+            mapshare_shared_t { s: Locked::new(s) }
+        })
+    }
 }
 
 /// Creates the shared value `name` of `layout`, all zeroes. Options:
@@ -248,10 +267,8 @@ pub unsafe extern "C" fn mapshare_shared_write(
 /// - `s` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_shared_size(s: *const mapshare_shared_t) -> usize {
-    guard_value(0, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(s, "shared value") }.map_or(0, |h| h.s.obj().size())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(s, 0, |h| h.s.obj().size()) }
 }
 
 /// Signals "data is ready" (auto-reset: one wait consumes it). Needs no
@@ -301,7 +318,7 @@ pub unsafe extern "C" fn mapshare_shared_wait(
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_shared_close(s: *mut mapshare_shared_t) {
     // SAFETY: the caller promises NULL or a live handle, used by no one else.
-    guard_value((), || drop(unsafe { util::take(s) }));
+    unsafe { util::close(s) };
 }
 
 // ---- Blackboard ----
@@ -332,16 +349,14 @@ unsafe fn writer_construct(
     out: *mut *mut mapshare_blackboard_writer_t,
     how: How,
 ) -> mapshare_status {
-    let make = |p: &Parsed, name: &str, how: How| {
-        // SAFETY: the caller promises NULL or a valid layout.
-        let fp = unsafe { fingerprint(layout) }?;
-        let w = crate::options::attach(&with_layout(p, name, fp), how)?;
-        Ok(mapshare_blackboard_writer_t {
-            w: StdMutex::new(w),
-        })
-    };
     // SAFETY: the caller's promises are this function's.
-    unsafe { construct(name, opts, out, "blackboard writer", ACCEPTS, how, make) }
+    unsafe {
+        layout_construct(name, layout, opts, out, "blackboard writer", how, |w| {
+            mapshare_blackboard_writer_t {
+                w: StdMutex::new(w),
+            }
+        })
+    }
 }
 
 /// # Safety
@@ -353,14 +368,12 @@ unsafe fn reader_construct(
     out: *mut *mut mapshare_blackboard_reader_t,
     how: How,
 ) -> mapshare_status {
-    let make = |p: &Parsed, name: &str, how: How| {
-        // SAFETY: the caller promises NULL or a valid layout.
-        let fp = unsafe { fingerprint(layout) }?;
-        let r = crate::options::attach(&with_layout(p, name, fp), how)?;
-        Ok(mapshare_blackboard_reader_t { r })
-    };
     // SAFETY: the caller's promises are this function's.
-    unsafe { construct(name, opts, out, "blackboard reader", ACCEPTS, how, make) }
+    unsafe {
+        layout_construct(name, layout, opts, out, "blackboard reader", how, |r| {
+            mapshare_blackboard_reader_t { r }
+        })
+    }
 }
 
 /// Creates the blackboard `name` of `layout` (version 0, all zeroes) and
@@ -444,10 +457,8 @@ pub unsafe extern "C" fn mapshare_blackboard_writer_write(
 pub unsafe extern "C" fn mapshare_blackboard_writer_version(
     w: *const mapshare_blackboard_writer_t,
 ) -> u64 {
-    guard_value(0, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(w, "blackboard writer") }.map_or(0, |h| util::lock(&h.w).version())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(w, 0, |h| util::lock(&h.w).version()) }
 }
 
 /// Detaches and frees the writer; readers then see the writer gone
@@ -459,7 +470,7 @@ pub unsafe extern "C" fn mapshare_blackboard_writer_version(
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_blackboard_writer_close(w: *mut mapshare_blackboard_writer_t) {
     // SAFETY: the caller promises NULL or a live handle, used by no one else.
-    guard_value((), || drop(unsafe { util::take(w) }));
+    unsafe { util::close(w) };
 }
 
 /// Creates the blackboard `name` of `layout` and attaches as a reader.
@@ -588,10 +599,8 @@ pub unsafe extern "C" fn mapshare_blackboard_reader_read_newer(
 pub unsafe extern "C" fn mapshare_blackboard_reader_version(
     r: *const mapshare_blackboard_reader_t,
 ) -> u64 {
-    guard_value(0, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(r, "blackboard reader") }.map_or(0, |h| h.r.version())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(r, 0, |h| h.r.version()) }
 }
 
 /// Whether a live writer holds the board (asks the registry; false for
@@ -603,10 +612,8 @@ pub unsafe extern "C" fn mapshare_blackboard_reader_version(
 pub unsafe extern "C" fn mapshare_blackboard_reader_writer_alive(
     r: *const mapshare_blackboard_reader_t,
 ) -> bool {
-    guard_value(false, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(r, "blackboard reader") }.is_ok_and(|h| h.r.writer_alive())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(r, false, |h| h.r.writer_alive()) }
 }
 
 /// The value's size in bytes (0 for NULL).
@@ -617,10 +624,8 @@ pub unsafe extern "C" fn mapshare_blackboard_reader_writer_alive(
 pub unsafe extern "C" fn mapshare_blackboard_reader_size(
     r: *const mapshare_blackboard_reader_t,
 ) -> usize {
-    guard_value(0, || {
-        // SAFETY: the caller promises NULL or a live handle.
-        unsafe { util::handle(r, "blackboard reader") }.map_or(0, |h| h.r.size())
-    })
+    // SAFETY: the caller promises NULL or a live handle.
+    unsafe { util::query(r, 0, |h| h.r.size()) }
 }
 
 /// Detaches and frees the reader. NULL is ignored.
@@ -631,5 +636,5 @@ pub unsafe extern "C" fn mapshare_blackboard_reader_size(
 #[no_mangle]
 pub unsafe extern "C" fn mapshare_blackboard_reader_close(r: *mut mapshare_blackboard_reader_t) {
     // SAFETY: the caller promises NULL or a live handle, used by no one else.
-    guard_value((), || drop(unsafe { util::take(r) }));
+    unsafe { util::close(r) };
 }

@@ -145,6 +145,31 @@ pub(crate) unsafe fn take<T>(p: *mut T) -> Option<Box<T>> {
     }
 }
 
+/// The body of the calls that read one value through a handle
+/// (`mapshare_sender_capacity`, ...): `f` on the handle, or `fallback` for
+/// NULL and for a panic (caught: none crosses the boundary).
+///
+/// # Safety
+/// - `p` is NULL or a handle this library returned, not yet closed, and
+///   not closed during the call.
+pub(crate) unsafe fn query<T, R: Copy>(p: *const T, fallback: R, f: impl FnOnce(&T) -> R) -> R {
+    crate::status::guard_value(fallback, || {
+        // SAFETY: the caller promises NULL or a live handle.
+        unsafe { p.as_ref() }.map_or(fallback, f)
+    })
+}
+
+/// The body of every `mapshare_<kind>_close`: frees a handle the library
+/// gave out (NULL: nothing), catching a panic of its drop.
+///
+/// # Safety
+/// - As [`take`]: `p` is NULL or a live handle that no other thread is
+///   using, never used again.
+pub(crate) unsafe fn close<T>(p: *mut T) {
+    // SAFETY: the caller's promise is `take`'s.
+    crate::status::guard_value((), || drop(unsafe { take(p) }));
+}
+
 /// Locks a handle's inner state; a panic that poisoned it left it in a
 /// state that is still memory-safe, so the poison is ignored.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

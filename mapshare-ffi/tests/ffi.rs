@@ -99,8 +99,22 @@ fn null_pointers_are_invalid_argument_never_a_crash() {
             MAPSHARE_INVALID_ARGUMENT
         );
         assert_eq!(mapshare_unlink(null()), MAPSHARE_INVALID_ARGUMENT);
+        // Every value getter gives its documented fallback for NULL.
         assert_eq!(mapshare_mailbox_max_message(null()), 0);
         assert!(!mapshare_event_is_set(null()));
+        assert!(!mapshare_event_is_manual_reset(null()));
+        assert_eq!(mapshare_sender_max_message(null()), 0);
+        assert_eq!(mapshare_sender_capacity(null()), 0);
+        assert_eq!(mapshare_receiver_len(null()), 0);
+        assert_eq!(mapshare_receiver_max_message(null()), 0);
+        assert_eq!(mapshare_publisher_subscriber_count(null()), 0);
+        assert_eq!(mapshare_publisher_max_message(null()), 0);
+        assert_eq!(mapshare_subscriber_behind(null()), 0);
+        assert_eq!(mapshare_shared_size(null()), 0);
+        assert_eq!(mapshare_blackboard_writer_version(null()), 0);
+        assert_eq!(mapshare_blackboard_reader_version(null()), 0);
+        assert_eq!(mapshare_blackboard_reader_size(null()), 0);
+        assert!(!mapshare_blackboard_reader_writer_alive(null()));
         // Closing NULL is allowed.
         mapshare_mailbox_close(null_mut());
         mapshare_sender_close(null_mut());
@@ -109,6 +123,9 @@ fn null_pointers_are_invalid_argument_never_a_crash() {
         mapshare_subscriber_close(null_mut());
         mapshare_mutex_close(null_mut());
         mapshare_event_close(null_mut());
+        mapshare_shared_close(null_mut());
+        mapshare_blackboard_writer_close(null_mut());
+        mapshare_blackboard_reader_close(null_mut());
         mapshare_options_init(null_mut());
 
         // A live handle with NULL buffers: data NULL with a length, out_len NULL.

@@ -7,7 +7,8 @@
 //! resized, but its bytes can be written). So a slice over it is formed
 //! only while this thread holds the GIL and runs no Python code, for the
 //! length of one copy; the one exception is `bytes`, which is immutable,
-//! reached through PyO3's safe `PyBytes::as_bytes`.
+//! reached through PyO3's safe `PyBytes::as_bytes`. The GIL keeps Python
+//! code out, not a writer that runs without it (see `with_bytes`).
 
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyBufferError, PyTypeError};
@@ -64,10 +65,16 @@ impl Buffer {
         // 1. `ptr..ptr + len` is the exporter's memory for this C-contiguous
         //    buffer (checked in `get`), valid while `self.buf` holds the
         //    export, which outlives this call; `len > 0`, so `ptr` is non-null;
-        // 2. no one writes it during `f`: we hold the GIL (the `Python`
-        //    token) and `f` calls no Python code (the caller's promise, and
-        //    every `f` in this crate is a plain copy into shared memory), so
-        //    no other Python thread runs; bytes are valid for any pattern.
+        // 2. no Python code writes it during `f`: we hold the GIL (the
+        //    `Python` token) and `f` calls no Python code (the caller's
+        //    promise, and every `f` in this crate is a plain copy), so no
+        //    other Python thread runs. The GIL does not exclude a writer
+        //    outside it (a C extension that released it, such as a
+        //    `readinto` in another thread, or another process when the
+        //    buffer is itself shared memory): such a writer races with the
+        //    copy, as with CPython's own `bytes(memoryview)`. `f` only
+        //    copies the bytes, which are valid for any pattern, so the
+        //    most it can see is a torn message.
         let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
         f(bytes)
     }

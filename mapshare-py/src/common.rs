@@ -48,7 +48,8 @@ impl Common {
 }
 
 /// Creates or opens, with the GIL released (an open may wait for a peer's
-/// attach lock, up to the attach timeout).
+/// attach lock, up to the attach timeout: one wait, not sliced, so a
+/// signal is handled only after it).
 pub(crate) fn attach<K: Attach + Send>(py: Python<'_>, o: Options<K>, how: How) -> PyResult<K> {
     py.detach(move || match how {
         How::Create => o.create(),
@@ -137,10 +138,12 @@ impl<T> Handle<T> {
     }
 
     /// Drops this object's reference (the segment is detached once no call
-    /// or guard uses it any more).
-    pub(crate) fn close(&self) {
+    /// or guard uses it any more). Never fails (a `PyResult` as
+    /// [`Slot::close`], for [`handle_methods`]).
+    pub(crate) fn close(&self) -> PyResult<()> {
         let taken = self.cell.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(taken);
+        Ok(())
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -150,6 +153,117 @@ impl<T> Handle<T> {
             .is_none()
     }
 }
+
+/// `create`, `open` and `open_or_create` of a kind: each calls
+/// `$ty::make(py, how, name, <positional>..., <keyword>..., Common)`. The
+/// arguments after `name` are `[positional: Type, ...]`, then
+/// `[keyword: Type = default, ...]` (keyword-only), then the options every
+/// kind takes. The docs: `$what` fills the usual three (`"mailbox"`), or
+/// the three are given.
+macro_rules! ctors {
+    ($ty:ident, [$($pos:ident: $pty:ty),*], [$($kw:ident: $kty:ty = $kd:tt),*], $what:literal) => {
+        $crate::common::ctors!(
+            $ty, [$($pos: $pty),*], [$($kw: $kty = $kd),*],
+            concat!("Creates the ", $what, " ``name`` (``AlreadyExists`` if it exists)."),
+            concat!("Opens the existing ", $what, " ``name`` (``NotFound`` if there is none)."),
+            concat!("Opens the ", $what, " ``name``, creating it if needed.")
+        );
+    };
+    ($ty:ident, [$($pos:ident: $pty:ty),*], [$($kw:ident: $kty:ty = $kd:tt),*], $create:expr, $open:expr, $open_or_create:expr) => {
+        #[pymethods]
+        impl $ty {
+            #[doc = $create]
+            #[staticmethod]
+            #[pyo3(signature = (name, $($pos,)* *, $($kw = $kd,)* persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
+            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
+            fn create(py: Python<'_>, name: &str, $($pos: $pty,)* $($kw: $kty,)* persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
+                let c = $crate::common::Common { persistent, mode, allow_foreign_owner, attach_timeout };
+                $ty::make(py, $crate::common::How::Create, name, $($pos,)* $($kw,)* c)
+            }
+
+            #[doc = $open]
+            #[staticmethod]
+            #[pyo3(signature = (name, $($pos,)* *, $($kw = $kd,)* persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
+            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
+            fn open(py: Python<'_>, name: &str, $($pos: $pty,)* $($kw: $kty,)* persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
+                let c = $crate::common::Common { persistent, mode, allow_foreign_owner, attach_timeout };
+                $ty::make(py, $crate::common::How::Open, name, $($pos,)* $($kw,)* c)
+            }
+
+            #[doc = $open_or_create]
+            #[staticmethod]
+            #[pyo3(signature = (name, $($pos,)* *, $($kw = $kd,)* persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
+            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
+            fn open_or_create(py: Python<'_>, name: &str, $($pos: $pty,)* $($kw: $kty,)* persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
+                let c = $crate::common::Common { persistent, mode, allow_foreign_owner, attach_timeout };
+                $ty::make(py, $crate::common::How::OpenOrCreate, name, $($pos,)* $($kw,)* c)
+            }
+        }
+    };
+}
+
+pub(crate) use ctors;
+
+/// The methods every kind shares, by pieces, for a class whose handle
+/// (a [`Slot`] or a [`Handle`]) is its field `h` (PyO3 wants them in each
+/// class): `@close` is `close` (with the doc given, or the default),
+/// `closed` and `location`; `@context` makes the object a context
+/// manager that closes on exit; `@repr` is `<mapshare.LABEL NAME>`.
+/// `handle_methods!(Type, "Label")` is all three.
+macro_rules! handle_methods {
+    (@close $ty:ident) => {
+        $crate::common::handle_methods!(@close $ty, "Detaches from the segment (also on ``with`` exit).");
+    };
+    (@close $ty:ident, $doc:literal) => {
+        #[pymethods]
+        impl $ty {
+            #[doc = $doc]
+            fn close(&self) -> PyResult<()> {
+                self.h.close()
+            }
+
+            /// Whether ``close()`` was called.
+            #[getter]
+            fn closed(&self) -> bool {
+                self.h.is_closed()
+            }
+
+            /// Where the segment lives.
+            #[getter]
+            fn location(&self) -> &str {
+                &self.h.name
+            }
+        }
+    };
+    (@context $ty:ident) => {
+        #[pymethods]
+        impl $ty {
+            fn __enter__(slf: Py<Self>) -> Py<Self> {
+                slf
+            }
+
+            #[pyo3(signature = (*_args))]
+            fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+                self.h.close()
+            }
+        }
+    };
+    (@repr $ty:ident, $label:literal) => {
+        #[pymethods]
+        impl $ty {
+            fn __repr__(&self) -> String {
+                format!(concat!("<mapshare.", $label, " {}>"), self.h.name)
+            }
+        }
+    };
+    ($ty:ident, $label:literal) => {
+        $crate::common::handle_methods!(@close $ty);
+        $crate::common::handle_methods!(@context $ty);
+        $crate::common::handle_methods!(@repr $ty, $label);
+    };
+}
+
+pub(crate) use handle_methods;
 
 // ---- receiving ----
 
@@ -221,28 +335,69 @@ pub(crate) fn into_buffer(
     Ok(msg.len())
 }
 
-/// A message as a new writable numpy array of `dtype` (and `shape`, if
-/// given: its size must match the message).
-pub(crate) fn to_array<'py>(
-    py: Python<'py>,
-    msg: &[u8],
-    dtype: &Bound<'py, PyAny>,
-    shape: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let np = py.import("numpy")?;
-    let dtype = np.getattr("dtype")?.call1((dtype,))?;
-    let itemsize: usize = dtype.getattr("itemsize")?.extract()?;
-    if itemsize == 0 || msg.len() % itemsize != 0 {
-        return Err(PyValueError::new_err(format!(
-            "a message of {} bytes is not a whole number of {itemsize}-byte items",
-            msg.len()
-        )));
+/// The numpy dtype of a `recv_array`, resolved before anything is
+/// received: a dtype numpy refuses raises then, and no message is taken.
+pub(crate) struct ArrayDtype<'py> {
+    np: Bound<'py, PyModule>,
+    dtype: Bound<'py, PyAny>,
+    itemsize: usize,
+}
+
+impl<'py> ArrayDtype<'py> {
+    pub(crate) fn new(py: Python<'py>, dtype: &Bound<'py, PyAny>) -> PyResult<ArrayDtype<'py>> {
+        let np = py.import("numpy")?;
+        let dtype = np.getattr("dtype")?.call1((dtype,))?;
+        let itemsize: usize = dtype.getattr("itemsize")?.extract()?;
+        if itemsize == 0 {
+            return Err(PyValueError::new_err(
+                "a dtype of 0-byte items cannot hold a message",
+            ));
+        }
+        Ok(ArrayDtype {
+            np,
+            dtype,
+            itemsize,
+        })
     }
-    let arr = np.getattr("empty")?.call1((msg.len() / itemsize, dtype))?;
-    Buffer::get(&arr)?.write(py, msg)?;
-    match shape {
-        Some(s) => arr.call_method1("reshape", (s,)),
-        None => Ok(arr),
+
+    /// A received message as a new writable numpy array of this dtype
+    /// (and `shape`, if given: its size must match the message). A
+    /// message that does not fit raises `LengthMismatch` (a `ValueError`)
+    /// holding it in `message`: it is already taken, so never dropped.
+    pub(crate) fn array(
+        &self,
+        py: Python<'py>,
+        what: &str,
+        msg: &[u8],
+        shape: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mismatch = |why: String| {
+            let message = PyBytes::new(py, msg).into_any();
+            errors::raise_with(
+                py,
+                "LengthMismatch",
+                format!("{what}: {why}"),
+                &[("message", message)],
+            )
+        };
+        if msg.len() % self.itemsize != 0 {
+            return Err(mismatch(format!(
+                "a message of {} bytes is not a whole number of {}-byte items",
+                msg.len(),
+                self.itemsize
+            )));
+        }
+        let arr = self
+            .np
+            .getattr("empty")?
+            .call1((msg.len() / self.itemsize, &self.dtype))?;
+        Buffer::get(&arr)?.write(py, msg)?;
+        match shape {
+            Some(s) => arr
+                .call_method1("reshape", (s,))
+                .map_err(|e| mismatch(format!("a message of {} bytes: {e}", msg.len()))),
+            None => Ok(arr),
+        }
     }
 }
 

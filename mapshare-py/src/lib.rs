@@ -5,7 +5,10 @@
 //!
 //! Only the library's public API is used. Every blocking call releases the
 //! GIL and waits in slices of at most 50 ms, checking for signals between
-//! them (`wait`), so Ctrl-C interrupts it. `unsafe` is confined to
+//! them (`wait`), so Ctrl-C interrupts it. The one wait that is not sliced
+//! is `create` / `open`'s wait for a peer's attach lock (GIL released too),
+//! bounded by `attach_timeout` (default 5 s; None or infinity keep the
+//! default): Ctrl-C is seen when it ends. `unsafe` is confined to
 //! `buffer` (in-place access to Python buffers).
 
 // Reason: in-place reads and writes of Python buffers; every block has its SAFETY.

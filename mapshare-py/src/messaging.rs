@@ -9,24 +9,10 @@ use pyo3::types::PyBytes;
 
 use crate::buffer::Buffer;
 use crate::common::{
-    attach, into_buffer, recv_raw, recv_with, send_fail, send_with, sent, to_array,
-    try_recv_result, Common, Handle, How, Slot,
+    attach, ctors, handle_methods, into_buffer, recv_raw, recv_with, send_fail, send_with, sent,
+    try_recv_result, ArrayDtype, Common, Handle, How, Slot,
 };
 use crate::errors;
-
-fn common(
-    persistent: bool,
-    mode: Option<u32>,
-    allow_foreign_owner: bool,
-    attach_timeout: Option<f64>,
-) -> Common {
-    Common {
-        persistent,
-        mode,
-        allow_foreign_owner,
-        attach_timeout,
-    }
-}
 
 // ---------------------------------------------------------------- Mailbox
 
@@ -70,54 +56,6 @@ impl Mailbox {
 
 #[pymethods]
 impl Mailbox {
-    /// Creates the mailbox ``name`` (``AlreadyExists`` if it exists).
-    #[staticmethod]
-    #[pyo3(signature = (name, *, max_message=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn create(
-        py: Python<'_>,
-        name: &str,
-        max_message: Option<usize>,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Mailbox> {
-        let c = common(persistent, mode, allow_foreign_owner, attach_timeout);
-        Mailbox::make(py, How::Create, name, max_message, c)
-    }
-
-    /// Opens the existing mailbox ``name`` (``NotFound`` if there is none).
-    #[staticmethod]
-    #[pyo3(signature = (name, *, max_message=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn open(
-        py: Python<'_>,
-        name: &str,
-        max_message: Option<usize>,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Mailbox> {
-        let c = common(persistent, mode, allow_foreign_owner, attach_timeout);
-        Mailbox::make(py, How::Open, name, max_message, c)
-    }
-
-    /// Opens the mailbox ``name``, creating it if needed.
-    #[staticmethod]
-    #[pyo3(signature = (name, *, max_message=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn open_or_create(
-        py: Python<'_>,
-        name: &str,
-        max_message: Option<usize>,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Mailbox> {
-        let c = common(persistent, mode, allow_foreign_owner, attach_timeout);
-        Mailbox::make(py, How::OpenOrCreate, name, max_message, c)
-    }
-
     /// Sends ``data`` (bytes, bytearray, memoryview, a C-contiguous numpy
     /// array: its bytes), waiting for room at most ``timeout`` seconds
     /// (None: as long as it takes). Raises ``Timeout``, ``TooLarge``.
@@ -173,7 +111,8 @@ impl Mailbox {
     }
 
     /// Receives the message as a new numpy array of ``dtype`` (reshaped to
-    /// ``shape`` if given).
+    /// ``shape`` if given). A message that does not fit them raises
+    /// ``LengthMismatch``, which holds it.
     #[pyo3(signature = (dtype, shape=None, timeout=None))]
     fn recv_array<'py>(
         &self,
@@ -182,9 +121,10 @@ impl Mailbox {
         shape: Option<&Bound<'py, PyAny>>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let dtype = ArrayDtype::new(py, dtype)?;
         let mb = self.h.get()?;
         let v = recv_with(py, &self.h.name, timeout, |d| mb.recv_timeout(d))?;
-        to_array(py, &v, dtype, shape)
+        dtype.array(py, &self.h.name, &v, shape)
     }
 
     /// Largest message in bytes.
@@ -212,50 +152,21 @@ impl Mailbox {
             .set_persistent(yes)
             .map_err(|e| errors::segment(py, e))
     }
-
-    /// Where the segment lives.
-    #[getter]
-    fn location(&self) -> &str {
-        &self.h.name
-    }
-
-    /// Detaches from the segment (also on ``with`` exit).
-    fn close(&self) {
-        self.h.close();
-    }
-
-    /// Whether ``close()`` was called.
-    #[getter]
-    fn closed(&self) -> bool {
-        self.h.is_closed()
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) {
-        self.close();
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<mapshare.Mailbox {}>", self.h.name)
-    }
 }
+
+ctors!(Mailbox, [], [max_message: Option<usize> = None], "mailbox");
+handle_methods!(Mailbox, "Mailbox");
 
 // ---------------------------------------------------------------- channel
 
-fn channel_options<K>(
+/// `capacity` and `max_message`, each at least 1 when given.
+fn sizes<K>(
     mut o: mapshare::Options<K>,
     capacity: Option<usize>,
     max_message: Option<usize>,
-    senders: Option<usize>,
 ) -> PyResult<mapshare::Options<K>>
 where
-    K: mapshare::options::HasCapacity
-        + mapshare::options::HasMaxMessage
-        + mapshare::options::HasSenders,
+    K: mapshare::options::HasCapacity + mapshare::options::HasMaxMessage,
 {
     if let Some(c) = capacity {
         if c == 0 {
@@ -269,6 +180,21 @@ where
         }
         o = o.max_message(m);
     }
+    Ok(o)
+}
+
+fn channel_options<K>(
+    o: mapshare::Options<K>,
+    capacity: Option<usize>,
+    max_message: Option<usize>,
+    senders: Option<usize>,
+) -> PyResult<mapshare::Options<K>>
+where
+    K: mapshare::options::HasCapacity
+        + mapshare::options::HasMaxMessage
+        + mapshare::options::HasSenders,
+{
+    let mut o = sizes(o, capacity, max_message)?;
     if let Some(s) = senders {
         if !(1..=mapshare::MAX_SENDERS).contains(&s) {
             return Err(PyValueError::new_err(format!(
@@ -305,35 +231,7 @@ pub(crate) struct Receiver {
 
 macro_rules! channel_ctors {
     ($ty:ident, $rust:ty) => {
-        #[pymethods]
-        impl $ty {
-            /// Creates the channel ``name`` (``AlreadyExists`` if it exists).
-            #[staticmethod]
-            #[pyo3(signature = (name, *, capacity=None, max_message=None, senders=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-            fn create(py: Python<'_>, name: &str, capacity: Option<usize>, max_message: Option<usize>, senders: Option<usize>, persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
-                let c = common(persistent, mode, allow_foreign_owner, attach_timeout);
-                $ty::make(py, How::Create, name, capacity, max_message, senders, c)
-            }
-
-            /// Opens the existing channel ``name`` (``NotFound`` if there is none).
-            #[staticmethod]
-            #[pyo3(signature = (name, *, capacity=None, max_message=None, senders=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-            fn open(py: Python<'_>, name: &str, capacity: Option<usize>, max_message: Option<usize>, senders: Option<usize>, persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
-                let c = common(persistent, mode, allow_foreign_owner, attach_timeout);
-                $ty::make(py, How::Open, name, capacity, max_message, senders, c)
-            }
-
-            /// Opens the channel ``name``, creating it if needed.
-            #[staticmethod]
-            #[pyo3(signature = (name, *, capacity=None, max_message=None, senders=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-            fn open_or_create(py: Python<'_>, name: &str, capacity: Option<usize>, max_message: Option<usize>, senders: Option<usize>, persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
-                let c = common(persistent, mode, allow_foreign_owner, attach_timeout);
-                $ty::make(py, How::OpenOrCreate, name, capacity, max_message, senders, c)
-            }
-        }
+        ctors!($ty, [], [capacity: Option<usize> = None, max_message: Option<usize> = None, senders: Option<usize> = None], "channel");
 
         impl $ty {
             #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
@@ -348,46 +246,6 @@ macro_rules! channel_ctors {
 
 channel_ctors!(Sender, mapshare::Sender);
 channel_ctors!(Receiver, mapshare::Receiver);
-
-/// `close`, `closed`, `location`, the context manager and `repr`.
-macro_rules! handle_methods {
-    ($ty:ident, $label:literal) => {
-        #[pymethods]
-        impl $ty {
-            /// Detaches from the segment (also on ``with`` exit).
-            fn close(&self) -> PyResult<()> {
-                self.h.close()
-            }
-
-            /// Whether ``close()`` was called.
-            #[getter]
-            fn closed(&self) -> bool {
-                self.h.is_closed()
-            }
-
-            /// Where the segment lives.
-            #[getter]
-            fn location(&self) -> &str {
-                &self.h.name
-            }
-
-            fn __enter__(slf: Py<Self>) -> Py<Self> {
-                slf
-            }
-
-            #[pyo3(signature = (*_args))]
-            fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
-                self.close()
-            }
-
-            fn __repr__(&self) -> String {
-                format!(concat!("<mapshare.", $label, " {}>"), self.h.name)
-            }
-        }
-    };
-}
-
-pub(crate) use handle_methods;
 
 handle_methods!(Sender, "Sender");
 handle_methods!(Receiver, "Receiver");
@@ -483,7 +341,8 @@ macro_rules! recv_methods {
             }
 
             /// Receives the next message as a new numpy array of ``dtype``
-            /// (reshaped to ``shape`` if given).
+            /// (reshaped to ``shape`` if given). A message that does not fit
+            /// them raises ``LengthMismatch``, which holds it.
             #[pyo3(signature = (dtype, shape=None, timeout=None))]
             fn recv_array<'py>(
                 &self,
@@ -492,11 +351,12 @@ macro_rules! recv_methods {
                 shape: Option<&Bound<'py, PyAny>>,
                 timeout: Option<f64>,
             ) -> PyResult<Bound<'py, PyAny>> {
+                let dtype = ArrayDtype::new(py, dtype)?;
                 let name = &self.h.name;
                 let v = self
                     .h
                     .with(|rx| recv_with(py, name, timeout, |d| rx.recv_timeout(d)))?;
-                to_array(py, &v, dtype, shape)
+                dtype.array(py, name, &v, shape)
             }
 
             fn __iter__(slf: Py<Self>) -> Py<Self> {
@@ -557,7 +417,7 @@ fn policy_name(p: Policy) -> &'static str {
 }
 
 fn ring_options<K>(
-    mut o: mapshare::Options<K>,
+    o: mapshare::Options<K>,
     capacity: Option<usize>,
     max_message: Option<usize>,
     policy: Option<&str>,
@@ -567,18 +427,7 @@ where
         + mapshare::options::HasMaxMessage
         + mapshare::options::HasPolicy,
 {
-    if let Some(c) = capacity {
-        if c == 0 {
-            return Err(PyValueError::new_err("capacity must be at least 1"));
-        }
-        o = o.capacity(c);
-    }
-    if let Some(m) = max_message {
-        if m == 0 {
-            return Err(PyValueError::new_err("max_message must be at least 1"));
-        }
-        o = o.max_message(m);
-    }
+    let mut o = sizes(o, capacity, max_message)?;
     if let Some(p) = policy_arg(policy)? {
         o = o.policy(p);
     }
@@ -611,35 +460,10 @@ pub(crate) struct Subscriber {
 
 macro_rules! ring_ctors {
     ($ty:ident, $rust:ty) => {
+        ctors!($ty, [], [capacity: Option<usize> = None, max_message: Option<usize> = None, policy: Option<&str> = None], "ring");
+
         #[pymethods]
         impl $ty {
-            /// Creates the ring ``name`` (``AlreadyExists`` if it exists).
-            #[staticmethod]
-            #[pyo3(signature = (name, *, capacity=None, max_message=None, policy=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-            fn create(py: Python<'_>, name: &str, capacity: Option<usize>, max_message: Option<usize>, policy: Option<&str>, persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
-                let c = common(persistent, mode, allow_foreign_owner, attach_timeout);
-                $ty::make(py, How::Create, name, capacity, max_message, policy, c)
-            }
-
-            /// Opens the existing ring ``name`` (``NotFound`` if there is none).
-            #[staticmethod]
-            #[pyo3(signature = (name, *, capacity=None, max_message=None, policy=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-            fn open(py: Python<'_>, name: &str, capacity: Option<usize>, max_message: Option<usize>, policy: Option<&str>, persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
-                let c = common(persistent, mode, allow_foreign_owner, attach_timeout);
-                $ty::make(py, How::Open, name, capacity, max_message, policy, c)
-            }
-
-            /// Opens the ring ``name``, creating it if needed.
-            #[staticmethod]
-            #[pyo3(signature = (name, *, capacity=None, max_message=None, policy=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-            fn open_or_create(py: Python<'_>, name: &str, capacity: Option<usize>, max_message: Option<usize>, policy: Option<&str>, persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
-                let c = common(persistent, mode, allow_foreign_owner, attach_timeout);
-                $ty::make(py, How::OpenOrCreate, name, capacity, max_message, policy, c)
-            }
-
             /// Messages the ring holds.
             #[getter]
             fn capacity(&self) -> PyResult<usize> {

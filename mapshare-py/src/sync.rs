@@ -12,7 +12,7 @@ use mapshare::{Fault, LockTimeoutError, RecvTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::common::{attach, recv_raw, Common, Handle, How};
+use crate::common::{attach, ctors, handle_methods, recv_raw, Common, Handle, How};
 use crate::errors;
 use crate::wait;
 
@@ -78,6 +78,87 @@ pub(crate) fn hand_over<T: pyo3::PyClass>(
     ))
 }
 
+/// The lock a guard object (`MutexGuard`, `SharedGuard`) holds: held
+/// until `unlock()`, `with` exit or garbage collection of the object.
+pub(crate) struct Held<H> {
+    pub(crate) name: String,
+    held: StdMutex<Option<H>>,
+}
+
+impl<H> Held<H> {
+    pub(crate) fn new(name: String, h: H) -> Held<H> {
+        Held {
+            name,
+            held: StdMutex::new(Some(h)),
+        }
+    }
+
+    /// Unlocks (again: nothing).
+    pub(crate) fn release(&self) {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(held); // unlocks
+    }
+
+    pub(crate) fn locked(&self) -> bool {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Runs `f` on the held guard; `ValueError` once unlocked.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut H) -> PyResult<R>) -> PyResult<R> {
+        let mut g = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        match g.as_mut() {
+            Some(h) => f(h),
+            None => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "{}: the guard was unlocked",
+                self.name
+            ))),
+        }
+    }
+}
+
+/// `unlock`, `locked`, the context manager and `repr` of a guard class
+/// whose [`Held`] is its field `g`.
+macro_rules! guard_methods {
+    ($ty:ident, $label:literal) => {
+        #[pymethods]
+        impl $ty {
+            /// Releases the lock (again: nothing).
+            fn unlock(&self) {
+                self.g.release();
+            }
+
+            /// Whether this guard still holds the lock.
+            #[getter]
+            fn locked(&self) -> bool {
+                self.g.locked()
+            }
+
+            fn __enter__(slf: Py<Self>) -> Py<Self> {
+                slf
+            }
+
+            #[pyo3(signature = (*_args))]
+            fn __exit__(&self, _args: &Bound<'_, PyTuple>) {
+                self.g.release();
+            }
+
+            fn __repr__(&self) -> String {
+                let state = if self.g.locked() {
+                    "locked"
+                } else {
+                    "unlocked"
+                };
+                format!(concat!("<mapshare.", $label, " {} {}>"), self.g.name, state)
+            }
+        }
+    };
+}
+
+pub(crate) use guard_methods;
+
 type HeldGuard<'a> = mapshare::MutexGuard<'a>;
 
 self_cell::self_cell!(
@@ -111,8 +192,7 @@ pub(crate) struct Mutex {
 /// it; so does garbage collection of the guard.
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct MutexGuard {
-    name: String,
-    held: StdMutex<Option<HeldMutex>>,
+    g: Held<HeldMutex>,
 }
 
 impl Mutex {
@@ -148,8 +228,7 @@ impl Mutex {
                 let g = Py::new(
                     py,
                     MutexGuard {
-                        name: self.h.name.clone(),
-                        held: StdMutex::new(Some(held)),
+                        g: Held::new(self.h.name.clone(), held),
                     },
                 )?;
                 Ok(Some((g, died)))
@@ -160,78 +239,6 @@ impl Mutex {
 
 #[pymethods]
 impl Mutex {
-    /// Creates the mutex ``name`` (``AlreadyExists`` if it exists).
-    #[staticmethod]
-    #[pyo3(signature = (name, *, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn create(
-        py: Python<'_>,
-        name: &str,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Mutex> {
-        Mutex::make(
-            py,
-            How::Create,
-            name,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
-    /// Opens the existing mutex ``name`` (``NotFound`` if there is none).
-    #[staticmethod]
-    #[pyo3(signature = (name, *, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn open(
-        py: Python<'_>,
-        name: &str,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Mutex> {
-        Mutex::make(
-            py,
-            How::Open,
-            name,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
-    /// Opens the mutex ``name``, creating it if needed.
-    #[staticmethod]
-    #[pyo3(signature = (name, *, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn open_or_create(
-        py: Python<'_>,
-        name: &str,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Mutex> {
-        Mutex::make(
-            py,
-            How::OpenOrCreate,
-            name,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
     /// Locks, waiting at most ``timeout`` seconds (None: as long as it
     /// takes); returns the ``MutexGuard``. Raises ``Timeout``, or
     /// ``OwnerDied`` (the lock is then held by ``exc.guard``).
@@ -268,70 +275,15 @@ impl Mutex {
     fn __exit__(&self, _args: &Bound<'_, PyTuple>) {
         let g = self.entered.lock().unwrap_or_else(|p| p.into_inner()).pop();
         if let Some(g) = g {
-            g.get().release();
+            g.get().g.release();
         }
     }
-
-    /// Where the segment lives.
-    #[getter]
-    fn location(&self) -> &str {
-        &self.h.name
-    }
-
-    /// Drops this object's handle (guards still held keep the segment
-    /// attached until they unlock).
-    fn close(&self) {
-        self.h.close();
-    }
-
-    /// Whether ``close()`` was called.
-    #[getter]
-    fn closed(&self) -> bool {
-        self.h.is_closed()
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<mapshare.Mutex {}>", self.h.name)
-    }
 }
 
-impl MutexGuard {
-    fn release(&self) {
-        let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(held); // unlocks
-    }
-}
-
-#[pymethods]
-impl MutexGuard {
-    /// Releases the lock (again: nothing).
-    fn unlock(&self) {
-        self.release();
-    }
-
-    /// Whether this guard still holds the lock.
-    #[getter]
-    fn locked(&self) -> bool {
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) {
-        self.release();
-    }
-
-    fn __repr__(&self) -> String {
-        let state = if self.locked() { "locked" } else { "unlocked" };
-        format!("<mapshare.MutexGuard {} {state}>", self.name)
-    }
-}
+ctors!(Mutex, [], [], "mutex");
+handle_methods!(@close Mutex, "Drops this object's handle (guards still held keep the segment\nattached until they unlock).");
+handle_methods!(@repr Mutex, "Mutex");
+guard_methods!(MutexGuard, "MutexGuard");
 
 // ------------------------------------------------------------------ Event
 
@@ -367,84 +319,6 @@ impl Event {
 
 #[pymethods]
 impl Event {
-    /// Creates the event ``name`` (``AlreadyExists`` if it exists).
-    #[staticmethod]
-    #[pyo3(signature = (name, *, manual_reset=false, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn create(
-        py: Python<'_>,
-        name: &str,
-        manual_reset: bool,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Event> {
-        Event::make(
-            py,
-            How::Create,
-            name,
-            manual_reset,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
-    /// Opens the existing event ``name`` (``NotFound`` if there is none).
-    #[staticmethod]
-    #[pyo3(signature = (name, *, manual_reset=false, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn open(
-        py: Python<'_>,
-        name: &str,
-        manual_reset: bool,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Event> {
-        Event::make(
-            py,
-            How::Open,
-            name,
-            manual_reset,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
-    /// Opens the event ``name``, creating it if needed.
-    #[staticmethod]
-    #[pyo3(signature = (name, *, manual_reset=false, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    fn open_or_create(
-        py: Python<'_>,
-        name: &str,
-        manual_reset: bool,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Event> {
-        Event::make(
-            py,
-            How::OpenOrCreate,
-            name,
-            manual_reset,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
     /// Sets the signal, waking waiters.
     fn notify(&self) -> PyResult<()> {
         self.h.get()?.notify();
@@ -486,34 +360,7 @@ impl Event {
             Err(err) => Err(errors::recv(py, &self.h.name, err)),
         }
     }
-
-    /// Where the segment lives.
-    #[getter]
-    fn location(&self) -> &str {
-        &self.h.name
-    }
-
-    /// Detaches from the segment (also on ``with`` exit).
-    fn close(&self) {
-        self.h.close();
-    }
-
-    /// Whether ``close()`` was called.
-    #[getter]
-    fn closed(&self) -> bool {
-        self.h.is_closed()
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) {
-        self.close();
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<mapshare.Event {}>", self.h.name)
-    }
 }
+
+ctors!(Event, [], [manual_reset: bool = false], "event");
+handle_methods!(Event, "Event");

@@ -3,15 +3,17 @@
 //! `(type_name, size, align)` tuple) whose fingerprint matches a Rust
 //! `#[repr(C)]` struct of the same name, size and alignment.
 
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 
 use mapshare::{RecvTimeoutError, SharedBytes};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::common::{attach, recv_raw, recv_with, Common, Handle, How, Layout, Slot};
+use crate::common::{
+    attach, ctors, handle_methods, recv_raw, recv_with, Common, Handle, How, Layout, Slot,
+};
 use crate::errors;
-use crate::sync::{hand_over, lock_outcome, lock_sliced};
+use crate::sync::{guard_methods, hand_over, lock_outcome, lock_sliced, Held};
 
 type HeldGuard<'a> = mapshare::SharedBytesGuard<'a>;
 
@@ -50,9 +52,8 @@ pub(crate) struct Shared {
 /// ``unlock()``; a context manager.
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct SharedGuard {
-    name: String,
     layout: Arc<Layout>,
-    held: StdMutex<Option<HeldShared>>,
+    g: Held<HeldShared>,
 }
 
 impl Shared {
@@ -93,9 +94,8 @@ impl Shared {
         let g = Py::new(
             py,
             SharedGuard {
-                name: self.h.name.clone(),
                 layout: self.layout.clone(),
-                held: StdMutex::new(Some(held)),
+                g: Held::new(self.h.name.clone(), held),
             },
         )?;
         Ok((g, died))
@@ -104,93 +104,6 @@ impl Shared {
 
 #[pymethods]
 impl Shared {
-    /// Creates the value ``name`` (all zeroes) of ``layout``.
-    #[staticmethod]
-    #[pyo3(signature = (name, layout, *, type_name=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-    fn create(
-        py: Python<'_>,
-        name: &str,
-        layout: &Bound<'_, PyAny>,
-        type_name: Option<&str>,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Shared> {
-        Shared::make(
-            py,
-            How::Create,
-            name,
-            layout,
-            type_name,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
-    /// Opens the value ``name``, whose layout must be ``layout``.
-    #[staticmethod]
-    #[pyo3(signature = (name, layout, *, type_name=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-    fn open(
-        py: Python<'_>,
-        name: &str,
-        layout: &Bound<'_, PyAny>,
-        type_name: Option<&str>,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Shared> {
-        Shared::make(
-            py,
-            How::Open,
-            name,
-            layout,
-            type_name,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
-    /// Opens the value ``name``, creating it if needed.
-    #[staticmethod]
-    #[pyo3(signature = (name, layout, *, type_name=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-    #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-    fn open_or_create(
-        py: Python<'_>,
-        name: &str,
-        layout: &Bound<'_, PyAny>,
-        type_name: Option<&str>,
-        persistent: bool,
-        mode: Option<u32>,
-        allow_foreign_owner: bool,
-        attach_timeout: Option<f64>,
-    ) -> PyResult<Shared> {
-        Shared::make(
-            py,
-            How::OpenOrCreate,
-            name,
-            layout,
-            type_name,
-            Common {
-                persistent,
-                mode,
-                allow_foreign_owner,
-                attach_timeout,
-            },
-        )
-    }
-
     /// Locks the value, waiting at most ``timeout`` seconds (None: as long
     /// as it takes); returns the ``SharedGuard``. Raises ``Timeout``, or
     /// ``OwnerDied`` (the lock is then held by ``exc.guard``).
@@ -206,7 +119,7 @@ impl Shared {
         let (g, died) = self.take(py, timeout)?;
         let g = hand_over(py, &self.h.name, g, died)?;
         let v = g.get().get(py);
-        g.get().release();
+        g.get().g.release();
         v
     }
 
@@ -219,7 +132,7 @@ impl Shared {
         let (g, died) = self.take(py, timeout)?;
         let g = hand_over(py, &self.h.name, g, died)?;
         let r = g.get().store(py, &bytes);
-        g.get().release();
+        g.get().g.release();
         r
     }
 
@@ -265,33 +178,6 @@ impl Shared {
         self.layout.size()
     }
 
-    /// Where the segment lives.
-    #[getter]
-    fn location(&self) -> &str {
-        &self.h.name
-    }
-
-    /// Drops this object's handle (a guard still held keeps the segment
-    /// attached until it unlocks).
-    fn close(&self) {
-        self.h.close();
-    }
-
-    /// Whether ``close()`` was called.
-    #[getter]
-    fn closed(&self) -> bool {
-        self.h.is_closed()
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) {
-        self.close();
-    }
-
     fn __repr__(&self) -> String {
         format!(
             "<mapshare.Shared {} {}>",
@@ -300,32 +186,27 @@ impl Shared {
     }
 }
 
+ctors!(
+    Shared,
+    [layout: &Bound<'_, PyAny>],
+    [type_name: Option<&str> = None],
+    "Creates the value ``name`` (all zeroes) of ``layout``.",
+    "Opens the value ``name``, whose layout must be ``layout``.",
+    "Opens the value ``name``, creating it if needed."
+);
+handle_methods!(@close Shared, "Drops this object's handle (a guard still held keeps the segment\nattached until it unlocks).");
+handle_methods!(@context Shared);
+
 impl SharedGuard {
-    fn release(&self) {
-        let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(held); // unlocks
-    }
-
-    fn with_held<R>(&self, f: impl FnOnce(&mut HeldShared) -> PyResult<R>) -> PyResult<R> {
-        let mut g = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        match g.as_mut() {
-            Some(h) => f(h),
-            None => Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "{}: the guard was unlocked",
-                self.name
-            ))),
-        }
-    }
-
     fn get<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let bytes = self.with_held(|h| Ok(h.borrow_dependent().get()))?;
+        let bytes = self.g.with(|h| Ok(h.borrow_dependent().get()))?;
         self.layout.value_of(py, &bytes)
     }
 
     fn store(&self, py: Python<'_>, bytes: &[u8]) -> PyResult<()> {
-        self.with_held(|h| {
+        self.g.with(|h| {
             h.with_dependent_mut(|_, g| g.set(bytes))
-                .map_err(|e| errors::raise(py, "LengthMismatch", format!("{}: {e}", self.name)))
+                .map_err(|e| errors::raise(py, "LengthMismatch", format!("{}: {e}", self.g.name)))
         })
     }
 }
@@ -344,35 +225,9 @@ impl SharedGuard {
         let bytes = self.layout.to_bytes(py, value)?;
         self.store(py, &bytes)
     }
-
-    /// Releases the lock (again: nothing).
-    fn unlock(&self) {
-        self.release();
-    }
-
-    /// Whether this guard still holds the lock.
-    #[getter]
-    fn locked(&self) -> bool {
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) {
-        self.release();
-    }
-
-    fn __repr__(&self) -> String {
-        let state = if self.locked() { "locked" } else { "unlocked" };
-        format!("<mapshare.SharedGuard {} {state}>", self.name)
-    }
 }
+
+guard_methods!(SharedGuard, "SharedGuard");
 
 // ------------------------------------------------------------- blackboard
 
@@ -411,32 +266,17 @@ macro_rules! board_ctors {
             }
         }
 
+        ctors!(
+            $ty,
+            [layout: &Bound<'_, PyAny>],
+            [type_name: Option<&str> = None],
+            "Creates the blackboard ``name`` (version 0, all zeroes) of ``layout``.",
+            "Opens the blackboard ``name``, whose layout must be ``layout``.",
+            "Opens the blackboard ``name``, creating it if needed."
+        );
+
         #[pymethods]
         impl $ty {
-            /// Creates the blackboard ``name`` (version 0, all zeroes) of ``layout``.
-            #[staticmethod]
-            #[pyo3(signature = (name, layout, *, type_name=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-            fn create(py: Python<'_>, name: &str, layout: &Bound<'_, PyAny>, type_name: Option<&str>, persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
-                $ty::make(py, How::Create, name, layout, type_name, Common { persistent, mode, allow_foreign_owner, attach_timeout })
-            }
-
-            /// Opens the blackboard ``name``, whose layout must be ``layout``.
-            #[staticmethod]
-            #[pyo3(signature = (name, layout, *, type_name=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-            fn open(py: Python<'_>, name: &str, layout: &Bound<'_, PyAny>, type_name: Option<&str>, persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
-                $ty::make(py, How::Open, name, layout, type_name, Common { persistent, mode, allow_foreign_owner, attach_timeout })
-            }
-
-            /// Opens the blackboard ``name``, creating it if needed.
-            #[staticmethod]
-            #[pyo3(signature = (name, layout, *, type_name=None, persistent=false, mode=None, allow_foreign_owner=false, attach_timeout=None))]
-            #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
-            fn open_or_create(py: Python<'_>, name: &str, layout: &Bound<'_, PyAny>, type_name: Option<&str>, persistent: bool, mode: Option<u32>, allow_foreign_owner: bool, attach_timeout: Option<f64>) -> PyResult<$ty> {
-                $ty::make(py, How::OpenOrCreate, name, layout, type_name, Common { persistent, mode, allow_foreign_owner, attach_timeout })
-            }
-
             /// ``(type_name, size, align)``.
             #[getter]
             fn layout<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
@@ -475,7 +315,7 @@ impl BlackboardWriter {
     }
 }
 
-crate::messaging::handle_methods!(BlackboardWriter, "BlackboardWriter");
+handle_methods!(BlackboardWriter, "BlackboardWriter");
 
 #[pymethods]
 impl BlackboardReader {
@@ -521,32 +361,6 @@ impl BlackboardReader {
         Ok(self.h.get()?.writer_alive())
     }
 
-    /// Where the segment lives.
-    #[getter]
-    fn location(&self) -> &str {
-        &self.h.name
-    }
-
-    /// Detaches from the segment (also on ``with`` exit).
-    fn close(&self) {
-        self.h.close();
-    }
-
-    /// Whether ``close()`` was called.
-    #[getter]
-    fn closed(&self) -> bool {
-        self.h.is_closed()
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) {
-        self.close();
-    }
-
     fn __repr__(&self) -> String {
         format!(
             "<mapshare.BlackboardReader {} {}>",
@@ -554,3 +368,6 @@ impl BlackboardReader {
         )
     }
 }
+
+handle_methods!(@close BlackboardReader);
+handle_methods!(@context BlackboardReader);

@@ -168,6 +168,33 @@ def test_numpy_arrays_round_trip(names):
         tx.close()
 
 
+def test_recv_array_loses_nothing_on_a_bad_dtype_or_shape(names):
+    # A dtype numpy refuses is refused before anything is received; a
+    # message that does not fit the dtype or the shape raises
+    # LengthMismatch (a ValueError) holding the message, as
+    # BufferTooSmall does for recv_into.
+    name = names()
+    with mapshare.Receiver.create(name) as rx, mapshare.Sender.open(name) as tx:
+        tx.send(b"12345")
+        with pytest.raises(TypeError):
+            rx.recv_array("not a dtype", timeout=5)
+        with pytest.raises(mapshare.LengthMismatch) as e:
+            rx.recv_array(np.uint32, timeout=5)
+        assert isinstance(e.value, ValueError) and e.value.message == b"12345"
+        tx.send(bytes(range(12)))
+        with pytest.raises(mapshare.LengthMismatch) as e:
+            rx.recv_array(np.uint8, (5, 5), timeout=5)
+        assert e.value.message == bytes(range(12))
+        tx.send(b"last")
+        assert rx.recv(timeout=5) == b"last"
+        assert rx.try_recv() is None
+    with mapshare.Mailbox.create(names()) as mb:
+        mb.send(b"kept")
+        with pytest.raises(TypeError):
+            mb.recv_array("not a dtype", timeout=5)
+        assert mb.recv(timeout=5) == b"kept"
+
+
 def test_pubsub_every_subscriber_gets_everything(names):
     name = names()
     with mapshare.Publisher.create(name, capacity=8, max_message=64) as pub:

@@ -127,7 +127,11 @@ class BufferTooSmall(Error, ValueError):
 
 class LengthMismatch(Error, ValueError):
     """A value of the wrong size for the layout (``Shared.set``,
-    ``BlackboardWriter.write``); nothing was stored."""
+    ``BlackboardWriter.write``); nothing was stored. From ``recv_array``:
+    the message received does not fit the dtype or the shape; it is not
+    lost: it is in ``message`` (bytes)."""
+
+    message: bytes = b""
 
 
 class OwnerDied(Error):
