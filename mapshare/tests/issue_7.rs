@@ -76,14 +76,7 @@ fn child_roles() {
                 // truncation while it still touches the segment on a fast
                 // path is the documented SIGBUS window, not what this tests.
                 let task = std::fs::read_to_string(c.dir.join("waiting")).unwrap();
-                let wchan = format!("/proc/{}/wchan", task.trim());
-                let asleep = || std::fs::read_to_string(&wchan).is_ok_and(|w| w.contains("futex"));
-                let mut seen = 0;
-                while seen < 3 {
-                    // Asleep three looks in a row (it may wake and sleep again).
-                    seen = if asleep() { seen + 1 } else { 0 };
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+                common::wait_until_freshly_asleep(&task);
                 OpenOptions::new()
                     .write(true)
                     .open(shm_path(&c.name))

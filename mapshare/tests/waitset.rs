@@ -320,15 +320,10 @@ fn a_source_shrunk_while_the_set_sleeps_is_reported_truncated_not_a_sigbus() {
     // shrinking while it touches the segment is the documented SIGBUS
     // window of every fast path, not what this tests.
     let task = std::fs::read_link("/proc/thread-self").unwrap();
-    let wchan = std::path::Path::new("/proc").join(task).join("wchan");
+    let task = task.to_string_lossy().into_owned();
     let path = common::shm_path(&name);
     let shrinker = std::thread::spawn(move || {
-        let asleep = || std::fs::read_to_string(&wchan).is_ok_and(|w| w.contains("futex"));
-        let mut seen = 0;
-        while seen < 3 {
-            seen = if asleep() { seen + 1 } else { 0 };
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        common::wait_until_freshly_asleep(&task);
         std::fs::OpenOptions::new()
             .write(true)
             .open(path)

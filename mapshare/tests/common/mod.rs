@@ -458,3 +458,34 @@ pub(crate) fn gc_lock() -> GcLock {
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
     GcLock(f)
 }
+
+/// Waits until the thread `task` (`PID/task/TID`, as `/proc/thread-self`
+/// links to) has just gone to sleep in a futex: asleep, and its count of
+/// voluntary context switches changed since we began to watch; or asleep
+/// all along for 500 ms (a wait without slices). The caller then has the
+/// rest of that sleep (every sliced wait sleeps at least 5 ms) to act on
+/// memory the thread will touch when it wakes: a test that shrinks a
+/// segment must not land in the awake moments of a sliced wait, which are
+/// the documented fast-path SIGBUS window, not what such a test is about.
+pub(crate) fn wait_until_freshly_asleep(task: &str) {
+    let base = Path::new("/proc").join(task.trim());
+    let asleep = || fs::read_to_string(base.join("wchan")).is_ok_and(|w| w.contains("futex"));
+    let switches = || {
+        fs::read_to_string(base.join("status")).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+    };
+    while !asleep() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (first, since) = (switches(), Instant::now());
+    loop {
+        let now = switches();
+        if asleep() && (now != first || since.elapsed() >= Duration::from_millis(500)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
