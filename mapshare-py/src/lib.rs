@@ -17,6 +17,7 @@ mod buffer;
 mod common;
 mod errors;
 mod messaging;
+mod service;
 mod sync;
 mod values;
 mod wait;
@@ -40,6 +41,11 @@ fn _mapshare(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<messaging::Receiver>()?;
     m.add_class::<messaging::Publisher>()?;
     m.add_class::<messaging::Subscriber>()?;
+    m.add_class::<service::Server>()?;
+    m.add_class::<service::Client>()?;
+    m.add_class::<service::Request>()?;
+    m.add_class::<service::ReplyTo>()?;
+    m.add_class::<service::Response>()?;
     m.add_class::<sync::Mutex>()?;
     m.add_class::<sync::MutexGuard>()?;
     m.add_class::<sync::Event>()?;
@@ -51,6 +57,7 @@ fn _mapshare(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SLICE_SECONDS", wait::SLICE.as_secs_f64())?;
     m.add("MAX_SENDERS", mapshare::MAX_SENDERS)?;
     m.add("MAX_SUBSCRIBERS", mapshare::MAX_SUBSCRIBERS)?;
+    m.add("MAX_CLIENTS", mapshare::MAX_CLIENTS)?;
     m.add(
         "DEFAULT_MAILBOX_MAX_MESSAGE",
         mapshare::DEFAULT_MAILBOX_MAX_MESSAGE,

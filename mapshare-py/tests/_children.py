@@ -61,3 +61,22 @@ def numpy_back(name_in: str, name_out: str) -> None:
     b = mapshare.Mailbox.open(name_out)
     arr = a.recv_array(np.float32, (3, 4), timeout=30)
     b.send(arr * 2, timeout=30)
+
+
+def serve_upper(name: str, ready: str, count: int) -> None:
+    """Serves the service `name` (says so on event `ready`): answers
+    `count` requests with their bytes upper-cased, then exits."""
+    with mapshare.Server.open_or_create(name) as srv:
+        mapshare.Event.open(ready).notify()
+        for _ in range(count):
+            req = srv.recv_request(timeout=30)
+            srv.respond(req, req.data.decode().upper().encode(), timeout=30)
+
+
+def serve_then_hang(name: str, ready: str) -> None:
+    """Takes the service `name`'s first request, says so on event `ready`,
+    and sleeps without answering until killed."""
+    srv = mapshare.Server.open_or_create(name)
+    srv.recv_request(timeout=30)
+    mapshare.Event.open(ready).notify()
+    time.sleep(600)

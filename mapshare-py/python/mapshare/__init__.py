@@ -10,6 +10,9 @@ segment (``/dev/shm/mapshare.NAME``) and is made with ``Kind.create(name,
   senders to one receiver;
 - :class:`Publisher` / :class:`Subscriber`: one publisher, many
   subscribers, each at its own pace (``mapshare pub`` / ``mapshare sub``);
+- :class:`Server` / :class:`Client`: request/response, one server, many
+  clients, answers matched by request id (``mapshare serve`` /
+  ``mapshare request``);
 - :class:`Mutex` (robust: a killed holder's lock is handed to the next
   locker with :class:`OwnerDied`) and :class:`Event`;
 - :class:`Shared` (one value with a lock and a data-ready event) and
@@ -56,18 +59,24 @@ from ._errors import (
 )
 from ._mapshare import (
     DEFAULT_MAILBOX_MAX_MESSAGE,
+    MAX_CLIENTS,
     MAX_SENDERS,
     MAX_SUBSCRIBERS,
     SLICE_SECONDS,
     BlackboardReader,
     BlackboardWriter,
+    Client,
     Event,
     Mailbox,
     Mutex,
     MutexGuard,
     Publisher,
     Receiver,
+    ReplyTo,
+    Request,
+    Response,
     Sender,
+    Server,
     Shared,
     SharedGuard,
     Subscriber,
@@ -82,6 +91,11 @@ __all__ = [
     "Receiver",
     "Publisher",
     "Subscriber",
+    "Server",
+    "Client",
+    "Request",
+    "ReplyTo",
+    "Response",
     "Mutex",
     "MutexGuard",
     "Event",
@@ -112,6 +126,7 @@ __all__ = [
     "OwnerDied",
     "Fault",
     "DEFAULT_MAILBOX_MAX_MESSAGE",
+    "MAX_CLIENTS",
     "MAX_SENDERS",
     "MAX_SUBSCRIBERS",
     "SLICE_SECONDS",

@@ -97,12 +97,19 @@ class Busy(Error):
 
 
 class Timeout(Error, TimeoutError):
-    """A blocking call ran out of time (its ``timeout=``)."""
+    """A blocking call ran out of time (its ``timeout=``). From
+    ``Client.call`` / ``Client.call_response`` once the request was sent,
+    ``id`` is its id (still in flight: ``client.abandon(e.id)`` gives up on
+    it); None otherwise."""
+
+    id: int | None = None
 
 
 class Disconnected(Error):
     """The other side has gone (dropped, exited or killed) and nothing is
-    left to receive; or, when sending, no receiver is attached."""
+    left to receive; or, when sending, no receiver is attached. For a
+    service client: no response can come (the server has gone, or nothing
+    is in flight); for a server's ``respond``: the client has gone."""
 
 
 class Lagged(Error):
