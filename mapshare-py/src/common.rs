@@ -92,6 +92,26 @@ impl<T> Slot<T> {
         }
     }
 
+    /// The handle's lock, held (a wait set holds each source's for the
+    /// length of its wait): `RuntimeError` if another call has it (or the
+    /// same object was given twice), `ValueError` if closed.
+    pub(crate) fn hold(&self) -> PyResult<std::sync::MutexGuard<'_, Option<T>>> {
+        let g = match self.cell.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(PyRuntimeError::new_err(format!(
+                    "{}: this handle is in use by another thread, or given twice",
+                    self.name
+                )))
+            }
+        };
+        if g.is_none() {
+            return Err(errors::closed(&self.name));
+        }
+        Ok(g)
+    }
+
     /// Drops the handle (detaching from the segment).
     pub(crate) fn close(&self) -> PyResult<()> {
         let taken = self.with_cell(|c| c.take())?;

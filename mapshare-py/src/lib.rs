@@ -21,6 +21,7 @@ mod service;
 mod sync;
 mod values;
 mod wait;
+mod waitset;
 
 use pyo3::prelude::*;
 
@@ -46,6 +47,7 @@ fn _mapshare(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<service::Request>()?;
     m.add_class::<service::ReplyTo>()?;
     m.add_class::<service::Response>()?;
+    m.add_class::<waitset::WaitSet>()?;
     m.add_class::<sync::Mutex>()?;
     m.add_class::<sync::MutexGuard>()?;
     m.add_class::<sync::Event>()?;

@@ -32,7 +32,7 @@ use crate::errors;
 /// ``TimeoutError``. Usable as a context manager (``close()`` on exit).
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct Mailbox {
-    h: Handle<mapshare::Mailbox>,
+    pub(crate) h: Handle<mapshare::Mailbox>,
 }
 
 impl Mailbox {
@@ -226,7 +226,7 @@ pub(crate) struct Sender {
 /// messages until then.
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct Receiver {
-    h: Slot<mapshare::Receiver>,
+    pub(crate) h: Slot<mapshare::Receiver>,
 }
 
 macro_rules! channel_ctors {
@@ -455,7 +455,7 @@ pub(crate) struct Publisher {
 /// an ``overwrite_oldest`` ring overwrote messages before we read them.
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct Subscriber {
-    h: Slot<mapshare::Subscriber>,
+    pub(crate) h: Slot<mapshare::Subscriber>,
 }
 
 macro_rules! ring_ctors {

@@ -212,7 +212,7 @@ fn response_of(py: Python<'_>, r: mapshare::Response) -> Response {
 /// clients come and go.
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct Server {
-    h: Slot<mapshare::Server>,
+    pub(crate) h: Slot<mapshare::Server>,
 }
 
 /// A client of a request/response service: ``request(data)`` sends a
@@ -226,7 +226,7 @@ pub(crate) struct Server {
 /// noticed within about 50 ms), or nothing is in flight.
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct Client {
-    h: Slot<mapshare::Client>,
+    pub(crate) h: Slot<mapshare::Client>,
 }
 
 macro_rules! service_ctors {

@@ -296,7 +296,7 @@ guard_methods!(MutexGuard, "MutexGuard");
 /// ``reset()``). ``wait(timeout=None)`` raises ``Timeout``.
 #[pyclass(module = "mapshare", frozen)]
 pub(crate) struct Event {
-    h: Handle<mapshare::Event>,
+    pub(crate) h: Handle<mapshare::Event>,
 }
 
 impl Event {

@@ -80,3 +80,10 @@ def serve_then_hang(name: str, ready: str) -> None:
     srv.recv_request(timeout=30)
     mapshare.Event.open(ready).notify()
     time.sleep(600)
+
+
+def send_after(name: str, delay: float) -> None:
+    """Sleeps `delay` seconds, then sends one message on channel `name`."""
+    with mapshare.Sender.open(name) as tx:
+        time.sleep(delay)
+        tx.send("spät ✓".encode(), timeout=30)

@@ -13,6 +13,8 @@ segment (``/dev/shm/mapshare.NAME``) and is made with ``Kind.create(name,
 - :class:`Server` / :class:`Client`: request/response, one server, many
   clients, answers matched by request id (``mapshare serve`` /
   ``mapshare request``);
+- :class:`WaitSet`: one thread waiting on many receivers, subscribers,
+  events, mailboxes, servers and clients at once;
 - :class:`Mutex` (robust: a killed holder's lock is handed to the next
   locker with :class:`OwnerDied`) and :class:`Event`;
 - :class:`Shared` (one value with a lock and a data-ready event) and
@@ -80,6 +82,7 @@ from ._mapshare import (
     Shared,
     SharedGuard,
     Subscriber,
+    WaitSet,
     unlink,
 )
 
@@ -96,6 +99,7 @@ __all__ = [
     "Request",
     "ReplyTo",
     "Response",
+    "WaitSet",
     "Mutex",
     "MutexGuard",
     "Event",

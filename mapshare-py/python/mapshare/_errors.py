@@ -161,4 +161,8 @@ class OwnerDied(Error):
 class Fault(Error):
     """Something a peer did (or a damaged segment) that the call detected and
     survived: a truncated segment, a corrupt message length or slot, no
-    consistent copy after many attempts."""
+    consistent copy after many attempts. From ``WaitSet.wait``,
+    ``truncated`` lists the indices of the sources whose segment another
+    process shrank (drop them); None otherwise."""
+
+    truncated: list[int] | None = None

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any, Literal, Self, TypeAlias
 
@@ -205,6 +205,13 @@ class Client(_Handle, _ServiceCtors):
     def abandon(self, id: int) -> bool: ...
     @property
     def in_flight(self) -> int: ...
+
+class WaitSet:
+    def __init__(self) -> None: ...
+    def wait(self, sources: Iterable[Receiver | Subscriber | Event | Mailbox | Server | Client],
+             timeout: Timeout = None) -> list[int]: ...
+    def try_wait(self, sources: Iterable[Receiver | Subscriber | Event | Mailbox | Server | Client]
+                 ) -> list[int]: ...
 
 class _SimpleCtors:
     @classmethod
