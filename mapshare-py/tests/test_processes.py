@@ -131,6 +131,11 @@ BLOCKERS = {
     "mutex.lock": "h = mapshare.Mutex.open(name + '-m'); block = h.lock",
     "event.wait": "h = mapshare.Event.open(name + '-e'); block = h.wait",
     "mailbox.send": "h = mapshare.Mailbox.open(name); h.try_send(b'x'); block = lambda: h.send(b'full')",
+    "server.recv_request": "h = mapshare.Server.create(name + '-s'); block = h.recv_request",
+    # A service that never had a server keeps the request: the call waits for an answer.
+    "client.call": "h = mapshare.Client.create(name + '-c'); block = lambda: h.call(b'x')",
+    "waitset.wait": "h = mapshare.Receiver.create(name + '-w'); k = mapshare.Sender.open(name + '-w'); "
+                    "ws = mapshare.WaitSet(); block = lambda: ws.wait([h])",
 }
 
 CHILD = """
@@ -152,7 +157,7 @@ print("returned", flush=True)
 @pytest.mark.parametrize("kind", sorted(BLOCKERS))
 def test_ctrl_c_interrupts_a_blocking_call(names, kind):
     name = names()
-    names.made += [name + "-rx", name + "-m", name + "-e"]
+    names.made += [name + "-rx", name + "-m", name + "-e", name + "-s", name + "-c", name + "-w"]
     m = mapshare.Mutex.create(name + "-m")
     with mapshare.Mailbox.create(name) as mb, mapshare.Event.create(name + "-e"):
         held = m.lock(timeout=5)  # the child's lock() waits for it
