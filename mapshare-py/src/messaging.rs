@@ -160,7 +160,7 @@ handle_methods!(Mailbox, "Mailbox");
 // ---------------------------------------------------------------- channel
 
 /// `capacity` and `max_message`, each at least 1 when given.
-fn sizes<K>(
+pub(crate) fn sizes<K>(
     mut o: mapshare::Options<K>,
     capacity: Option<usize>,
     max_message: Option<usize>,

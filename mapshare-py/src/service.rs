@@ -37,19 +37,7 @@ where
         }
         o = o.senders(n);
     }
-    if let Some(c) = capacity {
-        if c == 0 {
-            return Err(PyValueError::new_err("capacity must be at least 1"));
-        }
-        o = o.capacity(c);
-    }
-    if let Some(m) = max_message {
-        if m == 0 {
-            return Err(PyValueError::new_err("max_message must be at least 1"));
-        }
-        o = o.max_message(m);
-    }
-    Ok(o)
+    crate::messaging::sizes(o, capacity, max_message)
 }
 
 // ---------------------------------------------------------------- values

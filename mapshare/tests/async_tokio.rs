@@ -335,6 +335,44 @@ fn env_for(backend: &str) -> String {
     format!("MAPSHARE_ASYNC_BACKEND={backend}")
 }
 
+/// A child playing `role` (`receivers` or `receivers-mt`) with `n` channels
+/// `name-0..`, under `backend`, once it says its tasks all wait.
+struct Waiting {
+    name: String,
+    _clean: Cleanup,
+    dir: TempDir,
+    child: common::ChildProc,
+}
+
+fn waiting_receivers(test: &str, role: &str, prefix: &str, backend: &str, n: usize) -> Waiting {
+    let name = unique_name(prefix);
+    let mut clean = Cleanup::new(&name);
+    for i in 0..n {
+        clean.add(&format!("{name}-{i}"));
+    }
+    let dir = TempDir::new(prefix);
+    let env = env_for(backend);
+    let mut child = spawn_child_via(
+        &["env", &env],
+        test,
+        role,
+        &name,
+        dir.path(),
+        &n.to_string(),
+    );
+    assert!(common::wait_for_flag_or_exit(
+        dir.path(),
+        "waiting",
+        &mut child
+    ));
+    Waiting {
+        name,
+        _clean: clean,
+        dir,
+        child,
+    }
+}
+
 #[test]
 fn many_tasks_on_one_thread_are_woken_by_another_process_without_a_thread_each() {
     child_roles();
@@ -342,26 +380,18 @@ fn many_tasks_on_one_thread_are_woken_by_another_process_without_a_thread_each()
     for backend in BACKENDS {
         // The blocking backend takes a thread per wait: keep it small.
         let n: usize = if backend == "blocking" { 16 } else { 10_000 };
-        let name = unique_name("async-many");
-        let mut clean = Cleanup::new(&name);
-        for i in 0..n {
-            clean.add(&format!("{name}-{i}"));
-        }
-        let dir = TempDir::new("async-many");
-        let env = env_for(backend);
-        let mut child = spawn_child_via(
-            &["env", &env],
+        let Waiting {
+            name,
+            _clean,
+            dir,
+            mut child,
+        } = waiting_receivers(
             "many_tasks_on_one_thread_are_woken_by_another_process_without_a_thread_each",
             "receivers",
-            &name,
-            dir.path(),
-            &n.to_string(),
+            "async-many",
+            backend,
+            n,
         );
-        assert!(common::wait_for_flag_or_exit(
-            dir.path(),
-            "waiting",
-            &mut child
-        ));
         let report = std::fs::read_to_string(dir.join("report")).unwrap();
         let (used, added) = report.split_once(' ').unwrap();
         let added: usize = added.parse().unwrap();
@@ -565,26 +595,18 @@ fn a_multi_thread_runtime_is_woken_too() {
     let _wd = watchdog(TEST);
     for backend in ["io_uring", "futex_waitv"] {
         let n = 200;
-        let name = unique_name("async-mt");
-        let mut clean = Cleanup::new(&name);
-        for i in 0..n {
-            clean.add(&format!("{name}-{i}"));
-        }
-        let dir = TempDir::new("async-mt");
-        let env = env_for(backend);
-        let mut child = spawn_child_via(
-            &["env", &env],
+        let Waiting {
+            name,
+            _clean,
+            dir: _dir,
+            mut child,
+        } = waiting_receivers(
             "a_multi_thread_runtime_is_woken_too",
             "receivers-mt",
-            &name,
-            dir.path(),
-            &n.to_string(),
+            "async-mt",
+            backend,
+            n,
         );
-        assert!(common::wait_for_flag_or_exit(
-            dir.path(),
-            "waiting",
-            &mut child
-        ));
         let mut txs: Vec<Sender> = (0..n)
             .map(|i| Sender::open(&format!("{name}-{i}")).unwrap())
             .collect();
