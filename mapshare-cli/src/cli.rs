@@ -222,6 +222,10 @@ pub(crate) struct SubArgs {
     /// Exit after this many messages.
     #[arg(long, value_name = "N")]
     pub(crate) count: Option<u64>,
+    /// Start with up to the last N messages published before joining that
+    /// the ring still holds (at most its capacity - 1), then go on live.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) history: usize,
     /// Give up when no message arrives for this long (seconds). Exit status 3.
     #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub(crate) timeout: Option<Duration>,

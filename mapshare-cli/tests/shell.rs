@@ -110,6 +110,11 @@ fn subscribers_before_the_publisher_get_everything() {
 }
 
 #[test]
+fn late_subscribers_take_history() {
+    script("history");
+}
+
+#[test]
 fn signals_end_waits_and_clean_up() {
     script("signals");
 }

@@ -189,7 +189,8 @@ pub use kinds::event::{Event, EventMode};
 pub use kinds::mailbox::{Mailbox, DEFAULT_MAILBOX_MAX_MESSAGE};
 pub use kinds::mutex::{Mutex, MutexGuard};
 pub use kinds::pubsub::{
-    pubsub_stats, Policy, PubSubStats, Publisher, Subscriber, SubscriberStats, MAX_SUBSCRIBERS,
+    pubsub_stats, Policy, PubLoan, PubSubStats, Publisher, SubSample, Subscriber, SubscriberStats,
+    MAX_SUBSCRIBERS,
 };
 pub use kinds::service::{
     service_stats, CallError, Client, ClientStats, ReplyTo, Request, RequestLoan, Response,

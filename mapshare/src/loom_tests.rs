@@ -156,7 +156,7 @@ fn loom_doorbell_ring_racing_sleep_is_not_lost() {
 mod broadcast {
     use crate::primitive::{AtomicU32, Ordering};
     use crate::queue::broadcast::heap::HeapRing;
-    use crate::queue::broadcast::{Policy, Recv};
+    use crate::queue::broadcast::{load_bytes, Policy, Recv};
     use crate::sync::Liveness;
     use loom::sync::Arc;
     use loom::thread;
@@ -194,7 +194,7 @@ mod broadcast {
                 u64::MAX,
                 1,
             ));
-            let mut sub = h.ring().join(&Peer(2), 0).unwrap();
+            let mut sub = h.ring().join(&Peer(2), 0, 0).unwrap();
             let h2 = h.clone();
             let publisher = thread::spawn(move || publish_all(&h2, &[1, 2], 16));
             let r = h.ring();
@@ -226,7 +226,7 @@ mod broadcast {
     fn loom_broadcast_lossless_delivers_every_message_in_order() {
         loom::model(|| {
             let h = Arc::new(HeapRing::with_slots(1, 8, Policy::Lossless, u64::MAX, 1));
-            let mut sub = h.ring().join(&Peer(2), 0).unwrap();
+            let mut sub = h.ring().join(&Peer(2), 0, 0).unwrap();
             let h2 = h.clone();
             let publisher = thread::spawn(move || publish_all(&h2, &[1, 2], 8));
             let r = h.ring();
@@ -256,7 +256,7 @@ mod broadcast {
                 d2.store(1, Ordering::SeqCst);
             });
             let r = h.ring();
-            let mut sub = r.join(&Peer(2), 0).unwrap();
+            let mut sub = r.join(&Peer(2), 0, 0).unwrap();
             let mut buf = Vec::new();
             // Whatever came before the join, the stream after it is gapless.
             let mut last: Option<u8> = None;
@@ -277,6 +277,81 @@ mod broadcast {
                     other => panic!("joined subscriber got {other:?}"),
                 }
             }
+            publisher.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_broadcast_lent_slot_is_never_rewritten_while_held() {
+        loom::model(|| {
+            // Capacity 1: the second message must wait for the first's slot.
+            let h = Arc::new(HeapRing::with_slots(1, 8, Policy::Lossless, 0, 1));
+            let mut sub = h.ring().join(&Peer(2), 0, 0).unwrap();
+            let h2 = h.clone();
+            let publisher = thread::spawn(move || publish_all(&h2, &[1, 2], 8));
+            let r = h.ring();
+            for want in 1..=2u8 {
+                let mut lent = None;
+                loop {
+                    match r.try_lend(&mut sub, &mut lent) {
+                        Recv::Message => break,
+                        Recv::Empty => thread::yield_now(),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                let (pos, len) = lent.unwrap();
+                assert_eq!(len, 8);
+                let read = || {
+                    let (_, _, data) = r.slot(pos).unwrap();
+                    let mut out = vec![0u8; 8];
+                    assert!(load_bytes(data, &mut out));
+                    out
+                };
+                assert_eq!(read(), vec![want; 8]);
+                thread::yield_now(); // the publisher may run here: not on our slot
+                assert_eq!(read(), vec![want; 8], "a lent slot was rewritten");
+                r.consume(&mut sub, pos);
+            }
+            publisher.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_broadcast_history_join_racing_a_lossless_publisher_never_tears() {
+        loom::model(|| {
+            let h = Arc::new(HeapRing::with_slots(2, 8, Policy::Lossless, 0, 1));
+            let done = Arc::new(AtomicU32::new(0));
+            let (h2, d2) = (h.clone(), done.clone());
+            let publisher = thread::spawn(move || {
+                publish_all(&h2, &[1, 2, 3], 8);
+                d2.store(1, Ordering::SeqCst);
+            });
+            let r = h.ring();
+            // Up to one message from before the join (capacity - 1).
+            let mut sub = r.join(&Peer(2), 0, 1).unwrap();
+            let mut buf = Vec::new();
+            let mut last: Option<u8> = None;
+            let mut check = |buf: &[u8]| {
+                let v = buf[0];
+                assert!(buf.iter().all(|&b| b == v), "torn: {buf:?}");
+                assert!(last.is_none_or(|l| v == l + 1), "a message was lost");
+                last = Some(v);
+            };
+            loop {
+                match r.try_recv(&mut sub, &mut buf) {
+                    Recv::Message => check(&buf),
+                    Recv::Empty if done.load(Ordering::SeqCst) == 1 => {
+                        match r.try_recv(&mut sub, &mut buf) {
+                            Recv::Empty => break,
+                            Recv::Message => check(&buf),
+                            other => panic!("joined subscriber got {other:?}"),
+                        }
+                    }
+                    Recv::Empty => thread::yield_now(),
+                    other => panic!("joined subscriber got {other:?}"),
+                }
+            }
+            assert_eq!(last, Some(3));
             publisher.join().unwrap();
         });
     }

@@ -13,7 +13,7 @@
 //!
 //! A setter exists only where it means something: `capacity` for queues,
 //! `max_message` for byte messages, `senders` for channels, `policy` for
-//! pub/sub rings, `manual_reset` for events. Sizes are used when creating;
+//! pub/sub rings, `history` for subscribers, `manual_reset` for events. Sizes are used when creating;
 //! opening takes the segment's own (checked, never trusted).
 //!
 //! ```
@@ -45,6 +45,8 @@ pub struct Options<K> {
     pub(crate) senders: Option<usize>,
     pub(crate) policy: Policy,
     pub(crate) manual_reset: bool,
+    /// Messages a joining subscriber takes from before its join ([`HasHistory`]).
+    pub(crate) history: usize,
     /// The payload layout of a runtime-layout kind ([`HasLayout`]).
     pub(crate) layout: Option<crate::layout::Fingerprint>,
     /// First message position; only the crate's own tests move it (to run
@@ -63,6 +65,7 @@ impl<K> Clone for Options<K> {
             senders: self.senders,
             policy: self.policy,
             manual_reset: self.manual_reset,
+            history: self.history,
             layout: self.layout.clone(),
             base: self.base,
             _k: PhantomData,
@@ -81,6 +84,7 @@ impl<K> fmt::Debug for Options<K> {
             .field("senders", &self.senders)
             .field("policy", &self.policy)
             .field("manual_reset", &self.manual_reset)
+            .field("history", &self.history)
             .field("layout", &self.layout)
             .finish()
     }
@@ -124,6 +128,8 @@ pub trait HasMaxMessage: Attach {}
 pub trait HasSenders: Attach {}
 /// Pub/sub ends: what a full ring does.
 pub trait HasPolicy: Attach {}
+/// Subscribers: messages to take from before the join.
+pub trait HasHistory: Attach {}
 /// Kinds whose payload layout is given at run time rather than by a type
 /// ([`SharedBytes`](crate::SharedBytes), the byte blackboard ends).
 pub trait HasLayout: Attach {}
@@ -152,6 +158,7 @@ impl<K> Options<K> {
             senders: None,
             policy: Policy::Lossless,
             manual_reset: false,
+            history: 0,
             layout: None,
             base: 0,
             _k: PhantomData,
@@ -257,6 +264,19 @@ impl<K: HasPolicy> Options<K> {
     /// (default [`Policy::Lossless`]). Used when creating.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
+        self
+    }
+}
+
+impl<K: HasHistory> Options<K> {
+    /// Late joining: the subscriber starts with up to the last `n` messages
+    /// published before it joined that the ring still holds (at most its
+    /// capacity − 1: the oldest slot may be the one being rewritten), then
+    /// receives everything after them. Default 0: only messages published
+    /// after the join. A lossless publisher waits for the joiner to read
+    /// them, as for any other message.
+    pub fn history(mut self, n: usize) -> Self {
+        self.history = n;
         self
     }
 }

@@ -159,6 +159,45 @@ impl<'a> Region<'a> {
     }
 }
 
+/// Copies `out.len()` bytes from the memory of `words` (message words in
+/// shared memory: the data of a lossless pub/sub slot) with the volatile
+/// copy of [`Region::read`], 32 bytes per load, instead of one relaxed
+/// atomic load per word. `false`, copying nothing, if they do not fit.
+#[cfg(not(mapshare_loom))] // loom's atomics are not plain memory
+#[inline]
+pub(crate) fn load_from_words(words: &[crate::primitive::AtomicU64], out: &mut [u8]) -> bool {
+    if words.len().checked_mul(8).is_none_or(|n| out.len() > n) {
+        return false;
+    }
+    let src = words.as_ptr().cast::<u8>();
+    // SAFETY: `src..src + out.len()` lies inside `words` (checked above),
+    // borrowed for the call; an `AtomicU64` is an `UnsafeCell` over 8 plain
+    // bytes, so reading them through a pointer derived from a shared
+    // reference is allowed; the loads are volatile because a peer may write
+    // them meanwhile (every byte value is valid); `out` is a distinct local
+    // buffer.
+    unsafe { volatile_copy_in(src, out) };
+    true
+}
+
+/// The inverse of [`load_from_words`]: copies `bytes` into the memory of
+/// `words` with volatile stores. `false`, storing nothing, if they do not
+/// fit. Bytes of the last word past `bytes.len()` are left as they were.
+#[cfg(not(mapshare_loom))]
+#[inline]
+pub(crate) fn store_to_words(words: &[crate::primitive::AtomicU64], bytes: &[u8]) -> bool {
+    if words.len().checked_mul(8).is_none_or(|n| bytes.len() > n) {
+        return false;
+    }
+    let dst = words.as_ptr().cast::<u8>().cast_mut();
+    // SAFETY: `dst..dst + bytes.len()` lies inside `words` (checked above);
+    // writing through a shared reference is allowed because `AtomicU64` is
+    // an `UnsafeCell`; volatile, since other processes map these bytes;
+    // `bytes` is a distinct local buffer.
+    unsafe { volatile_copy_out(bytes, dst) };
+    true
+}
+
 /// Copies `dst.len()` bytes from `src` with volatile loads, 32 bytes per
 /// load where the CPU has AVX2 (checked once, then a cached flag), else 16
 /// (SSE2, every x86_64), else 8.
@@ -337,6 +376,17 @@ impl std::fmt::Debug for ViewMut<'_> {
 }
 
 impl<'a> View<'a> {
+    /// A view of process-local bytes (a validated copy lent as a sample).
+    pub(crate) fn local(buf: &'a [u8]) -> View<'a> {
+        View {
+            region: Region {
+                base: NonNull::from(buf).cast(),
+                len: buf.len(),
+                _life: PhantomData,
+            },
+        }
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.region.len
@@ -442,6 +492,19 @@ impl<'a> View<'a> {
 }
 
 impl<'a> ViewMut<'a> {
+    /// A writable view of process-local bytes (a loan staged in private
+    /// memory, copied into shared memory on commit).
+    pub(crate) fn local(buf: &'a mut [u8]) -> ViewMut<'a> {
+        let len = buf.len();
+        ViewMut {
+            region: Region {
+                base: NonNull::from(buf).cast(),
+                len,
+                _life: PhantomData,
+            },
+        }
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.region.len

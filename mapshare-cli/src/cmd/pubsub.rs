@@ -186,6 +186,7 @@ pub(crate) fn publish(args: &PubArgs) -> Result<ExitCode> {
 pub(crate) fn subscribe(args: &SubArgs) -> Result<ExitCode> {
     let name = &args.name;
     let mut sub = ring_options(Subscriber::options(name), &args.ring)
+        .history(args.history)
         .open_or_create()
         .map_err(open_error)?;
     let end: &[u8] = if args.null { b"\0" } else { b"\n" };

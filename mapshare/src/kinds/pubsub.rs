@@ -20,18 +20,21 @@
 //! check of the slowest cursor), and the doorbell is rung (one futex wake)
 //! only when its sleepers bit says someone may sleep.
 
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use crate::error::{Fault, RecvTimeoutError, SegmentError, SendTimeoutError};
+use crate::error::{
+    Fault, RecvTimeoutError, SegmentError, SendError, SendTimeoutError, TrySendError,
+};
 use crate::layout::{Fingerprint, Kind};
 use crate::options::{self, How, Options};
 use crate::queue::broadcast::{
     Control, Geometry, PubFail, PubState, Recv, Ring, SubSlot, SubState, TailLine,
 };
-use crate::region::Region;
+use crate::region::{Region, View, ViewMut};
 use crate::segment::{Location, Segment, SegmentOptions, Spec};
 use crate::sync::doorbell::{Doorbell, WaitStrategy};
-use crate::wait::{recv_forms, send_forms, Wait};
+use crate::wait::{recv_forms, send_forms, send_try, Wait};
 
 pub use crate::queue::broadcast::{Policy, MAX_SUBSCRIBERS};
 
@@ -153,6 +156,24 @@ impl Topic {
         ring_in(self.seg.payload(), self.g).expect("checked at attach") // the mapping never changes
     }
 
+    /// What a ring's answer means to the caller.
+    fn outcome(&self, got: Recv, len: usize) -> Result<usize, RecvTimeoutError> {
+        match got {
+            Recv::Message => Ok(len),
+            Recv::Lagged(n) => Err(RecvTimeoutError::Lagged(n)),
+            Recv::Empty => Err(RecvTimeoutError::Timeout),
+            Recv::Disconnected => Err(RecvTimeoutError::Disconnected),
+            Recv::Truncated => Err(RecvTimeoutError::Fault(Fault::Truncated)),
+            Recv::Corrupt { pos, len: 0 } => {
+                Err(RecvTimeoutError::Fault(Fault::BadSlot { position: pos }))
+            }
+            Recv::Corrupt { len, .. } => Err(RecvTimeoutError::Fault(Fault::BadLength {
+                len,
+                max: self.g.max_message as u64,
+            })),
+        }
+    }
+
     fn stats(&self) -> PubSubStats {
         let r = self.ring();
         let tail = r.tail();
@@ -193,6 +214,8 @@ impl Topic {
 pub struct Publisher {
     topic: Topic,
     st: PubState,
+    /// Where a loan is staged on an overwrite-oldest ring.
+    stage: Vec<u8>,
 }
 
 impl Publisher {
@@ -200,7 +223,11 @@ impl Publisher {
 
     fn claim(topic: Topic) -> Result<Publisher, SegmentError> {
         match topic.ring().claim_publisher(&topic.seg) {
-            Ok(st) => Ok(Publisher { topic, st }),
+            Ok(st) => Ok(Publisher {
+                topic,
+                st,
+                stage: Vec::new(),
+            }),
             Err(_) => Err(SegmentError::TooManyAttached(format!(
                 "{}: a live publisher is attached",
                 topic.seg.location()
@@ -259,6 +286,103 @@ impl Publisher {
         try_publish, publish, publish_timeout, publish_deadline (&mut self) <'m> (msg: &'m [u8]) -> () = publish_inner
     );
 
+    fn loan_inner(&mut self, wait: Wait) -> Result<PubLoan<'_>, SendTimeoutError<()>> {
+        let strategy = wait.until().map(|deadline| (self.topic.wait, deadline));
+        let Publisher { topic, st, stage } = self;
+        let topic: &Topic = topic;
+        let r = topic.ring();
+        match r.wait_room(st, &topic.seg, strategy) {
+            Ok(()) => {}
+            Err(PubFail::Full) => return Err(SendTimeoutError::Timeout(())),
+            Err(_) => return Err(SendTimeoutError::Fault((), Fault::Truncated)),
+        }
+        let max = topic.g.max_message;
+        let view = if r.lends() {
+            r.begin(st);
+            let off = SLOTS_OFFSET + r.data_offset(st.tail());
+            topic
+                .seg
+                .payload()
+                .view_mut(off, max)
+                .expect("slot inside the ring") // geometry checked at attach
+        } else {
+            stage.clear();
+            stage.resize(max, 0);
+            ViewMut::local(stage)
+        };
+        Ok(PubLoan { topic, st, view })
+    }
+
+    /// Lends the next slot of the ring for writing in place (zero-copy
+    /// publish), waiting for room as [`publish`](Self::publish) does:
+    /// write the message through the [`ViewMut`] it derefs to (of
+    /// [`max_message`](Self::max_message) bytes), then [`PubLoan::commit`].
+    /// Dropped without a commit, nothing is published.
+    ///
+    /// On a lossless ring the bytes go straight into the slot. On an
+    /// overwrite-oldest ring they are staged in the publisher's own memory
+    /// and copied on commit: a lapped subscriber may be reading the slot
+    /// (the publisher never waits for one), so only the seqlock's own copy
+    /// may write it.
+    ///
+    /// # Errors
+    /// `Fault(Truncated)` if a peer shrank the segment.
+    pub fn loan(&mut self) -> Result<PubLoan<'_>, SendError<()>> {
+        // Two borrows of `self` cannot cross a loop that returns one of
+        // them, so wait for room first, then take the loan without waiting.
+        loop {
+            match self.loan_inner(Wait::FOREVER) {
+                Ok(_) => break,
+                Err(SendTimeoutError::Timeout(())) => {}
+                Err(_) => return Err(SendError::Fault((), Fault::Truncated)),
+            }
+        }
+        self.loan_inner(Wait::Try)
+            .map_err(|_| SendError::Fault((), Fault::Truncated))
+    }
+
+    /// As [`Publisher::loan`], without waiting.
+    ///
+    /// # Errors
+    /// `Full` (lossless: a live subscriber is a full ring behind), `Fault`.
+    pub fn try_loan(&mut self) -> Result<PubLoan<'_>, TrySendError<()>> {
+        self.loan_inner(Wait::Try).map_err(send_try)
+    }
+
+    /// As [`Publisher::loan`], waiting at most `timeout` (any `Duration`).
+    ///
+    /// # Errors
+    /// `Timeout`, `Fault`.
+    pub fn loan_timeout(&mut self, timeout: Duration) -> Result<PubLoan<'_>, SendTimeoutError<()>> {
+        self.loan_inner(Wait::timeout(timeout))
+    }
+
+    /// As [`Publisher::loan`], waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// `Timeout`, `Fault`.
+    pub fn loan_deadline(
+        &mut self,
+        deadline: std::time::Instant,
+    ) -> Result<PubLoan<'_>, SendTimeoutError<()>> {
+        self.loan_inner(Wait::deadline(deadline))
+    }
+
+    /// Waits for room without blocking the thread, then lends the slot
+    /// (feature `tokio`): the async form of [`loan`](Self::loan).
+    ///
+    /// # Errors
+    /// As [`loan`](Self::loan).
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub async fn loan_async(&mut self) -> Result<PubLoan<'_>, SendError<()>> {
+        let r = self.topic.ring();
+        r.wait_room_async(&mut self.st, &self.topic.seg, ASYNC_PEER_POLL)
+            .await
+            .map_err(|_| SendError::Fault((), Fault::Truncated))?;
+        self.loan_inner(Wait::Try)
+            .map_err(|_| SendError::Fault((), Fault::Truncated))
+    }
+
     /// Live subscribers (asks the registry about each: a system call apiece).
     pub fn subscriber_count(&self) -> usize {
         self.topic
@@ -313,9 +437,15 @@ impl options::HasPolicy for Publisher {}
 impl options::private::Sealed for Subscriber {
     fn attach(o: &Options<Self>, how: How) -> Result<Self, SegmentError> {
         let topic = Topic::attach_as(o, how)?;
-        let joined = topic.ring().join(&topic.seg, std::process::id());
+        let joined = topic
+            .ring()
+            .join(&topic.seg, std::process::id(), o.history as u64);
         match joined {
-            Some(st) => Ok(Subscriber { topic, st }),
+            Some(st) => Ok(Subscriber {
+                topic,
+                st,
+                scratch: Vec::new(),
+            }),
             None => Err(SegmentError::TooManyAttached(format!(
                 "{}: all {MAX_SUBSCRIBERS} subscriber slots are held",
                 topic.seg.location()
@@ -327,6 +457,7 @@ impl options::Attach for Subscriber {}
 impl options::HasCapacity for Subscriber {}
 impl options::HasMaxMessage for Subscriber {}
 impl options::HasPolicy for Subscriber {}
+impl options::HasHistory for Subscriber {}
 
 impl Drop for Publisher {
     fn drop(&mut self) {
@@ -347,6 +478,8 @@ impl Drop for Publisher {
 pub struct Subscriber {
     topic: Topic,
     st: SubState,
+    /// Where a sample of an overwrite-oldest ring is copied to.
+    scratch: Vec<u8>,
 }
 
 impl Subscriber {
@@ -363,25 +496,7 @@ impl Subscriber {
         if got != Recv::Message {
             buf.clear();
         }
-        self.outcome(got, buf.len())
-    }
-
-    /// What a ring's answer means to the caller.
-    fn outcome(&self, got: Recv, len: usize) -> Result<usize, RecvTimeoutError> {
-        match got {
-            Recv::Message => Ok(len),
-            Recv::Lagged(n) => Err(RecvTimeoutError::Lagged(n)),
-            Recv::Empty => Err(RecvTimeoutError::Timeout),
-            Recv::Disconnected => Err(RecvTimeoutError::Disconnected),
-            Recv::Truncated => Err(RecvTimeoutError::Fault(Fault::Truncated)),
-            Recv::Corrupt { pos, len: 0 } => {
-                Err(RecvTimeoutError::Fault(Fault::BadSlot { position: pos }))
-            }
-            Recv::Corrupt { len, .. } => Err(RecvTimeoutError::Fault(Fault::BadLength {
-                len,
-                max: self.topic.g.max_message as u64,
-            })),
-        }
+        self.topic.outcome(got, buf.len())
     }
 
     /// Takes the next message without blocking the thread (feature
@@ -422,12 +537,15 @@ impl Subscriber {
     ) -> Result<usize, crate::error::RecvError> {
         let r = self.topic.ring();
         let got = r
-            .recv_async(&mut self.st, buf, &self.topic.seg, ASYNC_PEER_POLL)
+            .recv_async(&mut self.st, &self.topic.seg, ASYNC_PEER_POLL, |r, st| {
+                r.try_recv(st, buf)
+            })
             .await;
         if got != Recv::Message {
             buf.clear();
         }
-        self.outcome(got, buf.len())
+        self.topic
+            .outcome(got, buf.len())
             .map_err(crate::wait::recv_blocking)
     }
 
@@ -458,6 +576,106 @@ impl Subscriber {
         /// As [`Subscriber::recv`]; `buf` is then empty.
         try_recv_into, recv_into, recv_into_timeout, recv_into_deadline (&mut self) (buf: &mut Vec<u8>) -> usize = recv_into_inner
     );
+
+    fn recv_ref_inner(&mut self, wait: Wait) -> Result<SubSample<'_>, RecvTimeoutError> {
+        let strategy = wait.until().map(|deadline| (self.topic.wait, deadline));
+        let Subscriber { topic, st, scratch } = self;
+        let topic: &Topic = topic;
+        let r = topic.ring();
+        if topic.g.policy != Policy::Lossless || !r.lends() || !r.holds_slot(st) {
+            // A seqlock cannot lend (or, without our slot, nothing keeps
+            // the publisher off it): a validated copy, lent from our memory.
+            let got = r.recv(st, scratch, &topic.seg, strategy, PEER_POLL);
+            if got != Recv::Message {
+                scratch.clear();
+            }
+            topic.outcome(got, scratch.len())?;
+            return Ok(SubSample {
+                view: View::local(scratch),
+                hold: None,
+            });
+        }
+        let mut lent = None;
+        let got = r.recv_with(st, &topic.seg, strategy, PEER_POLL, |r, st| {
+            r.try_lend(st, &mut lent)
+        });
+        topic.outcome(got, 0)?;
+        let (pos, len) = lent.expect("a message was lent"); // set with Recv::Message
+        let view = topic
+            .seg
+            .payload()
+            .view(SLOTS_OFFSET + r.data_offset(pos), len)
+            .expect("slot inside the ring"); // len <= max_message, geometry checked
+        Ok(SubSample {
+            view,
+            hold: Some(Hold { topic, st, pos }),
+        })
+    }
+
+    recv_forms!(
+        /// Lends the next message (zero-copy on a lossless ring): the
+        /// [`SubSample`] derefs to a [`View`] of it (whose methods copy)
+        /// and keeps the publisher off its slot until dropped; the next
+        /// receive waits for the drop (it borrows the subscriber).
+        ///
+        /// On a lossless ring the view is of the slot itself, so holding a
+        /// sample holds the publisher back once it is a ring ahead (a
+        /// killed subscriber's hold is dropped with it). On an
+        /// overwrite-oldest ring the publisher never waits, so a seqlock
+        /// cannot lend: the sample is a validated copy in the subscriber's
+        /// own memory (no allocation once it has grown to the largest
+        /// message).
+        ///
+        /// # Errors
+        /// As [`Subscriber::recv`].
+        try_recv_ref, recv_ref, recv_ref_timeout, recv_ref_deadline (&mut self) () -> SubSample<'_> = recv_ref_inner
+    );
+
+    /// Lends the next message without blocking the thread (feature
+    /// `tokio`): the async form of [`recv_ref`](Self::recv_ref).
+    ///
+    /// # Errors
+    /// As [`recv_async`](Self::recv_async).
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub async fn recv_ref_async(&mut self) -> Result<SubSample<'_>, crate::error::RecvError> {
+        let Subscriber { topic, st, scratch } = self;
+        let topic: &Topic = topic;
+        let r = topic.ring();
+        if topic.g.policy != Policy::Lossless || !r.lends() || !r.holds_slot(st) {
+            let got = r
+                .recv_async(st, &topic.seg, ASYNC_PEER_POLL, |r, st| {
+                    r.try_recv(st, scratch)
+                })
+                .await;
+            if got != Recv::Message {
+                scratch.clear();
+            }
+            topic
+                .outcome(got, scratch.len())
+                .map_err(crate::wait::recv_blocking)?;
+            return Ok(SubSample {
+                view: View::local(scratch),
+                hold: None,
+            });
+        }
+        let mut lent = None;
+        let got = r
+            .recv_async(st, &topic.seg, ASYNC_PEER_POLL, |r, st| {
+                r.try_lend(st, &mut lent)
+            })
+            .await;
+        topic.outcome(got, 0).map_err(crate::wait::recv_blocking)?;
+        let (pos, len) = lent.expect("a message was lent"); // set with Recv::Message
+        let view = topic
+            .seg
+            .payload()
+            .view(SLOTS_OFFSET + r.data_offset(pos), len)
+            .expect("slot inside the ring"); // len <= max_message, geometry checked
+        Ok(SubSample {
+            view,
+            hold: Some(Hold { topic, st, pos }),
+        })
+    }
 
     /// Messages published that this subscriber has not read yet (more than
     /// the capacity means it has lagged: the excess is lost).
@@ -507,6 +725,111 @@ impl Drop for Subscriber {
             return; // shrunk by a peer: its words are gone (SIGBUS if touched)
         }
         self.topic.ring().leave(&mut self.st);
+    }
+}
+
+/// A slot lent by [`Publisher::loan`]: write the message through the
+/// [`ViewMut`] it derefs to, then [`PubLoan::commit`] it. Dropped without a
+/// commit, nothing is published (subscribers never see the slot).
+#[derive(Debug)]
+#[must_use = "nothing is published until the loan is committed"]
+pub struct PubLoan<'a> {
+    topic: &'a Topic,
+    st: &'a mut PubState,
+    view: ViewMut<'a>,
+}
+
+impl<'a> Deref for PubLoan<'a> {
+    type Target = ViewMut<'a>;
+    fn deref(&self) -> &ViewMut<'a> {
+        &self.view
+    }
+}
+
+impl DerefMut for PubLoan<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.view
+    }
+}
+
+impl PubLoan<'_> {
+    /// Publishes the first `len` bytes of the slot (clamped to its length)
+    /// to every subscriber.
+    pub fn commit(self, len: usize) {
+        let len = len.min(self.view.len());
+        let r = self.topic.ring();
+        if !r.lends() {
+            // Staged in our memory: copy it in as `publish` does, through a
+            // buffer on the stack (its length a multiple of the word).
+            if let Some(data) = r.begin(self.st) {
+                let mut chunk = [0u8; 1024];
+                for (i, words) in data.chunks(chunk.len() / 8).enumerate() {
+                    let off = i * chunk.len();
+                    let n = len.saturating_sub(off).min(chunk.len());
+                    if n == 0 {
+                        break;
+                    }
+                    self.view.read_at(off, &mut chunk[..n]);
+                    crate::queue::broadcast::store_bytes(words, &chunk[..n]);
+                }
+            }
+        }
+        r.finish(self.st, len);
+    }
+}
+
+/// A message lent by [`Subscriber::recv_ref`]: it derefs to a [`View`]
+/// (whose methods copy) and, on a lossless ring, keeps the publisher off
+/// its slot until dropped. The view cannot outlive the sample:
+///
+/// ```compile_fail
+/// # fn f(sub: &mut mapshare::Subscriber) {
+/// let sample = sub.try_recv_ref().unwrap();
+/// let view = *sample; // error: `View` is not `Copy`
+/// drop(sample);
+/// view.to_vec();
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "the message is consumed when the sample is dropped"]
+pub struct SubSample<'a> {
+    view: View<'a>,
+    /// The slot held (lent in place); `None` for a copy.
+    hold: Option<Hold<'a>>,
+}
+
+/// What a sample lent in place gives back when dropped.
+#[derive(Debug)]
+struct Hold<'a> {
+    topic: &'a Topic,
+    st: &'a mut SubState,
+    pos: u64,
+}
+
+impl<'a> Deref for SubSample<'a> {
+    type Target = View<'a>;
+    fn deref(&self) -> &View<'a> {
+        &self.view
+    }
+}
+
+impl SubSample<'_> {
+    /// Whether the view is of the slot itself (a lossless ring) rather
+    /// than of a validated copy.
+    pub fn is_in_place(&self) -> bool {
+        self.hold.is_some()
+    }
+}
+
+impl Drop for SubSample<'_> {
+    fn drop(&mut self) {
+        let Some(h) = self.hold.as_mut() else {
+            return;
+        };
+        if h.topic.seg.forked() || !h.topic.seg.is_intact() {
+            return; // inherited through fork(), or shrunk by a peer: hands off
+        }
+        h.topic.ring().consume(h.st, h.pos);
     }
 }
 

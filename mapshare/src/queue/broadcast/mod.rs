@@ -95,8 +95,10 @@ pub const MAX_SUBSCRIBERS: usize = 128;
 pub(crate) const MAX_CAPACITY: usize = 1 << 20;
 /// Largest message, in bytes (16 MiB).
 pub(crate) const MAX_MESSAGE: usize = 1 << 24;
-/// Words of slot header (`seq`, `len`) before the data.
-const SLOT_HEADER_WORDS: usize = 2;
+/// Words of slot header before the data: `seq`, `len` and six reserved
+/// words, so the data start on their own 64-byte line (slots are 64-byte
+/// multiples and the ring is 64-byte aligned).
+pub(crate) const SLOT_HEADER_WORDS: usize = 8;
 /// How often a waiting publisher asks the registry whether the subscriber
 /// it waits for is still alive (each ask is a system call).
 const LIVENESS_POLL: Duration = Duration::from_millis(5);
@@ -266,7 +268,8 @@ pub(crate) struct Geometry {
     pub(crate) capacity: usize,
     /// Largest message in bytes.
     pub(crate) max_message: usize,
-    /// Words per slot (a multiple of 8: 64-byte slots).
+    /// Words per slot (a multiple of 8: 64-byte slots; the data start at
+    /// word [`SLOT_HEADER_WORDS`]).
     pub(crate) stride: usize,
     /// The policy.
     pub(crate) policy: Policy,
@@ -286,7 +289,7 @@ impl Geometry {
         if capacity == 0 || capacity > MAX_CAPACITY || max_message > MAX_MESSAGE {
             return None;
         }
-        let stride = (SLOT_HEADER_WORDS + max_message.div_ceil(8)).div_ceil(8) * 8;
+        let stride = SLOT_HEADER_WORDS + max_message.div_ceil(64) * 8;
         let g = Geometry {
             capacity: capacity.next_power_of_two(),
             max_message,
@@ -482,6 +485,13 @@ enum SlotRead {
     BadLen(u64),
 }
 
+/// What the shared part of a receive attempt found: a good slot at a
+/// position, or the outcome to return.
+enum Took {
+    Read(u64),
+    Done(Recv),
+}
+
 /// One subscriber, as `info` sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SubView {
@@ -550,14 +560,50 @@ impl<'a> Ring<'a> {
 
     /// The `seq`, `len` and data words of the slot of `pos`. Always `Some`
     /// for a ring built by [`Ring::new`]; callers treat `None` as corrupt.
-    fn slot(&self, pos: u64) -> Option<(&'a AtomicU64, &'a AtomicU64, &'a [AtomicU64])> {
+    pub(crate) fn slot(&self, pos: u64) -> Option<(&'a AtomicU64, &'a AtomicU64, &'a [AtomicU64])> {
         let i = (pos & (self.g.cap() - 1)) as usize;
         let start = i.checked_mul(self.g.stride)?;
         let words = self.words.get(start..start.checked_add(self.g.stride)?)?;
         match words {
-            [seq, len, data @ ..] => Some((seq, len, data)),
+            [seq, len, ..] => Some((seq, len, words.get(SLOT_HEADER_WORDS..)?)),
             _ => None,
         }
+    }
+
+    /// Byte offset of the data of `pos`'s slot from the start of the
+    /// message words (for a zero-copy view of it).
+    pub(crate) fn data_offset(&self, pos: u64) -> usize {
+        let i = (pos & (self.g.cap() - 1)) as usize;
+        (i * self.g.stride + SLOT_HEADER_WORDS) * 8 // in range: `words()` did not overflow
+    }
+
+    /// Whether message bytes move by the bulk volatile copy (a lossless
+    /// ring: the publisher never writes a slot a subscriber may be reading,
+    /// so nothing races the copy) rather than one relaxed atomic per word
+    /// (overwrite-oldest: a lapped subscriber's copy races the publisher's
+    /// by design, which the seqlock check detects and atomics make defined).
+    fn bulk(&self) -> bool {
+        cfg!(not(mapshare_loom)) && self.g.policy == Policy::Lossless
+    }
+
+    /// Copies `msg` into the data words of a slot, as [`Ring::bulk`] says.
+    fn put(&self, data: &[AtomicU64], msg: &[u8]) {
+        #[cfg(not(mapshare_loom))]
+        if self.bulk() {
+            crate::region::store_to_words(data, msg);
+            return;
+        }
+        store_bytes(data, msg);
+    }
+
+    /// Fills `out` from the data words of a slot, as [`Ring::bulk`] says.
+    fn get(&self, data: &[AtomicU64], out: &mut [u8]) {
+        #[cfg(not(mapshare_loom))]
+        if self.bulk() {
+            crate::region::load_from_words(data, out);
+            return;
+        }
+        load_bytes(data, out);
     }
 
     /// Messages published since creation (the shared tail minus the base).

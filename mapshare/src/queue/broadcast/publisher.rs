@@ -4,14 +4,14 @@
 use std::time::Instant;
 
 use super::{
-    is_negative, published, store_bytes, writing, Policy, PubFail, PubState, Ring, LIVENESS_POLL,
+    is_negative, published, writing, Policy, PubFail, PubState, Ring, LIVENESS_POLL,
     MAX_SUBSCRIBERS,
 };
-use crate::primitive::{fence, Ordering};
+use crate::primitive::{fence, AtomicU64, Ordering};
 use crate::sync::doorbell::WaitStrategy;
 use crate::sync::Liveness;
 
-impl Ring<'_> {
+impl<'a> Ring<'a> {
     /// Takes the publisher role if it is free or its holder is dead.
     /// `Err(holder)` if a live publisher holds it.
     pub(crate) fn claim_publisher(&self, peers: &dyn Liveness) -> Result<PubState, u32> {
@@ -139,6 +139,18 @@ impl Ring<'_> {
         if msg.len() > self.g.max_message {
             return Err(PubFail::TooLarge);
         }
+        self.wait_room_async(st, peers, poll).await?;
+        self.publish(st, msg, peers, None)
+    }
+
+    /// The async form of [`wait_room`](Self::wait_room) without a deadline.
+    #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
+    pub(crate) async fn wait_room_async(
+        &self,
+        st: &mut PubState,
+        peers: &(dyn Liveness + Sync),
+        poll: std::time::Duration,
+    ) -> Result<(), PubFail> {
         while !self.has_room(st, peers) {
             let slice = Instant::now().checked_add(poll);
             crate::asyncio::bell_wait(self.room_bell, slice, &|| peers.intact(), || {
@@ -149,7 +161,7 @@ impl Ring<'_> {
                 return Err(PubFail::Truncated);
             }
         }
-        self.publish(st, msg, peers, None)
+        Ok(())
     }
 
     /// Writes `msg` at `st.tail` and publishes it. With `wait`, a lossless
@@ -164,45 +176,76 @@ impl Ring<'_> {
         if msg.len() > self.g.max_message {
             return Err(PubFail::TooLarge);
         }
-        if !self.has_room(st, peers) {
-            let Some((strategy, deadline)) = wait else {
+        self.wait_room(st, peers, wait)?;
+        if let Some(data) = self.begin(st) {
+            self.put(data, msg);
+        }
+        self.finish(st, msg.len());
+        Ok(())
+    }
+
+    /// Waits until position `st.tail` may be written (lossless: no live
+    /// subscriber a full ring behind), as `wait` says; `None`: only looks.
+    pub(crate) fn wait_room(
+        &self,
+        st: &mut PubState,
+        peers: &dyn Liveness,
+        wait: Option<(WaitStrategy, Option<Instant>)>,
+    ) -> Result<(), PubFail> {
+        if self.has_room(st, peers) {
+            return Ok(());
+        }
+        let Some((strategy, deadline)) = wait else {
+            return Err(PubFail::Full);
+        };
+        // Wait in slices of LIVENESS_POLL: nobody rings the bell when a
+        // subscriber dies, so each slice ends with a look at whether the
+        // one we wait for is still alive (in `has_room`).
+        loop {
+            if self.room_bell.wait_until(
+                strategy,
+                deadline,
+                Some(LIVENESS_POLL),
+                &|| peers.intact(),
+                || self.has_room(st, peers),
+            ) {
+                return Ok(());
+            }
+            // Asked again only when no room came (a sleep may have ended
+            // it early): the pages of a shrunk segment are gone.
+            if !peers.intact() {
+                return Err(PubFail::Truncated);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(PubFail::Full);
-            };
-            // Wait in slices of LIVENESS_POLL: nobody rings the bell when a
-            // subscriber dies, so each slice ends with a look at whether the
-            // one we wait for is still alive (in `has_room`).
-            loop {
-                if self.room_bell.wait_until(
-                    strategy,
-                    deadline,
-                    Some(LIVENESS_POLL),
-                    &|| peers.intact(),
-                    || self.has_room(st, peers),
-                ) {
-                    break;
-                }
-                // Asked again only when no room came (a sleep may have
-                // ended it early): the pages of a shrunk segment are gone.
-                if !peers.intact() {
-                    return Err(PubFail::Truncated);
-                }
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Err(PubFail::Full);
-                }
             }
         }
+    }
+
+    /// Starts writing position `st.tail` (after [`Ring::wait_room`]):
+    /// marks its slot as being written and returns its data words. `None`
+    /// only for a ring whose parts do not match its geometry (never, for a
+    /// ring built by [`Ring::new`]).
+    pub(crate) fn begin(&self, st: &PubState) -> Option<&'a [AtomicU64]> {
         let pos = st.tail;
-        if let Some((seq, len, data)) = self.slot(pos) {
-            seq.store(writing(pos), Ordering::Relaxed);
-            // SYNC(slot-fence): Release fence orders the odd marker before
-            // the data stores; pairs with the subscriber's Acquire fence in
-            // `read_slot`: a reader that saw any new data word sees the
-            // marker (or later) when it loads `seq` again.
-            fence(Ordering::Release);
-            store_bytes(data, msg);
-            len.store(msg.len() as u64, Ordering::Relaxed);
+        let (seq, _, data) = self.slot(pos)?;
+        seq.store(writing(pos), Ordering::Relaxed);
+        // SYNC(slot-fence): Release fence orders the odd marker before the
+        // data stores; pairs with the subscriber's Acquire fence in
+        // `read_slot`: a reader that saw any new data word sees the marker
+        // (or later) when it loads `seq` again.
+        fence(Ordering::Release);
+        Some(data)
+    }
+
+    /// Publishes position `st.tail`, begun by [`Ring::begin`], with `n`
+    /// bytes of data (at most `max_message`).
+    pub(crate) fn finish(&self, st: &mut PubState, n: usize) {
+        let pos = st.tail;
+        if let Some((seq, len, _)) = self.slot(pos) {
+            len.store(n.min(self.g.max_message) as u64, Ordering::Relaxed);
             // SYNC(slot): Release publishes `len` and the data; pairs with
-            // the Acquire load of `seq` in `read_slot`.
+            // the Acquire load of `seq` in `read_slot` / `check_slot`.
             seq.store(published(pos), Ordering::Release);
         }
         st.tail = pos.wrapping_add(1);
@@ -214,6 +257,12 @@ impl Ring<'_> {
         // store does (both are `xchg`).
         self.tail.tail.swap(st.tail, Ordering::SeqCst);
         self.data_bell.ring();
-        Ok(())
+    }
+
+    /// Whether message bytes are written in place through a loan (a
+    /// lossless ring) or staged and copied on commit (overwrite-oldest:
+    /// see [`Ring::bulk`]).
+    pub(crate) fn lends(&self) -> bool {
+        self.bulk()
     }
 }

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    is_negative, load_bytes, published, Policy, Recv, Ring, SlotRead, SubState, SubView,
-    JOIN_ATTEMPTS, MAX_SUBSCRIBERS,
+    is_negative, published, Policy, Recv, Ring, SlotRead, SubState, SubView, Took, JOIN_ATTEMPTS,
+    MAX_SUBSCRIBERS,
 };
 use crate::primitive::{fence, Ordering};
 use crate::sync::doorbell::{Doorbell, WaitStrategy};
@@ -41,18 +41,25 @@ impl<'a> Ring<'a> {
     }
 
     /// Announces a cursor in our slot (module doc, "Joining"). With
-    /// `from_tail`, the cursor is the current tail (a new subscriber);
+    /// `from_tail = Some(h)`, the cursor is `h` messages before the current
+    /// tail (a new subscriber; `h` is clamped to what the ring holds);
     /// otherwise `cursor` is kept (a subscriber that lost its slot).
-    fn announce(&self, i: usize, cursor: u64, from_tail: bool) -> u64 {
+    fn announce(&self, i: usize, cursor: u64, from_tail: Option<u64>) -> u64 {
         let Some(s) = self.subs.get(i) else {
             return cursor;
         };
+        // The oldest slot may be the one the publisher is rewriting (it may
+        // be writing position `tail`), so at most capacity - 1 back; and
+        // never before the first message.
+        let back = |t: u64, h: u64| h.min(self.g.cap() - 1).min(t.wrapping_sub(self.g.base));
         // SYNC(join): as `joins` below, before our cursor is announced.
         self.ctl.high.fetch_max(i as u32 + 1, Ordering::SeqCst);
-        let mut c = if from_tail {
-            self.tail.tail.load(Ordering::SeqCst)
-        } else {
-            cursor
+        let mut c = match from_tail {
+            Some(h) => {
+                let t = self.tail.tail.load(Ordering::SeqCst);
+                t.wrapping_sub(back(t, h))
+            }
+            None => cursor,
         };
         for _ in 0..JOIN_ATTEMPTS {
             // SYNC(cursor): pairs with the publisher's load in `scan`.
@@ -61,29 +68,33 @@ impl<'a> Ring<'a> {
             // `has_room` through the `tail` release sequence below.
             self.ctl.joins.fetch_add(1, Ordering::SeqCst);
             // SYNC(join): a read-modify-write: the publisher's later `swap`
-            // of `tail` acquires from it (module doc, "Joining").
+            // of `tail` acquires from it (module doc, "Joining"): if it is
+            // less than a ring past our cursor, the publisher sees our
+            // cursor before it rewrites that position.
             let t = self.tail.tail.fetch_add(0, Ordering::SeqCst);
-            if !from_tail || t.wrapping_sub(c) < self.g.cap() {
+            let Some(h) = from_tail else { break };
+            if t.wrapping_sub(c) < self.g.cap() {
                 break;
             }
-            c = t;
+            c = t.wrapping_sub(back(t, h));
         }
         // A publisher may be asleep, blocked on the stale cursor we found.
         self.room_bell.ring();
         c
     }
 
-    /// Joins as a subscriber, starting at the current tail: it receives
-    /// the messages published from now on. `None` when every slot is held
-    /// by a live subscriber.
-    pub(crate) fn join(&self, peers: &dyn Liveness, pid: u32) -> Option<SubState> {
+    /// Joins as a subscriber, starting `history` messages before the
+    /// current tail (clamped to what the ring holds; 0: the messages
+    /// published from now on). `None` when every slot is held by a live
+    /// subscriber.
+    pub(crate) fn join(&self, peers: &dyn Liveness, pid: u32, history: u64) -> Option<SubState> {
         let token = peers.token();
         let i = self.claim_slot(token, Some(peers))?;
         if let Some(s) = self.subs.get(i) {
             s.pid.store(pid, Ordering::Relaxed);
             s.missed.store(0, Ordering::Relaxed);
         }
-        let cursor = self.announce(i, 0, true);
+        let cursor = self.announce(i, 0, Some(history));
         // Count first, then the holder: a publisher that claims in between
         // shows in one or the other (it counts itself after its claim).
         let publishers_at_join = self.ctl.publishers.load(Ordering::Acquire);
@@ -146,7 +157,7 @@ impl<'a> Ring<'a> {
     fn rejoin(&self, st: &mut SubState) {
         if let Some(i) = self.claim_slot(st.token, None) {
             st.slot = Some(i);
-            self.announce(i, st.cursor, false);
+            self.announce(i, st.cursor, None);
         }
     }
 
@@ -181,7 +192,7 @@ impl<'a> Ring<'a> {
         let fits = n <= self.g.max_message as u64;
         if fits {
             buf.resize(n as usize, 0);
-            load_bytes(data, buf);
+            self.get(data, buf);
         }
         // SYNC(slot-fence): pairs with the publisher's Release fence: if a
         // word we copied came from a newer message, `seq` has changed.
@@ -199,23 +210,63 @@ impl<'a> Ring<'a> {
 
     /// One receive attempt, without waiting.
     pub(crate) fn try_recv(&self, st: &mut SubState, buf: &mut Vec<u8>) -> Recv {
+        match self.try_take(st, |pos| self.read_slot(pos, buf)) {
+            Took::Read(pos) => {
+                self.advance(st, pos.wrapping_add(1));
+                Recv::Message
+            }
+            Took::Done(r) => r,
+        }
+    }
+
+    /// One attempt to lend the next message in place, without waiting
+    /// (lossless rings only, with our slot held: the publisher then never
+    /// rewrites the slot until [`Ring::consume`] moves our cursor past it).
+    /// [`Recv::Message`] leaves `(position, length)` in `out`; the cursor
+    /// stays, so the publisher keeps off the slot.
+    pub(crate) fn try_lend(&self, st: &mut SubState, out: &mut Option<(u64, usize)>) -> Recv {
+        debug_assert!(self.g.policy == Policy::Lossless && st.slot.is_some());
+        match self.try_take(st, |pos| self.check_slot(pos)) {
+            Took::Read(pos) => {
+                let len = self
+                    .slot(pos)
+                    .map_or(0, |(_, len, _)| len.load(Ordering::Relaxed) as usize);
+                *out = Some((pos, len.min(self.g.max_message)));
+                Recv::Message
+            }
+            Took::Done(r) => r,
+        }
+    }
+
+    /// Ends a loan of [`Ring::try_lend`]: moves our cursor past `pos`.
+    pub(crate) fn consume(&self, st: &mut SubState, pos: u64) {
+        self.advance(st, pos.wrapping_add(1));
+    }
+
+    /// Whether we hold a subscriber slot (a lossless publisher waits for
+    /// our cursor). Only a peer breaking the protocol can take it away.
+    pub(crate) fn holds_slot(&self, st: &SubState) -> bool {
+        st.slot.is_some()
+    }
+
+    /// The shared part of a receive attempt: finds the next position and
+    /// lets `read` look at its slot; everything but a good read (lags,
+    /// corrupt slots) is handled here.
+    fn try_take(&self, st: &mut SubState, read: impl FnOnce(u64) -> SlotRead) -> Took {
         let cap = self.g.cap();
         // SYNC(tail): Acquire pairs with the SeqCst store in `publish`.
         let t = self.tail.tail.load(Ordering::Acquire);
         let ahead = t.wrapping_sub(st.cursor);
         if ahead == 0 || is_negative(ahead) {
             // Nothing new (a tail behind us is garbage: wait for it to pass).
-            return Recv::Empty;
+            return Took::Done(Recv::Empty);
         }
         if ahead > cap {
-            return self.skip_to(st, t.wrapping_sub(cap));
+            return Took::Done(self.skip_to(st, t.wrapping_sub(cap)));
         }
         let pos = st.cursor;
-        match self.read_slot(pos, buf) {
-            SlotRead::Ok => {
-                self.advance(st, pos.wrapping_add(1));
-                Recv::Message
-            }
+        Took::Done(match read(pos) {
+            SlotRead::Ok => return Took::Read(pos),
             SlotRead::Newer => {
                 // Overwritten before or while we copied it.
                 let t = self.tail.tail.load(Ordering::Acquire);
@@ -237,7 +288,31 @@ impl<'a> Ring<'a> {
                 self.advance(st, pos.wrapping_add(1));
                 Recv::Corrupt { pos, len }
             }
+        })
+    }
+
+    /// As [`Ring::read_slot`] without the copy: whether the slot holds the
+    /// message of `pos` with a valid length.
+    fn check_slot(&self, pos: u64) -> SlotRead {
+        let Some((seq, len, _)) = self.slot(pos) else {
+            return SlotRead::Older;
+        };
+        let want = published(pos);
+        // SYNC(slot): Acquire pairs with the publisher's Release store of
+        // `seq`: the length and the data it wrote are visible to us.
+        let s1 = seq.load(Ordering::Acquire);
+        if s1 != want {
+            return if is_negative(s1.wrapping_sub(want)) {
+                SlotRead::Older
+            } else {
+                SlotRead::Newer
+            };
         }
+        let n = len.load(Ordering::Relaxed);
+        if n > self.g.max_message as u64 {
+            return SlotRead::BadLen(n);
+        }
+        SlotRead::Ok
     }
 
     /// Whether something at or after our cursor is published (the wait
@@ -309,14 +384,27 @@ impl<'a> Ring<'a> {
         wait: Option<(WaitStrategy, Option<Instant>)>,
         peer_poll: Duration,
     ) -> Recv {
+        self.recv_with(st, peers, wait, peer_poll, |r, st| r.try_recv(st, buf))
+    }
+
+    /// The receive loop around `attempt` (a copy or a loan): what
+    /// [`Ring::recv`] does with [`Ring::try_recv`].
+    pub(crate) fn recv_with(
+        &self,
+        st: &mut SubState,
+        peers: &dyn Liveness,
+        wait: Option<(WaitStrategy, Option<Instant>)>,
+        peer_poll: Duration,
+        mut attempt: impl FnMut(&Self, &mut SubState) -> Recv,
+    ) -> Recv {
         loop {
-            match self.try_recv(st, buf) {
+            match attempt(self, st) {
                 Recv::Empty => {}
                 other => return other,
             }
             if self.publisher_gone(st, peers, peer_poll) {
                 // Gone: deliver what it published before it went.
-                return match self.try_recv(st, buf) {
+                return match attempt(self, st) {
                     Recv::Empty => Recv::Disconnected,
                     other => other,
                 };
@@ -342,23 +430,23 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// The async form of [`recv`](Self::recv) without a deadline (feature
-    /// `tokio`): the same checks, the doorbell sleep awaited.
+    /// The async form of [`recv_with`](Self::recv_with) without a deadline
+    /// (feature `tokio`): the same checks, the doorbell sleep awaited.
     #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
     pub(crate) async fn recv_async(
         &self,
         st: &mut SubState,
-        buf: &mut Vec<u8>,
         peers: &(dyn Liveness + Sync),
         peer_poll: Duration,
+        mut attempt: impl FnMut(&Self, &mut SubState) -> Recv,
     ) -> Recv {
         loop {
-            match self.try_recv(st, buf) {
+            match attempt(self, st) {
                 Recv::Empty => {}
                 other => return other,
             }
             if self.publisher_gone(st, peers, peer_poll) {
-                return match self.try_recv(st, buf) {
+                return match attempt(self, st) {
                     Recv::Empty => Recv::Disconnected,
                     other => other,
                 };

@@ -72,9 +72,43 @@ fn byte_copies_round_trip_every_length() {
 }
 
 #[test]
+fn bulk_copies_round_trip_every_length() {
+    let words: Vec<AtomicU64> = (0..8).map(|_| AtomicU64::new(0)).collect();
+    for n in 0..=64 {
+        let src: Vec<u8> = (0..n as u8)
+            .map(|b| b.wrapping_mul(13).wrapping_add(3))
+            .collect();
+        assert!(crate::region::store_to_words(&words, &src));
+        let mut out = vec![0u8; n];
+        assert!(crate::region::load_from_words(&words, &mut out));
+        assert_eq!(out, src);
+        // The same bytes in memory as the word-by-word copy writes.
+        let mut again = vec![0u8; n];
+        assert!(load_bytes(&words, &mut again));
+        assert_eq!(again, src);
+    }
+    assert!(!crate::region::store_to_words(&words, &[0; 65]));
+    assert!(!crate::region::load_from_words(&words, &mut [0; 65]));
+}
+
+#[test]
 fn geometry_rounds_and_validates() {
     let g = Geometry::new(5, 100, Policy::Lossless, 0).unwrap();
-    assert_eq!((g.capacity, g.stride), (8, 16));
+    // A 64-byte header line, then two lines of data.
+    assert_eq!((g.capacity, g.stride), (8, 24));
+    assert_eq!(
+        Geometry::new(1, 64, Policy::Lossless, 0).unwrap().stride,
+        16
+    );
+    assert_eq!(Geometry::new(1, 0, Policy::Lossless, 0).unwrap().stride, 8);
+    let h = HeapRing::new(8, 100, Policy::Lossless, 0);
+    for pos in 0..8 {
+        assert_eq!(
+            h.ring().data_offset(pos) % 64,
+            0,
+            "data of {pos} off its line"
+        );
+    }
     assert!(Geometry::new(0, 1, Policy::Lossless, 0).is_none());
     assert!(Geometry::new(MAX_CAPACITY + 1, 1, Policy::Lossless, 0).is_none());
     assert!(Geometry::new(1, MAX_MESSAGE + 1, Policy::Lossless, 0).is_none());
@@ -94,7 +128,7 @@ fn new_subscriber_sees_only_later_messages() {
     let p = Peer::new(1);
     let mut st = r.claim_publisher(&p).unwrap();
     r.publish(&mut st, b"before", &p, None).unwrap();
-    let mut sub = r.join(&Peer::new(2), 0).unwrap();
+    let mut sub = r.join(&Peer::new(2), 0, 0).unwrap();
     let mut buf = Vec::new();
     assert_eq!(r.try_recv(&mut sub, &mut buf), Recv::Empty);
     r.publish(&mut st, b"after", &p, None).unwrap();
@@ -112,8 +146,8 @@ fn lossless_blocks_on_slowest_and_unblocks_on_read() {
     let r = h.ring();
     let p = Peer::new(1);
     let mut st = r.claim_publisher(&p).unwrap();
-    let mut fast = r.join(&Peer::new(2), 0).unwrap();
-    let mut slow = r.join(&Peer::new(3), 0).unwrap();
+    let mut fast = r.join(&Peer::new(2), 0, 0).unwrap();
+    let mut slow = r.join(&Peer::new(3), 0, 0).unwrap();
     let mut buf = Vec::new();
     for i in 0..4u64 {
         r.publish(&mut st, &message(i), &p, None).unwrap();
@@ -139,7 +173,7 @@ fn run_lossless(subscribers: usize, n: u64, base: u64, capacity: usize) {
             let joined = &joined;
             s.spawn(move || {
                 let peer = Peer::new(10 + k as u32);
-                let mut st = r.join(&peer, 0).unwrap();
+                let mut st = r.join(&peer, 0, 0).unwrap();
                 joined.wait();
                 let mut buf = Vec::new();
                 for want in 0..n {
@@ -181,7 +215,7 @@ fn overwrite_tells_a_slow_subscriber_what_it_missed() {
     let r = h.ring();
     let p = Peer::new(1);
     let mut st = r.claim_publisher(&p).unwrap();
-    let mut sub = r.join(&Peer::new(2), 0).unwrap();
+    let mut sub = r.join(&Peer::new(2), 0, 0).unwrap();
     for i in 0..20u64 {
         r.publish(&mut st, &message(i), &p, None).unwrap(); // never waits
     }
@@ -200,7 +234,7 @@ fn overwrite_with_racing_publisher_never_tears_or_reorders() {
     let r = h.ring();
     let n = 200_000u64;
     let done = AtomicBool::new(false);
-    let mut sub = r.join(&Peer::new(2), 0).unwrap();
+    let mut sub = r.join(&Peer::new(2), 0, 0).unwrap();
     std::thread::scope(|s| {
         s.spawn(|| {
             let p = Peer::new(1);
@@ -238,7 +272,7 @@ fn dead_subscriber_stops_pacing_the_publisher() {
     let r = h.ring();
     let p = Peer { me: 1, dead: &DEAD };
     let mut st = r.claim_publisher(&p).unwrap();
-    let _stuck = r.join(&Peer::new(77), 0).unwrap();
+    let _stuck = r.join(&Peer::new(77), 0, 0).unwrap();
     for i in 0..4u64 {
         r.publish(&mut st, &message(i), &p, None).unwrap();
     }
@@ -261,7 +295,7 @@ fn publisher_death_and_takeover() {
     let h = HeapRing::new(4, 16, Policy::Lossless, 0);
     let r = h.ring();
     let sub_peer = Peer { me: 2, dead: &DEAD };
-    let mut sub = r.join(&sub_peer, 0).unwrap();
+    let mut sub = r.join(&sub_peer, 0, 0).unwrap();
     let p1 = Peer::new(1);
     let mut st = r.claim_publisher(&p1).unwrap();
     r.publish(&mut st, &message(0), &p1, None).unwrap();
@@ -293,7 +327,7 @@ fn garbage_in_shared_words_gives_errors_or_skips_never_panics() {
     let r = h.ring();
     let p = Peer::new(1);
     let mut st = r.claim_publisher(&p).unwrap();
-    let mut sub = r.join(&Peer::new(2), 0).unwrap();
+    let mut sub = r.join(&Peer::new(2), 0, 0).unwrap();
     let mut buf = Vec::new();
     for i in 0..3u64 {
         r.publish(&mut st, &message(i), &p, None).unwrap();
@@ -343,4 +377,119 @@ fn garbage_in_shared_words_gives_errors_or_skips_never_panics() {
     r.publish(&mut st, b"y", &p, None).unwrap();
     assert_eq!(r.try_recv(&mut sub, &mut buf), Recv::Message);
     assert!(sub.slot.is_some(), "rejoined");
+}
+
+/// The data of a lent slot, copied out word by word.
+fn lent_bytes(r: &Ring<'_>, pos: u64, len: usize) -> Vec<u8> {
+    let (_, _, data) = r.slot(pos).unwrap();
+    let mut out = vec![0; len];
+    assert!(load_bytes(data, &mut out));
+    out
+}
+
+#[test]
+fn a_lent_slot_is_never_rewritten_until_consumed() {
+    // Lossless, capacity 2: with one message lent, the publisher may write
+    // one more, then waits for the lent slot however long it is held.
+    let h = HeapRing::new(2, 32, Policy::Lossless, u64::MAX - 1); // across the wrap
+    let r = h.ring();
+    let p = Peer::new(1);
+    let mut st = r.claim_publisher(&p).unwrap();
+    let mut sub = r.join(&Peer::new(2), 0, 0).unwrap();
+    for i in 0..20u64 {
+        r.publish(&mut st, &message(i), &p, None).unwrap();
+        let mut lent = None;
+        assert_eq!(r.try_lend(&mut sub, &mut lent), Recv::Message);
+        let (pos, len) = lent.unwrap();
+        let first = lent_bytes(&r, pos, len);
+        assert_eq!(check(&first), i);
+        // One more fits; the one after would rewrite our slot: refused.
+        r.publish(&mut st, &message(i + 1000), &p, None).unwrap();
+        assert_eq!(
+            r.publish(&mut st, &message(i + 2000), &p, None),
+            Err(PubFail::Full)
+        );
+        assert_eq!(lent_bytes(&r, pos, len), first, "lent slot rewritten");
+        r.consume(&mut sub, pos);
+        // The one published while we held the sample comes next, whole.
+        let mut buf = Vec::new();
+        assert_eq!(r.try_recv(&mut sub, &mut buf), Recv::Message);
+        assert_eq!(check(&buf), i + 1000);
+    }
+}
+
+#[test]
+fn lending_reports_lags_and_bad_slots_as_copying_does() {
+    let h = HeapRing::new(4, 16, Policy::Lossless, 0);
+    let r = h.ring();
+    let p = Peer::new(1);
+    let mut st = r.claim_publisher(&p).unwrap();
+    let mut sub = r.join(&Peer::new(2), 0, 0).unwrap();
+    let mut lent = None;
+    assert_eq!(r.try_lend(&mut sub, &mut lent), Recv::Empty);
+    r.publish(&mut st, b"ok", &p, None).unwrap();
+    // A peer scribbles a length past max_message: skipped, reported.
+    r.slot(0).unwrap().1.store(1 << 40, Ordering::Relaxed);
+    assert_eq!(
+        r.try_lend(&mut sub, &mut lent),
+        Recv::Corrupt {
+            pos: 0,
+            len: 1 << 40
+        }
+    );
+    assert!(lent.is_none());
+    assert_eq!(r.try_lend(&mut sub, &mut lent), Recv::Empty);
+}
+
+#[test]
+fn history_starts_a_joiner_before_the_tail() {
+    for policy in [Policy::Lossless, Policy::OverwriteOldest] {
+        let h = HeapRing::new(8, 64, policy, u64::MAX - 3); // across the wrap
+        let r = h.ring();
+        let p = Peer::new(1);
+        let mut st = r.claim_publisher(&p).unwrap();
+        let mut buf = Vec::new();
+        // Fewer published than asked for: all of them.
+        r.publish(&mut st, &message(0), &p, None).unwrap();
+        r.publish(&mut st, &message(1), &p, None).unwrap();
+        let mut early = r.join(&Peer::new(2), 0, 5).unwrap();
+        for want in 0..2 {
+            assert_eq!(r.try_recv(&mut early, &mut buf), Recv::Message);
+            assert_eq!(check(&buf), want);
+        }
+        assert_eq!(r.try_recv(&mut early, &mut buf), Recv::Empty);
+        r.leave(&mut early);
+        for i in 2..20 {
+            r.publish(&mut st, &message(i), &p, None).unwrap();
+        }
+        // The last 3 of 20.
+        let mut three = r.join(&Peer::new(3), 0, 3).unwrap();
+        // More than the ring holds: capacity - 1 (the oldest slot is the
+        // one the publisher writes next).
+        let mut all = r.join(&Peer::new(4), 0, 1000).unwrap();
+        for want in 17..20 {
+            assert_eq!(r.try_recv(&mut three, &mut buf), Recv::Message);
+            assert_eq!(check(&buf), want);
+        }
+        for want in 13..20 {
+            assert_eq!(r.try_recv(&mut all, &mut buf), Recv::Message);
+            assert_eq!(check(&buf), want);
+        }
+        // Lossless: the joiners pace the publisher from where they start.
+        if policy == Policy::Lossless {
+            let mut late = r.join(&Peer::new(5), 0, 7).unwrap();
+            assert_eq!(
+                r.publish(&mut st, &message(20), &p, None),
+                Ok(()),
+                "7 behind of 8: one more fits"
+            );
+            assert_eq!(
+                r.publish(&mut st, &message(21), &p, None),
+                Err(PubFail::Full)
+            );
+            assert_eq!(r.try_recv(&mut late, &mut buf), Recv::Message);
+            assert_eq!(check(&buf), 13);
+            r.publish(&mut st, &message(21), &p, None).unwrap();
+        }
+    }
 }
