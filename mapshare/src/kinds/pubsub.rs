@@ -826,8 +826,8 @@ impl Drop for SubSample<'_> {
         let Some(h) = self.hold.as_mut() else {
             return;
         };
-        if h.topic.seg.forked() || !h.topic.seg.is_intact() {
-            return; // inherited through fork(), or shrunk by a peer: hands off
+        if h.topic.seg.forked() {
+            return; // the parent's hold, inherited through fork(): not ours to release
         }
         h.topic.ring().consume(h.st, h.pos);
     }

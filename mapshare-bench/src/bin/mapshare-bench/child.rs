@@ -10,10 +10,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use mapshare::{Receiver, RecvTimeoutError, Sender};
+use mapshare::{Publisher, Receiver, Sender, Subscriber};
 use mapshare_bench::floor::SpinLine;
 
 use super::jobs::{Job, Mode, Transport};
+use super::link::{Channels, Link, Topics};
 use super::measure::{cpu_time, fold, seq_in, seq_of};
 use super::IDLE;
 
@@ -34,21 +35,34 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
     let line = SpinLine::open(Path::new(&line))
         .with_context(|| format!("bench peer: floor line {line}"))?;
     match job.transport {
-        Transport::Shm { loaned, .. } => {
+        Transport::Shm {
+            loaned,
+            topic: false,
+            ..
+        } => {
             let mut rx: Receiver = job.channel(&ping).open().context("bench peer: ping")?;
             let mut tx: Sender = job.channel(&pong).open().context("bench peer: pong")?;
             floor(&line, &orphan)?;
-            let mut shm = Shm {
+            let link = Channels {
                 rx: &mut rx,
                 tx: &mut tx,
-                deadline,
             };
-            match (job.mode, loaned) {
-                (Mode::Latency, false) => shm.echo(&job, false),
-                (Mode::Latency, true) => shm.echo_loaned(&job),
-                (Mode::Paced, _) => shm.echo(&job, true),
-                (Mode::Throughput, _) => shm.sink(&job),
-            }
+            Shm { link, deadline }.run(&job, loaned)
+        }
+        Transport::Shm {
+            loaned,
+            topic: true,
+            ..
+        } => {
+            // Joined before READY: the parent publishes only after it.
+            let mut rx: Subscriber = job.channel(&ping).open().context("bench peer: ping")?;
+            let mut tx: Publisher = job.channel(&pong).open().context("bench peer: pong")?;
+            floor(&line, &orphan)?;
+            let link = Topics {
+                rx: &mut rx,
+                tx: &mut tx,
+            };
+            Shm { link, deadline }.run(&job, loaned)
         }
         Transport::Pipe => {
             let mut r = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
@@ -91,31 +105,40 @@ fn floor(line: &SpinLine, orphan: &impl Fn() -> bool) -> anyhow::Result<()> {
     }
 }
 
-struct Shm<'a> {
-    rx: &'a mut Receiver,
-    tx: &'a mut Sender,
+struct Shm<L: Link> {
+    link: L,
     deadline: Instant,
 }
 
-impl Shm<'_> {
+impl<L: Link> Shm<L> {
+    fn run(&mut self, job: &Job, loaned: bool) -> anyhow::Result<()> {
+        match (job.mode, loaned) {
+            (Mode::Latency, false) => self.echo(job, false),
+            (Mode::Latency, true) => self.echo_loaned(job),
+            (Mode::Paced, _) => self.echo(job, true),
+            (Mode::Throughput, _) => self.sink(job),
+        }
+    }
+
     /// Copies each message out and sends it back; `paced`: stop at
     /// [`IDLE_CMD`] and report the idle CPU use instead.
     fn echo(&mut self, job: &Job, paced: bool) -> anyhow::Result<()> {
         let mut buf = vec![0u8; job.size];
         for _ in 0..job.warmup + job.count + u64::from(paced) {
-            let msg = self
-                .rx
-                .recv_ref_deadline(self.deadline)
-                .map_err(|e| anyhow!("bench peer: recv: {e}"))?;
-            let n = msg.len();
-            msg.copy_to_slice(&mut buf[..n]);
-            drop(msg); // frees the slot
+            let n = self
+                .link
+                .recv_with(self.deadline, |msg| {
+                    let n = msg.len();
+                    msg.copy_to_slice(&mut buf[..n]);
+                    n
+                })
+                .map_err(|e| anyhow!("bench peer: {e}"))?;
             if paced && seq_of(&buf[..n]) == IDLE_CMD {
                 return self.idle(job);
             }
-            self.tx
-                .send_deadline(&buf[..n], self.deadline)
-                .map_err(|e| anyhow!("bench peer: send: {e}"))?;
+            self.link
+                .send(&buf[..n], self.deadline)
+                .map_err(|e| anyhow!("bench peer: {e}"))?;
         }
         Ok(())
     }
@@ -123,23 +146,21 @@ impl Shm<'_> {
     /// Reads and writes only the 8-byte header of each message, in place.
     fn echo_loaned(&mut self, job: &Job) -> anyhow::Result<()> {
         for _ in 0..job.warmup + job.count {
-            let msg = self
-                .rx
-                .recv_ref_deadline(self.deadline)
-                .map_err(|e| anyhow!("bench peer: recv: {e}"))?;
-            let seq = seq_in(&msg);
-            drop(msg); // frees the slot
-            let mut loan = self
-                .tx
-                .loan_deadline(self.deadline)
-                .map_err(|e| anyhow!("bench peer: loan: {e}"))?;
-            if !loan.write_at(0, &seq.to_le_bytes()) {
-                bail!(
-                    "bench peer: a loaned slot of {} bytes has no room for the header",
-                    loan.len()
-                );
-            }
-            loan.commit(job.size);
+            let seq = self
+                .link
+                .recv_with(self.deadline, seq_in)
+                .map_err(|e| anyhow!("bench peer: {e}"))?;
+            self.link
+                .send_loaned(job.size, self.deadline, &mut |loan| {
+                    if !loan.write_at(0, &seq.to_le_bytes()) {
+                        bail!(
+                            "a loaned slot of {} bytes has no room for the header",
+                            loan.len()
+                        );
+                    }
+                    Ok(())
+                })
+                .map_err(|e| anyhow!("bench peer: {e}"))?;
         }
         Ok(())
     }
@@ -149,10 +170,9 @@ impl Shm<'_> {
     fn idle(&mut self, job: &Job) -> anyhow::Result<()> {
         let (s0, t0) = cpu_time();
         let w0 = Instant::now();
-        match self.rx.recv_ref_timeout(IDLE).map(|m| m.len()) {
-            Err(RecvTimeoutError::Timeout) => {}
-            other => bail!("bench peer: expected silence, got {other:?}"),
-        }
+        self.link
+            .silent_for(IDLE)
+            .map_err(|e| anyhow!("bench peer: {e}"))?;
         let wall = w0.elapsed();
         let (s1, t1) = cpu_time();
         let delta = |a: Option<u64>, b: Option<u64>| match (a, b) {
@@ -164,10 +184,9 @@ impl Shm<'_> {
         msg[8..16].copy_from_slice(&delta(t0, t1).to_le_bytes());
         let wall_ns = u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX);
         msg[16..24].copy_from_slice(&wall_ns.to_le_bytes());
-        self.tx
-            .send_deadline(&msg[..job.size], self.deadline)
-            .map_err(|e| anyhow!("bench peer: send: {e}"))?;
-        Ok(())
+        self.link
+            .send(&msg[..job.size], self.deadline)
+            .map_err(|e| anyhow!("bench peer: {e}"))
     }
 
     /// Folds every byte of `warmup` then `count` messages (each copied out
@@ -177,17 +196,16 @@ impl Shm<'_> {
         for round in [job.warmup, job.count] {
             let mut acc = 0u64;
             for _ in 0..round {
-                let msg = self
-                    .rx
-                    .recv_ref_deadline(self.deadline)
-                    .map_err(|e| anyhow!("bench peer: recv: {e}"))?;
                 // One pass: 4 KiB pieces copied out of the slot and folded.
-                msg.for_each_chunk(|piece| acc ^= fold(piece));
-                drop(msg); // frees the slot
+                self.link
+                    .recv_with(self.deadline, |msg| {
+                        msg.for_each_chunk(|piece| acc ^= fold(piece))
+                    })
+                    .map_err(|e| anyhow!("bench peer: {e}"))?;
             }
-            self.tx
-                .send_deadline(&black_box(acc).to_le_bytes(), self.deadline)
-                .map_err(|e| anyhow!("bench peer: send: {e}"))?;
+            self.link
+                .send(&black_box(acc).to_le_bytes(), self.deadline)
+                .map_err(|e| anyhow!("bench peer: {e}"))?;
         }
         Ok(())
     }

@@ -47,9 +47,14 @@ impl Wait {
 /// What carries the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Transport {
-    /// A mapshare channel each way; `loaned`: zero-copy (write and read only
-    /// an 8-byte header in place) instead of copying the whole message.
-    Shm { wait: Wait, loaned: bool },
+    /// A mapshare channel each way (`topic`: a lossless pub/sub ring each
+    /// way, one subscriber on each); `loaned`: zero-copy (write and read
+    /// only an 8-byte header in place) instead of copying the whole message.
+    Shm {
+        wait: Wait,
+        loaned: bool,
+        topic: bool,
+    },
     /// The peer's stdin and stdout.
     Pipe,
     /// A connected `UnixStream`.
@@ -84,13 +89,35 @@ impl Job {
     pub(super) fn name(&self) -> &'static str {
         match (self.transport, self.mode) {
             (_, Mode::Paced) => "mapshare spin-then-block, 1 msg / 20 us",
-            (Transport::Shm { wait, loaned }, _) => match (wait, loaned) {
+            (
+                Transport::Shm {
+                    wait,
+                    loaned,
+                    topic: false,
+                },
+                _,
+            ) => match (wait, loaned) {
                 (Wait::Spin, false) => "mapshare polling",
                 (Wait::Spin, true) => "mapshare polling, loaned",
                 (Wait::Block, false) => "mapshare blocking",
                 (Wait::Block, true) => "mapshare blocking, loaned",
                 (Wait::SpinThenBlock, false) => "mapshare spin-then-block",
                 (Wait::SpinThenBlock, true) => "mapshare spin-then-block, loaned",
+            },
+            (
+                Transport::Shm {
+                    wait,
+                    loaned,
+                    topic: true,
+                },
+                _,
+            ) => match (wait, loaned) {
+                (Wait::Spin, false) => "pub/sub polling",
+                (Wait::Spin, true) => "pub/sub polling, loaned",
+                (Wait::Block, false) => "pub/sub blocking",
+                (Wait::Block, true) => "pub/sub blocking, loaned",
+                (Wait::SpinThenBlock, false) => "pub/sub spin-then-block",
+                (Wait::SpinThenBlock, true) => "pub/sub spin-then-block, loaned",
             },
             (Transport::Pipe, _) => "pipe",
             (Transport::Uds, _) => "unix socket",
@@ -100,8 +127,13 @@ impl Job {
     /// The peer's arguments after [`super::PEER_ARG`], given the names.
     pub(super) fn encode(&self, line: &str, ping: &str, pong: &str, sock: &str) -> Vec<String> {
         let transport = match self.transport {
-            Transport::Shm { wait, loaned } => format!(
-                "shm.{}.{}",
+            Transport::Shm {
+                wait,
+                loaned,
+                topic,
+            } => format!(
+                "{}.{}.{}",
+                if topic { "ps" } else { "shm" },
                 match wait {
                     Wait::Spin => "spin",
                     Wait::Block => "block",
@@ -144,7 +176,7 @@ impl Job {
         let transport = match transport.split('.').collect::<Vec<_>>()[..] {
             ["pipe"] => Transport::Pipe,
             ["uds"] => Transport::Uds,
-            ["shm", wait, payload] => Transport::Shm {
+            [kind @ ("shm" | "ps"), wait, payload] => Transport::Shm {
                 wait: match wait {
                     "spin" => Wait::Spin,
                     "block" => Wait::Block,
@@ -152,6 +184,7 @@ impl Job {
                     w => bail!("bench peer: unknown wait {w}"),
                 },
                 loaned: payload == "loan",
+                topic: kind == "ps",
             },
             _ => bail!("bench peer: unknown transport {transport}"),
         };
@@ -168,8 +201,8 @@ impl Job {
         ))
     }
 
-    /// Options of either end (`K`: `Sender` or `Receiver`) of the ping
-    /// (parent to peer) or pong channel.
+    /// Options of either end (`K`: `Sender` or `Receiver`, `Publisher` or
+    /// `Subscriber`) of the ping (parent to peer) or pong channel or ring.
     pub(super) fn channel<K: HasCapacity + HasMaxMessage>(&self, name: &str) -> Options<K> {
         let Transport::Shm { wait, .. } = self.transport else {
             unreachable!("channel options of a non-mapshare job") // callers match on Shm first
@@ -222,7 +255,16 @@ pub(super) fn messages(t: Transport, size: usize, quick: bool) -> u64 {
 
 /// Every job of one repetition, in run order.
 pub(super) fn plan(cfg: &Config) -> Vec<Job> {
-    let shm = |wait, loaned| Transport::Shm { wait, loaned };
+    let shm = |wait, loaned| Transport::Shm {
+        wait,
+        loaned,
+        topic: false,
+    };
+    let ps = |wait, loaned| Transport::Shm {
+        wait,
+        loaned,
+        topic: true,
+    };
     let mut out = Vec::new();
     if cfg.latency {
         for &size in &cfg.sizes {
@@ -231,6 +273,9 @@ pub(super) fn plan(cfg: &Config) -> Vec<Job> {
                 shm(Wait::Spin, false),
                 shm(Wait::Spin, true),
                 shm(Wait::Block, false),
+                ps(Wait::Spin, false),
+                ps(Wait::Spin, true),
+                ps(Wait::Block, false),
                 Transport::Pipe,
                 Transport::Uds,
             ] {
@@ -257,6 +302,8 @@ pub(super) fn plan(cfg: &Config) -> Vec<Job> {
             for transport in [
                 shm(Wait::Spin, false),
                 shm(Wait::Block, false),
+                ps(Wait::Spin, false),
+                ps(Wait::Block, false),
                 Transport::Pipe,
                 Transport::Uds,
             ] {

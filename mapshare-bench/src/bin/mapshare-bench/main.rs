@@ -22,6 +22,7 @@
 
 mod child;
 mod jobs;
+mod link;
 mod measure;
 mod parent;
 mod report;

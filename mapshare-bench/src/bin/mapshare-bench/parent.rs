@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use mapshare::{Location, Receiver, Sender};
+use mapshare::{Location, Publisher, Receiver, Sender, Subscriber};
 use mapshare_bench::floor::SpinLine;
 
 use super::child::{FLOOR_DONE, IDLE_CMD, READY};
 use super::jobs::{self, Config, Job, Mode, Transport};
+use super::link::{Channels, Link, Topics};
 use super::measure::{self, expected_fold, ns, one_way, seq_in, seq_of, stamp, Dist};
 use super::{IDLE, PACED_PERIOD, PEER_ARG};
 
@@ -125,6 +126,7 @@ pub(super) fn run_all(cfg: &Config) -> anyhow::Result<Results> {
         transport: Transport::Shm {
             wait: jobs::Wait::Spin,
             loaned: false,
+            topic: false,
         },
         mode: Mode::Latency,
         size: 64,
@@ -206,6 +208,7 @@ pub(super) fn run_all(cfg: &Config) -> anyhow::Result<Results> {
                     Transport::Shm {
                         wait: jobs::Wait::Spin,
                         loaned: false,
+                        topic: false,
                     },
                     size,
                     cfg.quick,
@@ -304,9 +307,10 @@ fn run_job(cfg: &Config, job: &Job, rep: u32) -> anyhow::Result<Sample> {
     let line = SpinLine::create(&line_path)
         .with_context(|| format!("bench: floor line {}", line_path.display()))?;
     let mut shm = None;
+    let mut topics = None;
     let mut listener = None;
     match job.transport {
-        Transport::Shm { .. } => {
+        Transport::Shm { topic: false, .. } => {
             let tx: Sender = job
                 .channel(&ping_name)
                 .create()
@@ -318,6 +322,20 @@ fn run_job(cfg: &Config, job: &Job, rep: u32) -> anyhow::Result<Sample> {
                 .context("bench: pong channel")?;
             cleanup.names.push(pong_name.clone());
             shm = Some((tx, rx));
+        }
+        Transport::Shm { topic: true, .. } => {
+            let tx: Publisher = job
+                .channel(&ping_name)
+                .create()
+                .context("bench: ping ring")?;
+            cleanup.names.push(ping_name.clone());
+            // Joined before the peer starts, so it gets every message.
+            let rx: Subscriber = job
+                .channel(&pong_name)
+                .create()
+                .context("bench: pong ring")?;
+            cleanup.names.push(pong_name.clone());
+            topics = Some((tx, rx));
         }
         Transport::Uds => {
             let l =
@@ -373,26 +391,29 @@ fn run_job(cfg: &Config, job: &Job, rep: u32) -> anyhow::Result<Sample> {
     let floor = measure_floor(&line, cfg.floor_time(), || gone(child, deadline))
         .ok_or_else(|| peer_failed(child, "during the floor"))?;
 
-    let outcome = match (job.transport, shm, stream) {
-        (Transport::Shm { loaned, .. }, Some((mut tx, mut rx)), _) => {
-            let mut s = Shm {
+    let outcome = match (job.transport, shm, topics, stream) {
+        (Transport::Shm { loaned, .. }, Some((mut tx, mut rx)), _, _) => Shm {
+            link: Channels {
                 tx: &mut tx,
                 rx: &mut rx,
-                deadline,
-            };
-            match (job.mode, loaned) {
-                (Mode::Latency, false) => Outcome::Latency(s.latency(job)?),
-                (Mode::Latency, true) => Outcome::Latency(s.latency_loaned(job)?),
-                (Mode::Paced, _) => s.paced(job)?,
-                (Mode::Throughput, _) => s.throughput(job)?,
-            }
+            },
+            deadline,
         }
-        (Transport::Pipe, _, _) => {
+        .run(job, loaned)?,
+        (Transport::Shm { loaned, .. }, _, Some((mut tx, mut rx)), _) => Shm {
+            link: Topics {
+                tx: &mut tx,
+                rx: &mut rx,
+            },
+            deadline,
+        }
+        .run(job, loaned)?,
+        (Transport::Pipe, ..) => {
             let mut w = child.stdin.take().context("peer stdin")?;
             let mut r = child.stdout.take().context("peer stdout")?;
             stream_job(job, &mut r, &mut w)?
         }
-        (Transport::Uds, _, Some(s)) => {
+        (Transport::Uds, _, _, Some(s)) => {
             let mut r = s.try_clone()?;
             let mut w = s;
             stream_job(job, &mut r, &mut w)?
@@ -446,9 +467,8 @@ fn measure_floor(line: &SpinLine, time: Duration, mut gone: impl FnMut() -> bool
     Some(one_way(&mut samples))
 }
 
-struct Shm<'a> {
-    tx: &'a mut Sender,
-    rx: &'a mut Receiver,
+struct Shm<L: Link> {
+    link: L,
     deadline: Instant,
 }
 
@@ -459,34 +479,42 @@ fn check_echo(got: u64, want: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-impl Shm<'_> {
+impl<L: Link> Shm<L> {
+    fn run(&mut self, job: &Job, loaned: bool) -> anyhow::Result<Outcome> {
+        Ok(match (job.mode, loaned) {
+            (Mode::Latency, false) => Outcome::Latency(self.latency(job)?),
+            (Mode::Latency, true) => Outcome::Latency(self.latency_loaned(job)?),
+            (Mode::Paced, _) => self.paced(job)?,
+            (Mode::Throughput, _) => self.throughput(job)?,
+        })
+    }
+
     fn send(&mut self, buf: &[u8]) -> anyhow::Result<()> {
-        self.tx
-            .send_deadline(buf, self.deadline)
-            .map_err(|e| anyhow!("bench: send: {e}"))
+        self.link
+            .send(buf, self.deadline)
+            .map_err(|e| anyhow!("bench: {e}"))
     }
 
     /// Receives the next message, copies all of it into `back` (which must
     /// be large enough) and frees its slot; its message number.
     fn recv_copy(&mut self, back: &mut [u8]) -> anyhow::Result<u64> {
-        let msg = self
-            .rx
-            .recv_ref_deadline(self.deadline)
-            .map_err(|e| anyhow!("bench: recv: {e}"))?;
-        let n = msg.len();
-        msg.copy_to_slice(&mut back[..n]);
-        drop(msg); // frees the slot
+        let n = self
+            .link
+            .recv_with(self.deadline, |msg| {
+                let n = msg.len();
+                msg.copy_to_slice(&mut back[..n]);
+                n
+            })
+            .map_err(|e| anyhow!("bench: {e}"))?;
         Ok(seq_of(&back[..n]))
     }
 
     /// Receives the next message and reads only its first 8 bytes, in its
     /// slot (the message number, or a fold); frees the slot.
     fn recv_seq(&mut self) -> anyhow::Result<u64> {
-        let msg = self
-            .rx
-            .recv_ref_deadline(self.deadline)
-            .map_err(|e| anyhow!("bench: recv: {e}"))?;
-        Ok(seq_in(&msg))
+        self.link
+            .recv_with(self.deadline, seq_in)
+            .map_err(|e| anyhow!("bench: {e}"))
     }
 
     /// Copying ping-pong: the whole message goes in with `send` and out
@@ -517,17 +545,17 @@ impl Shm<'_> {
         let mut samples = Vec::with_capacity(job.count as usize);
         let mut t0 = Instant::now();
         for i in 0..job.warmup + job.count {
-            let mut loan = self
-                .tx
-                .loan_deadline(self.deadline)
-                .map_err(|e| anyhow!("bench: loan: {e}"))?;
-            if !loan.write_at(0, &i.to_le_bytes()) {
-                bail!(
-                    "bench: a loaned slot of {} bytes has no room for the header",
-                    loan.len()
-                );
-            }
-            loan.commit(job.size);
+            self.link
+                .send_loaned(job.size, self.deadline, &mut |loan| {
+                    if !loan.write_at(0, &i.to_le_bytes()) {
+                        bail!(
+                            "a loaned slot of {} bytes has no room for the header",
+                            loan.len()
+                        );
+                    }
+                    Ok(())
+                })
+                .map_err(|e| anyhow!("bench: {e}"))?;
             let got = self.recv_seq()?;
             let t1 = Instant::now();
             check_echo(got, i)?;
@@ -566,13 +594,13 @@ impl Shm<'_> {
         }
         stamp(&mut buf, IDLE_CMD);
         self.send(&buf)?;
-        let report = self
-            .rx
-            .recv_ref_deadline(self.deadline + IDLE)
-            .map_err(|e| anyhow!("bench: recv idle report: {e}"))?;
-        let word = |k: usize| report.u64_le_at(8 * k).unwrap_or(u64::MAX);
-        let (sched, ticks, wall_ns) = (word(0), word(1), word(2));
-        drop(report); // frees the slot
+        let (sched, ticks, wall_ns) = self
+            .link
+            .recv_with(self.deadline + IDLE, |report| {
+                let word = |k: usize| report.u64_le_at(8 * k).unwrap_or(u64::MAX);
+                (word(0), word(1), word(2))
+            })
+            .map_err(|e| anyhow!("bench: idle report: {e}"))?;
         let idle = Idle {
             sched_ns: (sched != u64::MAX).then_some(sched),
             ticks: (ticks != u64::MAX).then_some(ticks),

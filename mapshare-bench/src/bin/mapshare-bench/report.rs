@@ -74,14 +74,27 @@ fn msgs_of(s: &Sample) -> f64 {
 const SHM_SPIN: Transport = Transport::Shm {
     wait: Wait::Spin,
     loaned: false,
+    topic: false,
 };
 const SHM_LOAN: Transport = Transport::Shm {
     wait: Wait::Spin,
     loaned: true,
+    topic: false,
 };
 const SHM_BLOCK: Transport = Transport::Shm {
     wait: Wait::Block,
     loaned: false,
+    topic: false,
+};
+const PS_SPIN: Transport = Transport::Shm {
+    wait: Wait::Spin,
+    loaned: false,
+    topic: true,
+};
+const PS_LOAN: Transport = Transport::Shm {
+    wait: Wait::Spin,
+    loaned: true,
+    topic: true,
 };
 
 fn lat(r: &Results, t: Transport, size: usize) -> Option<&Sample> {
@@ -263,9 +276,54 @@ fn verdicts(r: &Results) -> Vec<Verdict> {
                 )
             }),
     );
+    // Issue 12's targets for pub/sub.
+    push(
+        "pub/sub, 1 MiB, every byte read: within 1.2x of memcpy",
+        tput(r, PS_SPIN, mib)
+            .zip(best_memcpy(r, mib))
+            .map(|(s, m)| {
+                let x = m.gb_per_s / gb_of(s);
+                (
+                    format!(
+                        "{:.2} GB/s vs memcpy {:.2} GB/s = {x:.2}x the time",
+                        gb_of(s),
+                        m.gb_per_s
+                    ),
+                    x <= 1.2,
+                )
+            }),
+    );
+    push(
+        "pub/sub zero-copy latency flat from 64 B to 1 MiB (1 MiB within 2x of 64 B)",
+        lat(r, PS_LOAN, 64).zip(lat(r, PS_LOAN, mib)).map(|(a, b)| {
+            let x = median_of(b) / median_of(a);
+            (
+                format!(
+                    "{:.0} ns at 64 B, {:.0} ns at 1 MiB = {x:.2}x",
+                    median_of(a),
+                    median_of(b)
+                ),
+                x <= 2.0,
+            )
+        }),
+    );
+    push(
+        "pub/sub polling latency, 64 B: within 1.3x of the channel's",
+        lat(r, PS_SPIN, 64).zip(lat(r, SHM_SPIN, 64)).map(|(p, c)| {
+            let x = median_of(p) / median_of(c);
+            (
+                format!(
+                    "{:.1} ns vs channel {:.1} ns = {x:.2}x",
+                    median_of(p),
+                    median_of(c)
+                ),
+                x <= 1.3,
+            )
+        }),
+    );
     // Figures measured while the floor had moved: say so; a ratio to such a
     // floor decides nothing.
-    let involved: [(Vec<Option<&Sample>>, bool); 8] = [
+    let involved: [(Vec<Option<&Sample>>, bool); 11] = [
         (vec![lat(r, SHM_SPIN, 64)], true),
         (
             vec![lat(r, SHM_BLOCK, 64), lat(r, Transport::Pipe, 64)],
@@ -280,6 +338,9 @@ fn verdicts(r: &Results) -> Vec<Verdict> {
             false,
         ),
         (vec![lat(r, SHM_LOAN, 64), lat(r, SHM_LOAN, mib)], false),
+        (vec![tput(r, PS_SPIN, mib)], false),
+        (vec![lat(r, PS_LOAN, 64), lat(r, PS_LOAN, mib)], false),
+        (vec![lat(r, PS_SPIN, 64), lat(r, SHM_SPIN, 64)], false),
     ];
     for (verdict, (samples, ratio)) in v.iter_mut().zip(involved) {
         if verdict.met.is_some() && samples.iter().flatten().any(|s| r.moved(&s.floor)) {
@@ -477,8 +538,12 @@ pub(super) fn human(cfg: &Config, m: &Machine, r: &Results) -> String {
 
 fn transport_json(t: Transport) -> Value {
     match t {
-        Transport::Shm { wait, loaned } => json!({
-            "kind": "mapshare",
+        Transport::Shm {
+            wait,
+            loaned,
+            topic,
+        } => json!({
+            "kind": if topic { "mapshare_pubsub" } else { "mapshare" },
             "wait": match wait {
                 Wait::Spin => "spin",
                 Wait::Block => "block",

@@ -173,11 +173,13 @@ const _: () = assert!(std::mem::size_of::<Control>() == 128);
 /// | word | writer | values |
 /// |---|---|---|
 /// | `tail` | publisher | next position it will write; every earlier one is published |
+/// | `want` | a lossless publisher, before it sleeps for room | the cursor the slowest subscriber must reach; subscribers whose cursor crosses it ring the room bell |
 #[repr(C, align(128))]
 #[derive(Debug)]
 pub(crate) struct TailLine {
     tail: AtomicU64,
-    _pad: [u64; 15],
+    want: AtomicU64,
+    _pad: [u64; 14],
 }
 
 #[cfg(not(mapshare_loom))] // loom atomics are larger
@@ -204,7 +206,7 @@ pub(crate) struct SubSlot {
 #[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::size_of::<SubSlot>() == 128);
 crate::pod::shm_state!(Control, "AtomicU64s, AtomicU32s and u64 padding; repr(C)");
-crate::pod::shm_state!(TailLine, "one AtomicU64 and u64 padding; repr(C)");
+crate::pod::shm_state!(TailLine, "two AtomicU64s and u64 padding; repr(C)");
 crate::pod::shm_state!(SubSlot, "AtomicU32s, AtomicU64s and u64 padding; repr(C)");
 
 impl Control {
@@ -236,7 +238,8 @@ impl TailLine {
     fn new() -> TailLine {
         TailLine {
             tail: AtomicU64::new(0),
-            _pad: [0; 15],
+            want: AtomicU64::new(0),
+            _pad: [0; 14],
         }
     }
 }
@@ -539,6 +542,7 @@ impl<'a> Ring<'a> {
         self.ctl.joins.store(0, Ordering::Relaxed);
         self.ctl.high.store(0, Ordering::Relaxed);
         self.tail.tail.store(g.base, Ordering::Relaxed);
+        self.tail.want.store(g.base, Ordering::Relaxed);
         self.data_bell.init();
         self.room_bell.init();
         for s in self.subs {

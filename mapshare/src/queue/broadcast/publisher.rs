@@ -55,16 +55,18 @@ impl<'a> Ring<'a> {
         self.data_bell.ring();
     }
 
-    /// Whether the publisher may write position `st.tail` now.
-    fn has_room(&self, st: &mut PubState, peers: &dyn Liveness) -> bool {
+    /// Whether the publisher may write positions `st.tail` to `st.tail +
+    /// ahead` now (`ahead` 0: the next one).
+    fn has_room(&self, st: &mut PubState, peers: &dyn Liveness, ahead: u64) -> bool {
         if self.g.policy == Policy::OverwriteOldest {
             return true;
         }
         let p = st.tail;
+        let last = p.wrapping_add(ahead);
         // SYNC(join): happens after a joiner's increment once our `tail`
         // swap has acquired from its `fetch_add(0)` (module doc, "Joining").
         let joins = self.ctl.joins.load(Ordering::SeqCst);
-        if st.scanned && joins == st.joins_seen && p.wrapping_sub(st.min_cursor) < self.g.cap() {
+        if st.scanned && joins == st.joins_seen && last.wrapping_sub(st.min_cursor) < self.g.cap() {
             return true;
         }
         st.joins_seen = joins;
@@ -72,7 +74,7 @@ impl<'a> Ring<'a> {
         let check = st
             .last_liveness
             .is_none_or(|t| t.elapsed() >= LIVENESS_POLL);
-        let (min, blocked, checked) = self.scan(p, peers, check);
+        let (min, blocked, checked) = self.scan(p, ahead, peers, check);
         if checked {
             st.last_liveness = Some(Instant::now());
         }
@@ -80,10 +82,37 @@ impl<'a> Ring<'a> {
         !blocked
     }
 
+    /// Before sleeping for room: how many positions past the next one to
+    /// wait for (a quarter of the ring, so that one wake-up buys a batch of
+    /// publishes instead of one), published in `want` as the cursor the
+    /// slowest subscriber must reach. Subscribers ring the room bell only
+    /// when their cursor crosses it: while the publisher sleeps, the other
+    /// advances cost no system call and wake nobody.
+    fn want_room(&self, st: &PubState) -> u64 {
+        let ahead = (self.g.cap() / 4).max(1) - 1;
+        let want = st
+            .tail
+            .wrapping_add(ahead)
+            .wrapping_sub(self.g.cap())
+            .wrapping_add(1);
+        // SYNC(room-want): SeqCst store before the doorbell registration
+        // (SeqCst CAS and fence) and the re-check; pairs with the
+        // subscriber's SeqCst cursor store and `want` load in `advance`:
+        // either our re-check sees its cursor or it sees our `want`.
+        self.tail.want.store(want, Ordering::SeqCst);
+        ahead
+    }
+
     /// Finds the slowest live cursor relative to `p`; drops dead blockers
     /// when `check_liveness`. Returns (slowest cursor, blocked, asked the
     /// registry).
-    fn scan(&self, p: u64, peers: &dyn Liveness, check_liveness: bool) -> (u64, bool, bool) {
+    fn scan(
+        &self,
+        p: u64,
+        ahead: u64,
+        peers: &dyn Liveness,
+        check_liveness: bool,
+    ) -> (u64, bool, bool) {
         let cap = self.g.cap();
         // SYNC(join): as for `joins` in `has_room`.
         let high = (self.ctl.high.load(Ordering::SeqCst) as usize).min(MAX_SUBSCRIBERS);
@@ -103,7 +132,7 @@ impl<'a> Ring<'a> {
                 // tail). It does not pace us.
                 continue;
             }
-            if lag >= cap {
+            if lag.saturating_add(ahead) >= cap {
                 if check_liveness {
                     checked = true;
                     if !peers.is_alive(owner) {
@@ -151,10 +180,11 @@ impl<'a> Ring<'a> {
         peers: &(dyn Liveness + Sync),
         poll: std::time::Duration,
     ) -> Result<(), PubFail> {
-        while !self.has_room(st, peers) {
+        while !self.has_room(st, peers, 0) {
             let slice = Instant::now().checked_add(poll);
+            let ahead = self.want_room(st);
             crate::asyncio::bell_wait(self.room_bell, slice, &|| peers.intact(), || {
-                self.has_room(st, peers)
+                self.has_room(st, peers, ahead)
             })
             .await;
             if !peers.intact() {
@@ -192,27 +222,81 @@ impl<'a> Ring<'a> {
         peers: &dyn Liveness,
         wait: Option<(WaitStrategy, Option<Instant>)>,
     ) -> Result<(), PubFail> {
-        if self.has_room(st, peers) {
+        if self.has_room(st, peers, 0) {
             return Ok(());
         }
         let Some((strategy, deadline)) = wait else {
             return Err(PubFail::Full);
         };
-        // Wait in slices of LIVENESS_POLL: nobody rings the bell when a
-        // subscriber dies, so each slice ends with a look at whether the
-        // one we wait for is still alive (in `has_room`).
+        // Spin phase: for room for one message.
+        match strategy {
+            WaitStrategy::Spin => return self.wait_room_spinning(st, peers, deadline),
+            WaitStrategy::SpinThenBlock { spin } => {
+                let end = Instant::now()
+                    .checked_add(spin)
+                    .map(|e| deadline.map_or(e, |d| d.min(e)));
+                if self.room_bell.wait_until(
+                    WaitStrategy::Spin,
+                    end.or(deadline),
+                    None,
+                    &|| peers.intact(),
+                    || self.has_room(st, peers, 0),
+                ) {
+                    return Ok(());
+                }
+            }
+            WaitStrategy::Block => {}
+        }
+        // Sleep phase: for room for a batch. Slices of LIVENESS_POLL:
+        // nobody rings the bell when a subscriber dies, so each slice ends
+        // with a look at whether the one we wait for is still alive (in
+        // `has_room`).
         loop {
+            let ahead = self.want_room(st);
             if self.room_bell.wait_until(
-                strategy,
+                WaitStrategy::Block,
                 deadline,
                 Some(LIVENESS_POLL),
                 &|| peers.intact(),
-                || self.has_room(st, peers),
+                || self.has_room(st, peers, ahead),
             ) {
                 return Ok(());
             }
             // Asked again only when no room came (a sleep may have ended
             // it early): the pages of a shrunk segment are gone.
+            if !peers.intact() {
+                return Err(PubFail::Truncated);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // Room for one, though not for the batch, is room.
+                return if self.has_room(st, peers, 0) {
+                    Ok(())
+                } else {
+                    Err(PubFail::Full)
+                };
+            }
+        }
+    }
+
+    /// The rest of a [`WaitStrategy::Spin`] wait for room: spin in slices
+    /// (each slice's end looks at liveness, in `has_room`) until the
+    /// deadline.
+    fn wait_room_spinning(
+        &self,
+        st: &mut PubState,
+        peers: &dyn Liveness,
+        deadline: Option<Instant>,
+    ) -> Result<(), PubFail> {
+        loop {
+            if self.room_bell.wait_until(
+                WaitStrategy::Spin,
+                deadline,
+                Some(LIVENESS_POLL),
+                &|| peers.intact(),
+                || self.has_room(st, peers, 0),
+            ) {
+                return Ok(());
+            }
             if !peers.intact() {
                 return Err(PubFail::Truncated);
             }

@@ -125,6 +125,7 @@ impl<'a> Ring<'a> {
 
     /// Moves our cursor to `to` and mirrors it for the publisher.
     fn advance(&self, st: &mut SubState, to: u64) {
+        let from = st.cursor;
         st.cursor = to;
         let Some(i) = st.slot else {
             self.rejoin(st);
@@ -148,7 +149,19 @@ impl<'a> Ring<'a> {
         // with a publisher going to sleep).
         s.cursor.store(to, Ordering::SeqCst);
         if self.g.policy == Policy::Lossless {
-            self.room_bell.ring();
+            // loom lacks the SeqCst total order of plain loads and stores
+            // (see `Doorbell::ring`); a fence gives it.
+            #[cfg(mapshare_loom)]
+            crate::primitive::fence(Ordering::SeqCst);
+            // SYNC(room-want): SeqCst load after our SeqCst cursor store;
+            // pairs with the publisher's store in `want_room`. Only the
+            // advance that crosses the publisher's mark can end its wait:
+            // the others need not ring (a ring with the sleepers bit set
+            // is a system call, and wakes it for nothing).
+            let want = self.tail.want.load(Ordering::SeqCst);
+            if is_negative(from.wrapping_sub(want)) && !is_negative(to.wrapping_sub(want)) {
+                self.room_bell.ring();
+            }
         }
     }
 

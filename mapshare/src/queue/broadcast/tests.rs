@@ -493,3 +493,45 @@ fn history_starts_a_joiner_before_the_tail() {
         }
     }
 }
+
+#[test]
+fn a_sleeping_publisher_is_rung_only_by_the_advance_it_waits_for() {
+    // Capacity 8, full: a sleeping publisher waits for room for a quarter of
+    // the ring (2 messages), so for the subscriber's cursor to reach 2.
+    let h = std::sync::Arc::new(HeapRing::new(8, 64, Policy::Lossless, 0));
+    let r = h.ring();
+    let p = Peer::new(1);
+    let mut st = r.claim_publisher(&p).unwrap();
+    let mut sub = r.join(&Peer::new(2), 0, 0).unwrap();
+    for i in 0..8 {
+        r.publish(&mut st, &message(i), &p, None).unwrap();
+    }
+    let h2 = h.clone();
+    let publisher = std::thread::spawn(move || {
+        let r = h2.ring();
+        let p = Peer::new(1);
+        r.publish(&mut st, &message(8), &p, BLOCK_FOREVER).unwrap();
+        // The batch it waited for: the next one fits without waiting.
+        r.publish(&mut st, &message(9), &p, None).unwrap();
+    });
+    while !h.room_bell.sleepers_flagged() {
+        std::thread::yield_now();
+    }
+    let rings = h.room_bell.word().load(Ordering::SeqCst);
+    let mut buf = Vec::new();
+    assert_eq!(r.try_recv(&mut sub, &mut buf), Recv::Message);
+    assert_eq!(check(&buf), 0);
+    // Cursor 1: not what the publisher waits for: no ring, it sleeps on.
+    assert!(h.room_bell.sleepers_flagged());
+    assert_eq!(h.room_bell.word().load(Ordering::SeqCst), rings);
+    assert!(!publisher.is_finished());
+    // Cursor 2: the crossing advance rings (the count moves on) and the
+    // publisher publishes both.
+    assert_eq!(r.try_recv(&mut sub, &mut buf), Recv::Message);
+    assert_ne!(h.room_bell.word().load(Ordering::SeqCst), rings);
+    publisher.join().unwrap();
+    for want in 2..10 {
+        assert_eq!(r.try_recv(&mut sub, &mut buf), Recv::Message);
+        assert_eq!(check(&buf), want);
+    }
+}
