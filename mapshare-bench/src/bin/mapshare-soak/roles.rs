@@ -316,8 +316,19 @@ pub(crate) fn run_publisher(cx: &mut Ctx, policy: Policy) {
         pace.next();
         let pos = publisher.published();
         make_message(&mut buf, producer, inc, seq, pos);
+        // Half the messages go through a loan (zero-copy publish).
+        let loaned = cx.rng.below(2) == 0;
         loop {
-            match publisher.publish_timeout(&buf, STEP) {
+            let sent = if loaned {
+                publisher.loan_timeout(STEP).map(|mut loan| {
+                    let fits = loan.write_at(0, &buf);
+                    assert!(fits, "a loan of {} bytes for {}", loan.len(), buf.len());
+                    loan.commit(buf.len());
+                })
+            } else {
+                publisher.publish_timeout(&buf, STEP).map_err(unit)
+            };
+            match sent {
                 Ok(()) => break,
                 Err(SendTimeoutError::Timeout(_)) => {
                     set_state(&j, ST_WAIT_ROOM);
@@ -349,6 +360,17 @@ pub(crate) fn run_publisher(cx: &mut Ctx, policy: Policy) {
     }
     finish(&j, NONE);
     drop(publisher);
+}
+
+/// A send error without its message (a loan's and a copy's alike).
+fn unit<T>(e: SendTimeoutError<T>) -> SendTimeoutError<()> {
+    match e {
+        SendTimeoutError::Timeout(_) => SendTimeoutError::Timeout(()),
+        SendTimeoutError::Disconnected(_) => SendTimeoutError::Disconnected(()),
+        SendTimeoutError::TooLarge(_) => SendTimeoutError::TooLarge(()),
+        SendTimeoutError::Fault(_, f) => SendTimeoutError::Fault((), f),
+        _ => panic!("an unknown send error"),
+    }
 }
 
 /// A subscriber incarnation's view of the stream (module doc, "Checks").
@@ -447,6 +469,26 @@ pub(crate) fn run_subscriber(cx: &mut Ctx, policy: Policy) {
         if phase == PHASE_RUN && taken > 0 && cx.rng.below(one_in) == 0 {
             set_state(&j, ST_PAUSED);
             cx.maybe_pause(1, lo, hi);
+        }
+        // Lossless: half the messages are read in place (zero-copy), the
+        // sample held while the journal is updated, so that a kill may
+        // land while a sample is held.
+        if lossless && cx.rng.below(2) == 0 {
+            if let Ok(sample) = sub.recv_ref_timeout(STEP) {
+                let now = now_ns();
+                taken += 1;
+                buf.resize(sample.len(), 0);
+                sample.copy_to_slice(&mut buf);
+                let m = check_message(&buf);
+                let in_lock = cx.hold(4000, 1, 4);
+                j.update(|r, _| {
+                    chk.message(r, m, now);
+                    std::thread::sleep(in_lock);
+                });
+                drop(sample);
+                continue;
+            }
+            // Anything else: the copying receive below reports it.
         }
         let got = sub.recv_into_timeout(&mut buf, STEP);
         let now = now_ns();
