@@ -225,6 +225,7 @@ fn child_roles() {
                 let back = mapshare::Mailbox::open(&format!("{n}-back")).unwrap();
                 let board = mapshare::BlackboardReader::<u64>::open(&format!("{n}-bb")).unwrap();
                 let mut publ = Publisher::open(&format!("{n}-ps")).unwrap();
+                let mut zsub = Subscriber::open(&format!("{n}-zc")).unwrap();
                 c.signal("ready");
                 rt.block_on(async {
                     assert_eq!(mb.recv_async().await.unwrap(), b"to child");
@@ -232,6 +233,16 @@ fn child_roles() {
                     assert_eq!(board.read_newer_async(0).await.unwrap(), (42, 1));
                     for i in 0u8..10 {
                         publ.publish_async(&[i]).await.unwrap(); // paced by the parent
+                    }
+                    for i in 10u8..20 {
+                        let mut loan = publ.loan_async().await.unwrap(); // paced too
+                        assert!(loan.write_at(0, &[i]));
+                        loan.commit(1);
+                    }
+                    for i in 0u8..5 {
+                        let s = zsub.recv_ref_async().await.unwrap();
+                        assert!(s.is_in_place());
+                        assert_eq!(s.to_vec(), [i]);
                     }
                     let mut stream = rx.into_stream();
                     let mut got = Vec::new();
@@ -552,7 +563,7 @@ fn mailbox_blackboard_publish_and_streams_async_across_processes() {
     for backend in BACKENDS {
         let n = unique_name("async-forms2");
         let mut clean = Cleanup::new(&format!("{n}-st"));
-        for k in ["mb", "back", "bb", "ps"] {
+        for k in ["mb", "back", "bb", "ps", "zc"] {
             clean.add(&format!("{n}-{k}"));
         }
         let dir = TempDir::new("async-forms2");
@@ -563,6 +574,7 @@ fn mailbox_blackboard_publish_and_streams_async_across_processes() {
             .capacity(2)
             .create()
             .unwrap();
+        let mut zc = Publisher::create(&format!("{n}-zc")).unwrap();
         let env = env_for(backend);
         let mut child = spawn_child_via(&["env", &env], test, "forms2", &n, dir.path(), "");
         assert!(common::wait_for_flag_or_exit(
@@ -575,9 +587,13 @@ fn mailbox_blackboard_publish_and_streams_async_across_processes() {
         assert_eq!(back.recv().unwrap(), b"to parent");
         std::thread::sleep(Duration::from_millis(20));
         board.write(&42);
-        for i in 0u8..10 {
+        for i in 0u8..20 {
             std::thread::sleep(Duration::from_millis(2)); // a slow subscriber
             assert_eq!(sub.recv().unwrap(), [i]);
+        }
+        for i in 0u8..5 {
+            std::thread::sleep(Duration::from_millis(5)); // the child awaits each
+            zc.publish(&[i]).unwrap();
         }
         let mut tx = Sender::open(&format!("{n}-st")).unwrap();
         for m in [b"a", b"b", b"c"] {
