@@ -489,7 +489,51 @@ macro_rules! ring_ctors {
 }
 
 ring_ctors!(Publisher, mapshare::Publisher);
-ring_ctors!(Subscriber, mapshare::Subscriber);
+
+// A subscriber's constructors also take `history`: up to that many
+// messages from before the join (at most capacity - 1).
+ctors!(Subscriber, [], [capacity: Option<usize> = None, max_message: Option<usize> = None, policy: Option<&str> = None, history: usize = 0], "ring");
+
+#[pymethods]
+impl Subscriber {
+    /// Messages the ring holds.
+    #[getter]
+    fn capacity(&self) -> PyResult<usize> {
+        self.h.with(|x| Ok(x.capacity()))
+    }
+
+    /// ``"lossless"`` or ``"overwrite_oldest"``.
+    #[getter]
+    fn policy(&self) -> PyResult<&'static str> {
+        self.h.with(|x| Ok(policy_name(x.policy())))
+    }
+}
+
+impl Subscriber {
+    #[allow(clippy::too_many_arguments)] // Reason: the Python keyword options, one each
+    fn make(
+        py: Python<'_>,
+        how: How,
+        name: &str,
+        capacity: Option<usize>,
+        max_message: Option<usize>,
+        policy: Option<&str>,
+        history: usize,
+        c: Common,
+    ) -> PyResult<Subscriber> {
+        let o = ring_options(
+            c.apply(mapshare::Subscriber::options(name))?,
+            capacity,
+            max_message,
+            policy,
+        )?
+        .history(history);
+        let h = attach(py, o, how)?;
+        Ok(Subscriber {
+            h: Slot::new(h.location().to_string(), h),
+        })
+    }
+}
 
 #[pymethods]
 impl Publisher {

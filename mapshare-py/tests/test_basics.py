@@ -214,6 +214,24 @@ def test_pubsub_every_subscriber_gets_everything(names):
         s.close()
 
 
+def test_pubsub_history_gives_a_late_joiner_the_last_messages(names):
+    name = names()
+    with mapshare.Publisher.create(name, capacity=8) as pub:
+        for i in range(10):
+            pub.publish(b"%d" % i)
+        with mapshare.Subscriber.open(name) as plain:
+            with pytest.raises(mapshare.Timeout):
+                plain.recv(timeout=0)
+        with mapshare.Subscriber.open(name, history=3) as three, \
+                mapshare.Subscriber.open(name, history=100) as most:
+            pub.publish(b"10")
+            assert [three.recv(timeout=5) for _ in range(4)] == [b"7", b"8", b"9", b"10"]
+            # Clamped to capacity - 1: the oldest slot may be the one rewritten next.
+            assert [most.recv(timeout=5) for _ in range(8)] == [b"%d" % i for i in range(3, 11)]
+    with pytest.raises((OverflowError, TypeError)):
+        mapshare.Subscriber.open(names(), history=-1)
+
+
 def test_pubsub_overwrite_oldest_lags(names):
     name = names()
     with mapshare.Publisher.create(name, capacity=2, policy="overwrite_oldest") as pub:

@@ -137,6 +137,23 @@ class Publisher(_Handle, _RingCtors):
     def max_message(self) -> int: ...
 
 class Subscriber(_Handle, _RingCtors, _Receiving):
+    # `history`: start with up to that many messages from before the join
+    # that the ring still holds (at most capacity - 1).
+    @classmethod
+    def create(cls, name: str, *, capacity: int | None = None, max_message: int | None = None,
+               policy: Policy | None = None, history: int = 0, persistent: bool = False,
+               mode: int | None = None, allow_foreign_owner: bool = False,
+               attach_timeout: float | None = None) -> Self: ...
+    @classmethod
+    def open(cls, name: str, *, capacity: int | None = None, max_message: int | None = None,
+             policy: Policy | None = None, history: int = 0, persistent: bool = False,
+             mode: int | None = None, allow_foreign_owner: bool = False,
+             attach_timeout: float | None = None) -> Self: ...
+    @classmethod
+    def open_or_create(cls, name: str, *, capacity: int | None = None, max_message: int | None = None,
+                       policy: Policy | None = None, history: int = 0, persistent: bool = False,
+                       mode: int | None = None, allow_foreign_owner: bool = False,
+                       attach_timeout: float | None = None) -> Self: ...
     @property
     def behind(self) -> int: ...
     @property
