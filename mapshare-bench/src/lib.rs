@@ -5,8 +5,9 @@
 //!
 //! # Unsafe code
 //! Denied (the workspace lint) everywhere but in [`floor`], which turns its
-//! mapped line into an `&AtomicU64`.
+//! mapped lines into `&AtomicU64`s and copies bytes in and out of its byte
+//! ring with `memcpy`.
 
-#[allow(unsafe_code)] // one reference into a mapping; see floor's SAFETY comment
+#[allow(unsafe_code)] // references and copies into mappings; see floor's SAFETY comments
 pub mod floor;
 pub mod stats;

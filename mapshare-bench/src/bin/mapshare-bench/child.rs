@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use mapshare::{Publisher, Receiver, Sender, Subscriber};
-use mapshare_bench::floor::SpinLine;
+use mapshare_bench::floor::{ByteRing, SpinLine};
 
 use super::jobs::{Job, Mode, Transport};
 use super::link::{Channels, Link, Topics};
@@ -63,6 +63,14 @@ pub(super) fn run(args: &[String]) -> anyhow::Result<()> {
                 tx: &mut tx,
             };
             Shm { link, deadline }.run(&job, loaned)
+        }
+        Transport::Raw => {
+            let (ping, pong) = (
+                ByteRing::open(&ByteRing::path_for(&ping))?,
+                ByteRing::open(&ByteRing::path_for(&pong))?,
+            );
+            floor(&line, &orphan)?;
+            stream(&job, &mut ping.reader(), &mut pong.writer())
         }
         Transport::Pipe => {
             let mut r = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);

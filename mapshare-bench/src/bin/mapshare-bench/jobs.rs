@@ -55,6 +55,9 @@ pub(super) enum Transport {
         loaned: bool,
         topic: bool,
     },
+    /// Two byte rings in shared memory moved by plain `memcpy`, spinning
+    /// (`mapshare_bench::floor::ByteRing`): the copy floor.
+    Raw,
     /// The peer's stdin and stdout.
     Pipe,
     /// A connected `UnixStream`.
@@ -119,6 +122,7 @@ impl Job {
                 (Wait::SpinThenBlock, false) => "pub/sub spin-then-block",
                 (Wait::SpinThenBlock, true) => "pub/sub spin-then-block, loaned",
             },
+            (Transport::Raw, _) => "raw shm memcpy (floor)",
             (Transport::Pipe, _) => "pipe",
             (Transport::Uds, _) => "unix socket",
         }
@@ -141,6 +145,7 @@ impl Job {
                 },
                 if loaned { "loan" } else { "copy" }
             ),
+            Transport::Raw => "raw".into(),
             Transport::Pipe => "pipe".into(),
             Transport::Uds => "uds".into(),
         };
@@ -174,6 +179,7 @@ impl Job {
             m => bail!("bench peer: unknown mode {m}"),
         };
         let transport = match transport.split('.').collect::<Vec<_>>()[..] {
+            ["raw"] => Transport::Raw,
             ["pipe"] => Transport::Pipe,
             ["uds"] => Transport::Uds,
             [kind @ ("shm" | "ps"), wait, payload] => Transport::Shm {
@@ -242,7 +248,7 @@ fn round_trips(size: usize, quick: bool) -> u64 {
 /// through the kernel (which is 5 to 50 times slower), within bounds.
 pub(super) fn messages(t: Transport, size: usize, quick: bool) -> u64 {
     let (budget, lo, hi) = match t {
-        Transport::Shm { .. } => (1u64 << 30, 1000, 4_000_000),
+        Transport::Shm { .. } | Transport::Raw => (1u64 << 30, 1000, 4_000_000),
         Transport::Pipe | Transport::Uds => (1 << 28, 500, 300_000),
     };
     let n = (budget / size as u64).clamp(lo, hi);
@@ -276,6 +282,7 @@ pub(super) fn plan(cfg: &Config) -> Vec<Job> {
                 ps(Wait::Spin, false),
                 ps(Wait::Spin, true),
                 ps(Wait::Block, false),
+                Transport::Raw,
                 Transport::Pipe,
                 Transport::Uds,
             ] {
@@ -304,6 +311,7 @@ pub(super) fn plan(cfg: &Config) -> Vec<Job> {
                 shm(Wait::Block, false),
                 ps(Wait::Spin, false),
                 ps(Wait::Block, false),
+                Transport::Raw,
                 Transport::Pipe,
                 Transport::Uds,
             ] {

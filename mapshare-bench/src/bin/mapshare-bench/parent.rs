@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use mapshare::{Location, Publisher, Receiver, Sender, Subscriber};
-use mapshare_bench::floor::SpinLine;
+use mapshare_bench::floor::{ByteRing, SpinLine};
 
 use super::child::{FLOOR_DONE, IDLE_CMD, READY};
 use super::jobs::{self, Config, Job, Mode, Transport};
@@ -308,6 +308,7 @@ fn run_job(cfg: &Config, job: &Job, rep: u32) -> anyhow::Result<Sample> {
         .with_context(|| format!("bench: floor line {}", line_path.display()))?;
     let mut shm = None;
     let mut topics = None;
+    let mut raw = None;
     let mut listener = None;
     match job.transport {
         Transport::Shm { topic: false, .. } => {
@@ -343,6 +344,14 @@ fn run_job(cfg: &Config, job: &Job, rep: u32) -> anyhow::Result<Sample> {
             cleanup.sock = Some(sock.clone());
             l.set_nonblocking(true)?;
             listener = Some(l);
+        }
+        Transport::Raw => {
+            let cap = (4 << 20).max(2 * job.size);
+            let ping = ByteRing::create(&ByteRing::path_for(&ping_name), cap)
+                .context("bench: ping byte ring")?;
+            let pong = ByteRing::create(&ByteRing::path_for(&pong_name), cap)
+                .context("bench: pong byte ring")?;
+            raw = Some((ping, pong));
         }
         Transport::Pipe => {}
     }
@@ -408,6 +417,10 @@ fn run_job(cfg: &Config, job: &Job, rep: u32) -> anyhow::Result<Sample> {
             deadline,
         }
         .run(job, loaned)?,
+        (Transport::Raw, ..) => {
+            let (ping, pong) = raw.as_ref().expect("created above"); // by transport
+            stream_job(job, &mut pong.reader(), &mut ping.writer())?
+        }
         (Transport::Pipe, ..) => {
             let mut w = child.stdin.take().context("peer stdin")?;
             let mut r = child.stdout.take().context("peer stdout")?;

@@ -551,6 +551,7 @@ fn transport_json(t: Transport) -> Value {
             },
             "payload": if loaned { "loaned" } else { "copied" },
         }),
+        Transport::Raw => json!({ "kind": "raw_shm_memcpy" }),
         Transport::Pipe => json!({ "kind": "pipe" }),
         Transport::Uds => json!({ "kind": "unix_socket" }),
     }
