@@ -9,5 +9,6 @@ cargo run --release -p mapshare-bench --bin mapshare-async-bench -- \
   --rounds 2000 --waiters 1000 --per-waiter 3 --cancels 20000
 # The request/response and WaitSet benchmark, small: every contender runs.
 cargo run --release -p mapshare-bench --bin mapshare-rpc-bench -- --rounds 300 --big-rounds 20
-# The fan-out benchmark, small: every strategy and subscriber count runs.
-cargo run --release -p mapshare-bench --bin mapshare-fanout-bench -- --messages 200 --size 4096
+# The fan-out benchmark, small: every strategy, reader and subscriber count
+# runs (two sizes).
+cargo run --release -p mapshare-bench --bin mapshare-fanout-bench -- --quick --sizes 64,64K
