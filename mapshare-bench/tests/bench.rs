@@ -58,10 +58,11 @@ fn quick_latency_run_ends_cleanly_and_leaves_nothing() {
     assert!(out.status.success(), "{}: {stderr}", out.status);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let rows = |k: &str| json[k].as_array().map_or(0, Vec::len);
-    // Polling, polling loaned, blocking, pipe, socket; the paced run.
+    // Channel and pub/sub polling, polling loaned and blocking, the raw
+    // copy floor, pipe, socket; the paced run.
     assert_eq!(
         (rows("latency"), rows("paced"), rows("throughput")),
-        (5, 1, 0)
+        (9, 1, 0)
     );
     assert!(json["floor"]["reference_ns"]
         .as_f64()

@@ -156,7 +156,7 @@ fn loom_doorbell_ring_racing_sleep_is_not_lost() {
 mod broadcast {
     use crate::primitive::{AtomicU32, Ordering};
     use crate::queue::broadcast::heap::HeapRing;
-    use crate::queue::broadcast::{load_bytes, Policy, Recv};
+    use crate::queue::broadcast::{load_bytes, Lent, Policy, Recv};
     use crate::sync::Liveness;
     use loom::sync::Arc;
     use loom::thread;
@@ -293,13 +293,15 @@ mod broadcast {
             for want in 1..=2u8 {
                 let mut lent = None;
                 loop {
-                    match r.try_lend(&mut sub, &mut lent) {
+                    match r.try_lend(&mut sub, &mut lent, &mut Vec::new()) {
                         Recv::Message => break,
                         Recv::Empty => thread::yield_now(),
                         other => panic!("{other:?}"),
                     }
                 }
-                let (pos, len) = lent.unwrap();
+                let Some(Lent::InPlace { pos, len }) = lent else {
+                    panic!("not lent in place: {lent:?}");
+                };
                 assert_eq!(len, 8);
                 let read = || {
                     let (_, _, data) = r.slot(pos).unwrap();

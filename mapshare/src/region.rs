@@ -173,9 +173,13 @@ pub(crate) fn load_from_words(words: &[crate::primitive::AtomicU64], out: &mut [
     // SAFETY: `src..src + out.len()` lies inside `words` (checked above),
     // borrowed for the call; an `AtomicU64` is an `UnsafeCell` over 8 plain
     // bytes, so reading them through a pointer derived from a shared
-    // reference is allowed; the loads are volatile because a peer may write
-    // them meanwhile (every byte value is valid); `out` is a distinct local
-    // buffer.
+    // reference is allowed. The caller's protocol guarantees that nobody in
+    // this process writes them meanwhile (a lossless ring: the publisher
+    // never writes a slot a paced subscriber has not passed), so there is
+    // no data race in the Rust model; the loads are volatile because a peer
+    // in another process that breaks the protocol could still write them,
+    // and then we copy out what is there (every byte value is valid),
+    // which the caller validates. `out` is a distinct local buffer.
     unsafe { volatile_copy_in(src, out) };
     true
 }
@@ -192,8 +196,10 @@ pub(crate) fn store_to_words(words: &[crate::primitive::AtomicU64], bytes: &[u8]
     let dst = words.as_ptr().cast::<u8>().cast_mut();
     // SAFETY: `dst..dst + bytes.len()` lies inside `words` (checked above);
     // writing through a shared reference is allowed because `AtomicU64` is
-    // an `UnsafeCell`; volatile, since other processes map these bytes;
-    // `bytes` is a distinct local buffer.
+    // an `UnsafeCell`; the caller's protocol guarantees nobody in this
+    // process reads or writes them meanwhile (the slot is the publisher's
+    // until it publishes it); volatile, since other processes map these
+    // bytes; `bytes` is a distinct local buffer.
     unsafe { volatile_copy_out(bytes, dst) };
     true
 }
@@ -515,6 +521,15 @@ impl<'a> ViewMut<'a> {
         self.region.len == 0
     }
 
+    /// The same bytes, for as long as `self` is borrowed: how a loan lends
+    /// its view without letting it out (through a `&mut ViewMut`, safe code
+    /// could swap two loans' views, and write a slot after its commit).
+    pub(crate) fn reborrow(&mut self) -> ViewMut<'_> {
+        ViewMut {
+            region: self.region,
+        }
+    }
+
     /// The same bytes, for reading back.
     pub fn as_view(&self) -> View<'_> {
         View {
@@ -553,6 +568,36 @@ impl<'a> ViewMut<'a> {
         unsafe { std::slice::from_raw_parts_mut(self.region.base.as_ptr(), self.region.len) }
     }
 }
+
+/// The writing methods of a loan type whose slot view is its field
+/// `view`: a loan derefs to its [`ViewMut`] for reading only, and lends it
+/// for writing through these, which cannot let the view escape the loan
+/// (no `DerefMut`: `std::mem::swap` of two loans' views would leave one
+/// loan's slot writable after its commit).
+macro_rules! loan_writes {
+    ($ty:ident) => {
+        impl $ty<'_> {
+            /// Copies `src` into the slot at `offset`; `false` (copying
+            /// nothing) if it does not fit.
+            pub fn write_at(&mut self, offset: usize, src: &[u8]) -> bool {
+                self.view.write_at(offset, src)
+            }
+
+            /// Copies the plain-data value into the slot at `offset` (any
+            /// alignment); `false` if it does not fit.
+            pub fn write_pod<T: bytemuck::Pod>(&mut self, offset: usize, value: &T) -> bool {
+                self.view.write_pod(offset, value)
+            }
+
+            /// The slot for writing, borrowed from the loan (for
+            /// [`ViewMut::as_mut_slice`]; it cannot outlive the loan).
+            pub fn view_mut(&mut self) -> $crate::region::ViewMut<'_> {
+                self.view.reborrow()
+            }
+        }
+    };
+}
+pub(crate) use loan_writes;
 
 /// A heap-backed region for unit tests and Miri: the production copy and
 /// slot paths run on it unchanged.

@@ -8,11 +8,11 @@
 //!
 //! ```text
 //!     0  Control     geometry (copied out and validated on open), publisher token, joins
-//!   128  TailLine    the publisher's next position
+//!   128  TailLine    the publisher's next position; the cursor it waits for (want)
 //!   256  Doorbell    subscribers sleep here when they have read everything
 //!   384  Doorbell    a lossless publisher sleeps here when the ring is full
 //!   512  SubSlot     x MAX_SUBSCRIBERS (128 bytes each): owner token, cursor
-//! 16896  slots       x capacity, `stride` words each: seq | len | data
+//! 16896  slots       x capacity, `stride` words each: seq | len | 6 reserved | data (64-byte aligned)
 //! ```
 //!
 //! No system call on the fast path: a publish is a copy, a few stores and a
@@ -20,7 +20,7 @@
 //! check of the slowest cursor), and the doorbell is rung (one futex wake)
 //! only when its sleepers bit says someone may sleep.
 
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::time::Duration;
 
 use crate::error::{
@@ -29,7 +29,7 @@ use crate::error::{
 use crate::layout::{Fingerprint, Kind};
 use crate::options::{self, How, Options};
 use crate::queue::broadcast::{
-    Control, Geometry, PubFail, PubState, Recv, Ring, SubSlot, SubState, TailLine,
+    Control, Geometry, Lent, PubFail, PubState, Recv, Ring, SubSlot, SubState, TailLine,
 };
 use crate::region::{Region, View, ViewMut};
 use crate::segment::{Location, Segment, SegmentOptions, Spec};
@@ -131,6 +131,11 @@ impl Topic {
         let ctl = payload
             .get::<Control>(CTL_OFFSET)
             .ok_or_else(|| bad("pubsub control line"))?;
+        if !ctl.has_format() {
+            return Err(bad(
+                "pubsub ring format (made by an earlier build of mapshare 0.2: re-create it)",
+            ));
+        }
         let g = Geometry::read(ctl).ok_or_else(|| bad("pubsub geometry"))?;
         if ring_in(payload, g).is_none() {
             return Err(bad("pubsub ring runs past the payload"));
@@ -174,6 +179,37 @@ impl Topic {
         }
     }
 
+    /// The sample of a successful [`Ring::try_lend`].
+    fn sample<'a>(
+        &'a self,
+        st: &'a mut SubState,
+        scratch: &'a [u8],
+        lent: Option<Lent>,
+    ) -> SubSample<'a> {
+        match lent {
+            Some(Lent::InPlace { pos, len }) => {
+                let view = self
+                    .seg
+                    .payload()
+                    .view(SLOTS_OFFSET + self.ring().data_offset(pos), len)
+                    .expect("slot inside the ring"); // len <= max_message, geometry checked
+                SubSample {
+                    view,
+                    hold: Some(Hold {
+                        topic: self,
+                        st,
+                        pos,
+                    }),
+                }
+            }
+            // Copied (or, never, nothing: an empty view).
+            _ => SubSample {
+                view: View::local(scratch),
+                hold: None,
+            },
+        }
+    }
+
     fn stats(&self) -> PubSubStats {
         let r = self.ring();
         let tail = r.tail();
@@ -205,7 +241,10 @@ impl Topic {
 /// Publishing never makes a system call unless a subscriber sleeps. With
 /// [`Policy::Lossless`] a publish waits while the slowest live subscriber
 /// is a full ring behind; a subscriber killed meanwhile is dropped within a
-/// few milliseconds. With [`Policy::OverwriteOldest`] it never waits.
+/// few milliseconds. A publisher that has to sleep for room waits for room
+/// for a quarter of the ring (one wake-up, then a batch of publishes
+/// without waiting), or at most 5 ms for room for one. With
+/// [`Policy::OverwriteOldest`] it never waits.
 ///
 /// Dropping the publisher gives the role up: waiting subscribers see
 /// [`RecvError::Disconnected`](crate::RecvError::Disconnected) once they have read everything, and a
@@ -306,9 +345,10 @@ impl Publisher {
                 .view_mut(off, max)
                 .expect("slot inside the ring") // geometry checked at attach
         } else {
-            stage.clear();
-            stage.resize(max, 0);
-            ViewMut::local(stage)
+            if stage.len() < max {
+                stage.resize(max, 0); // once: later loans reuse it as it is
+            }
+            ViewMut::local(&mut stage[..max])
         };
         Ok(PubLoan { topic, st, view })
     }
@@ -328,17 +368,12 @@ impl Publisher {
     /// # Errors
     /// `Fault(Truncated)` if a peer shrank the segment.
     pub fn loan(&mut self) -> Result<PubLoan<'_>, SendError<()>> {
-        // Two borrows of `self` cannot cross a loop that returns one of
-        // them, so wait for room first, then take the loan without waiting.
-        loop {
-            match self.loan_inner(Wait::FOREVER) {
-                Ok(_) => break,
-                Err(SendTimeoutError::Timeout(())) => {}
-                Err(_) => return Err(SendError::Fault((), Fault::Truncated)),
-            }
-        }
-        self.loan_inner(Wait::Try)
-            .map_err(|_| SendError::Fault((), Fault::Truncated))
+        // Without a deadline the wait for room ends only with room or a
+        // shrunk segment.
+        self.loan_inner(Wait::FOREVER).map_err(|e| match e {
+            SendTimeoutError::Fault((), f) => SendError::Fault((), f),
+            _ => SendError::Fault((), Fault::Contended), // never: no deadline
+        })
     }
 
     /// As [`Publisher::loan`], without waiting.
@@ -375,12 +410,22 @@ impl Publisher {
     /// As [`loan`](Self::loan).
     #[cfg(all(feature = "tokio", target_os = "linux", not(mapshare_loom)))]
     pub async fn loan_async(&mut self) -> Result<PubLoan<'_>, SendError<()>> {
-        let r = self.topic.ring();
-        r.wait_room_async(&mut self.st, &self.topic.seg, ASYNC_PEER_POLL)
-            .await
-            .map_err(|_| SendError::Fault((), Fault::Truncated))?;
-        self.loan_inner(Wait::Try)
-            .map_err(|_| SendError::Fault((), Fault::Truncated))
+        loop {
+            let r = self.topic.ring();
+            r.wait_room_async(&mut self.st, &self.topic.seg, ASYNC_PEER_POLL)
+                .await
+                .map_err(|_| SendError::Fault((), Fault::Truncated))?;
+            // Room can go again only if a subscriber rejoins behind us
+            // (its slot was freed by a peer breaking the protocol): wait
+            // again then. The check borrows nothing, so the loop may.
+            if r.wait_room(&mut self.st, &self.topic.seg, None).is_ok() {
+                break;
+            }
+        }
+        self.loan_inner(Wait::Try).map_err(|e| match e {
+            SendTimeoutError::Fault((), f) => SendError::Fault((), f),
+            _ => SendError::Fault((), Fault::Contended), // never: room was there just now
+        })
     }
 
     /// Live subscribers (asks the registry about each: a system call apiece).
@@ -582,34 +627,14 @@ impl Subscriber {
         let Subscriber { topic, st, scratch } = self;
         let topic: &Topic = topic;
         let r = topic.ring();
-        if topic.g.policy != Policy::Lossless || !r.lends() || !r.holds_slot(st) {
-            // A seqlock cannot lend (or, without our slot, nothing keeps
-            // the publisher off it): a validated copy, lent from our memory.
-            let got = r.recv(st, scratch, &topic.seg, strategy, PEER_POLL);
-            if got != Recv::Message {
-                scratch.clear();
-            }
-            topic.outcome(got, scratch.len())?;
-            return Ok(SubSample {
-                view: View::local(scratch),
-                hold: None,
-            });
-        }
         let mut lent = None;
+        // The ring lends in place where it can (lossless, paced), else
+        // copies into our scratch buffer (a seqlock cannot lend).
         let got = r.recv_with(st, &topic.seg, strategy, PEER_POLL, |r, st| {
-            r.try_lend(st, &mut lent)
+            r.try_lend(st, &mut lent, scratch)
         });
         topic.outcome(got, 0)?;
-        let (pos, len) = lent.expect("a message was lent"); // set with Recv::Message
-        let view = topic
-            .seg
-            .payload()
-            .view(SLOTS_OFFSET + r.data_offset(pos), len)
-            .expect("slot inside the ring"); // len <= max_message, geometry checked
-        Ok(SubSample {
-            view,
-            hold: Some(Hold { topic, st, pos }),
-        })
+        Ok(topic.sample(st, scratch, lent))
     }
 
     recv_forms!(
@@ -641,40 +666,14 @@ impl Subscriber {
         let Subscriber { topic, st, scratch } = self;
         let topic: &Topic = topic;
         let r = topic.ring();
-        if topic.g.policy != Policy::Lossless || !r.lends() || !r.holds_slot(st) {
-            let got = r
-                .recv_async(st, &topic.seg, ASYNC_PEER_POLL, |r, st| {
-                    r.try_recv(st, scratch)
-                })
-                .await;
-            if got != Recv::Message {
-                scratch.clear();
-            }
-            topic
-                .outcome(got, scratch.len())
-                .map_err(crate::wait::recv_blocking)?;
-            return Ok(SubSample {
-                view: View::local(scratch),
-                hold: None,
-            });
-        }
         let mut lent = None;
         let got = r
             .recv_async(st, &topic.seg, ASYNC_PEER_POLL, |r, st| {
-                r.try_lend(st, &mut lent)
+                r.try_lend(st, &mut lent, scratch)
             })
             .await;
         topic.outcome(got, 0).map_err(crate::wait::recv_blocking)?;
-        let (pos, len) = lent.expect("a message was lent"); // set with Recv::Message
-        let view = topic
-            .seg
-            .payload()
-            .view(SLOTS_OFFSET + r.data_offset(pos), len)
-            .expect("slot inside the ring"); // len <= max_message, geometry checked
-        Ok(SubSample {
-            view,
-            hold: Some(Hold { topic, st, pos }),
-        })
+        Ok(topic.sample(st, scratch, lent))
     }
 
     /// Messages published that this subscriber has not read yet (more than
@@ -728,9 +727,20 @@ impl Drop for Subscriber {
     }
 }
 
-/// A slot lent by [`Publisher::loan`]: write the message through the
-/// [`ViewMut`] it derefs to, then [`PubLoan::commit`] it. Dropped without a
-/// commit, nothing is published (subscribers never see the slot).
+/// A slot lent by [`Publisher::loan`]: write the message with
+/// [`write_at`](Self::write_at), [`write_pod`](Self::write_pod) or through
+/// [`view_mut`](Self::view_mut), then [`PubLoan::commit`] it. It derefs to
+/// its [`ViewMut`] for reading back only: the view cannot leave the loan
+/// to be written after the commit.
+/// Dropped without a commit, nothing is published (subscribers never see
+/// the slot).
+///
+/// ```compile_fail
+/// # fn f(a: &mut mapshare::Publisher, b: &mut mapshare::Publisher) {
+/// let (mut x, mut y) = (a.try_loan().unwrap(), b.try_loan().unwrap());
+/// std::mem::swap(&mut *x, &mut *y); // error: no `DerefMut`
+/// # }
+/// ```
 #[derive(Debug)]
 #[must_use = "nothing is published until the loan is committed"]
 pub struct PubLoan<'a> {
@@ -746,11 +756,7 @@ impl<'a> Deref for PubLoan<'a> {
     }
 }
 
-impl DerefMut for PubLoan<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.view
-    }
-}
+crate::region::loan_writes!(PubLoan);
 
 impl PubLoan<'_> {
     /// Publishes the first `len` bytes of the slot (clamped to its length)

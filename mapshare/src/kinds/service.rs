@@ -1001,9 +1001,11 @@ impl Drop for Server {
     }
 }
 
-/// A response slot lent by [`Server::loan_response_timeout`]: derefs to a
-/// [`ViewMut`] over the whole slot; [`commit`](Self::commit) sends the
-/// first `len` bytes; dropped uncommitted, nothing is sent.
+/// A response slot lent by [`Server::loan_response_timeout`]: write it with
+/// [`write_at`](Self::write_at), [`write_pod`](Self::write_pod) or through
+/// [`view_mut`](Self::view_mut) (it derefs to a [`ViewMut`] over the whole
+/// slot for reading back only); [`commit`](Self::commit) sends the first
+/// `len` bytes; dropped uncommitted, nothing is sent.
 #[derive(Debug)]
 #[must_use = "nothing is sent unless the loan is committed"]
 pub struct ResponseLoan<'a> {
@@ -1021,11 +1023,7 @@ impl<'a> std::ops::Deref for ResponseLoan<'a> {
     }
 }
 
-impl std::ops::DerefMut for ResponseLoan<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.view
-    }
-}
+crate::region::loan_writes!(ResponseLoan);
 
 impl ResponseLoan<'_> {
     /// Sends the first `len` bytes of the slot (at most its size) as the
@@ -1664,10 +1662,12 @@ impl Drop for Client {
     }
 }
 
-/// A request slot lent by [`Client::loan_request_timeout`]: derefs to a
-/// [`ViewMut`] over the whole slot; [`commit`](Self::commit) sends the
-/// first `len` bytes and returns the request's id; dropped uncommitted,
-/// nothing is sent.
+/// A request slot lent by [`Client::loan_request_timeout`]: write it with
+/// [`write_at`](Self::write_at), [`write_pod`](Self::write_pod) or through
+/// [`view_mut`](Self::view_mut) (it derefs to a [`ViewMut`] over the whole
+/// slot for reading back only); [`commit`](Self::commit) sends the first
+/// `len` bytes and returns the request's id; dropped uncommitted, nothing
+/// is sent.
 #[derive(Debug)]
 #[must_use = "nothing is sent unless the loan is committed"]
 pub struct RequestLoan<'a> {
@@ -1713,11 +1713,7 @@ impl<'a> std::ops::Deref for RequestLoan<'a> {
     }
 }
 
-impl std::ops::DerefMut for RequestLoan<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.view
-    }
-}
+crate::region::loan_writes!(RequestLoan);
 
 impl RequestLoan<'_> {
     /// Sends the first `len` bytes of the slot (at most its size) as a

@@ -51,7 +51,7 @@ impl Link for Channels<'_> {
             .tx
             .loan_deadline(deadline)
             .map_err(|e| anyhow!("loan: {e}"))?;
-        fill(&mut loan)?;
+        fill(&mut loan.view_mut())?;
         loan.commit(len);
         Ok(())
     }
@@ -99,7 +99,7 @@ impl Link for Topics<'_> {
             .tx
             .loan_deadline(deadline)
             .map_err(|e| anyhow!("loan: {e}"))?;
-        fill(&mut loan)?;
+        fill(&mut loan.view_mut())?;
         loan.commit(len);
         Ok(())
     }

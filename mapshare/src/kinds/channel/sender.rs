@@ -1,6 +1,6 @@
 //! [`Sender`] and its zero-copy [`Loan`].
 
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::time::Instant;
 
 use super::{
@@ -330,9 +330,20 @@ impl Drop for Sender {
     }
 }
 
-/// A slot loaned by [`Sender::loan`]: write the message in place through
-/// its [`ViewMut`] (it derefs to one), then [`Loan::commit`] it. Dropped
-/// without a commit, nothing is sent.
+/// A slot loaned by [`Sender::loan`]: write the message in place with
+/// [`write_at`](Self::write_at), [`write_pod`](Self::write_pod) or through
+/// [`view_mut`](Self::view_mut), then [`Loan::commit`] it. It derefs to its
+/// [`ViewMut`] for reading back only, so the view cannot leave the loan to
+/// be written after the commit:
+///
+/// ```compile_fail
+/// # fn f(a: &mut mapshare::Sender, b: &mut mapshare::Sender) {
+/// let (mut x, mut y) = (a.try_loan().unwrap(), b.try_loan().unwrap());
+/// std::mem::swap(&mut *x, &mut *y); // error: no `DerefMut`
+/// # }
+/// ```
+///
+/// Dropped without a commit, nothing is sent.
 #[derive(Debug)]
 #[must_use = "nothing is sent until the loan is committed"]
 pub struct Loan<'a> {
@@ -349,11 +360,7 @@ impl<'a> Deref for Loan<'a> {
     }
 }
 
-impl DerefMut for Loan<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.view
-    }
-}
+crate::region::loan_writes!(Loan);
 
 impl Loan<'_> {
     /// Publishes the first `len` bytes of the slot (clamped to its length).

@@ -10,16 +10,18 @@
 //!
 //! | struct / word | writer | readers |
 //! |---|---|---|
-//! | [`Control`] geometry | the creator, once | openers copy it out and validate it, once |
+//! | [`Control`] geometry, `format` | the creator, once | openers copy it out and validate it, once |
 //! | [`Control`] `publisher` | a publisher claiming (CAS) or leaving the role | subscribers (disconnection), would-be publishers |
 //! | [`Control`] `joins`, `high` | joining subscribers | the publisher (lossless pacing) |
 //! | [`TailLine`] `tail` | the publisher, after each message | subscribers |
+//! | [`TailLine`] `want` | a lossless publisher, before it sleeps for room | subscribers, after each advance |
 //! | [`SubSlot`] `owner` | its subscriber (claim, leave); the publisher (freeing a dead one, CAS) | the publisher |
 //! | [`SubSlot`] `cursor` | its subscriber, after each message | the publisher (lossless pacing), `info` |
 //! | message slots | the publisher | subscribers |
 //!
 //! The message slot of position `p` is `stride` words at index
-//! `p & (capacity - 1)`: `seq`, `len`, then the data. Its `seq` word:
+//! `p & (capacity - 1)`: `seq`, `len`, six reserved words, then the data
+//! on their own 64-byte lines. Its `seq` word:
 //!
 //! | `seq` | meaning |
 //! |---|---|
@@ -33,10 +35,23 @@
 //! the odd marker, fences with Release, writes, and stores the even value
 //! with Release; a subscriber loads `seq` with Acquire, copies `len` and the
 //! data out, fences with Acquire and loads `seq` again. If it changed, the
-//! copy may be torn and is thrown away. Data move through relaxed
-//! `AtomicU64` words ([`store_bytes`], [`load_bytes`]), so this race is
-//! defined behaviour in Rust's memory model (and clean under TSan, miri and
-//! loom), not only in practice.
+//! copy may be torn and is thrown away. On an overwrite-oldest ring, where
+//! a lapped subscriber's copy races the publisher by design, data move
+//! through relaxed `AtomicU64` words ([`store_bytes`], [`load_bytes`]), so
+//! this race is defined behaviour in Rust's memory model (and clean under
+//! TSan, miri and loom), not only in practice. On a lossless ring nothing
+//! races the copy while every process follows the protocol (the publisher
+//! never writes a slot a live, paced subscriber has not passed), so data
+//! move by the bulk volatile copy of `region` (32-byte loads), and a
+//! subscriber may even lend a slot in place ([`Ring::try_lend`]); the
+//! `seq` re-check stays, against peers that break the protocol.
+//!
+//! A lossless publisher that must sleep for room publishes in `want` the
+//! cursor the slowest subscriber must reach for room for a quarter of the
+//! ring; only the subscriber advance that crosses it rings the room bell
+//! (Dekker between the cursor store and the `want` load), and each sleep
+//! slice (5 ms) ends with room for one message taken if the batch has not
+//! come.
 //!
 //! Two policies:
 //! - **Lossless**: before writing position `p` the publisher checks that no
@@ -151,6 +166,7 @@ impl Policy {
 /// | `publishers` | a publisher, once it holds the role (`fetch_add`) | any value; only changes matter |
 /// | `joins` | joining subscribers (`fetch_add`) | any value; only changes matter |
 /// | `high` | joining subscribers (`fetch_max`) | slots ever claimed + 1; clamped on read |
+/// | `format` | creator | [`RING_FORMAT`]: the slot layout and the protocol words in use |
 #[repr(C, align(128))]
 #[derive(Debug)]
 pub(crate) struct Control {
@@ -162,8 +178,14 @@ pub(crate) struct Control {
     joins: AtomicU64,
     high: AtomicU32,
     publishers: AtomicU32,
-    _pad: [u64; 10],
+    format: AtomicU64,
+    _pad: [u64; 9],
 }
+
+/// The ring's format word: 2 for slots with a 64-byte header line and the
+/// tail line's `want` word. A ring made before them has 0 there (padding)
+/// and is refused, never misread.
+pub(crate) const RING_FORMAT: u64 = 2;
 
 #[cfg(not(mapshare_loom))] // loom atomics are larger
 const _: () = assert!(std::mem::size_of::<Control>() == 128);
@@ -214,6 +236,11 @@ impl Control {
     pub(crate) fn publisher_token(&self) -> u32 {
         self.publisher.load(Ordering::Relaxed)
     }
+
+    /// Whether the format word is this build's [`RING_FORMAT`].
+    pub(crate) fn has_format(&self) -> bool {
+        self.format.load(Ordering::Relaxed) == RING_FORMAT
+    }
 }
 
 #[cfg(test)]
@@ -228,7 +255,8 @@ impl Control {
             joins: AtomicU64::new(0),
             high: AtomicU32::new(0),
             publishers: AtomicU32::new(0),
-            _pad: [0; 10],
+            format: AtomicU64::new(0),
+            _pad: [0; 9],
         }
     }
 }
@@ -310,8 +338,12 @@ impl Geometry {
     }
 
     /// Copies the geometry out of a control line and validates it: the
-    /// stored values must be exactly what [`Geometry::new`] derives.
+    /// format word must be [`RING_FORMAT`] and the stored values exactly
+    /// what [`Geometry::new`] derives.
     pub(crate) fn read(ctl: &Control) -> Option<Geometry> {
+        if ctl.format.load(Ordering::Relaxed) != RING_FORMAT {
+            return None;
+        }
         let capacity = ctl.capacity.load(Ordering::Relaxed);
         let max_message = ctl.max_message.load(Ordering::Relaxed);
         let policy = Policy::from_word(ctl.policy.load(Ordering::Relaxed))?;
@@ -431,6 +463,9 @@ pub(crate) struct SubState {
     token: u32,
     /// Our slot, or `None` if we lost it (see [`Ring::try_recv`]).
     slot: Option<usize>,
+    /// Whether our last join (or rejoin) held, so the publisher paces us
+    /// and we may lend slots in place.
+    lendable: bool,
     cursor: u64,
     /// The publisher token last asked about, the answer, and when.
     pub_seen: u32,
@@ -488,6 +523,15 @@ enum SlotRead {
     BadLen(u64),
 }
 
+/// How [`Ring::try_lend`] delivered a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lent {
+    /// In its slot: `len` bytes of the slot of `pos`, until consumed.
+    InPlace { pos: u64, len: usize },
+    /// Copied into the caller's buffer (the ring cannot lend).
+    Copied,
+}
+
 /// What the shared part of a receive attempt found: a good slot at a
 /// position, or the outcome to return.
 enum Took {
@@ -538,6 +582,7 @@ impl<'a> Ring<'a> {
             .store(g.max_message as u64, Ordering::Relaxed);
         self.ctl.base.store(g.base, Ordering::Relaxed);
         self.ctl.policy.store(g.policy.to_word(), Ordering::Relaxed);
+        self.ctl.format.store(RING_FORMAT, Ordering::Relaxed);
         self.ctl.publisher.store(0, Ordering::Relaxed);
         self.ctl.joins.store(0, Ordering::Relaxed);
         self.ctl.high.store(0, Ordering::Relaxed);

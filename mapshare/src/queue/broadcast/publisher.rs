@@ -168,8 +168,14 @@ impl<'a> Ring<'a> {
         if msg.len() > self.g.max_message {
             return Err(PubFail::TooLarge);
         }
-        self.wait_room_async(st, peers, poll).await?;
-        self.publish(st, msg, peers, None)
+        loop {
+            self.wait_room_async(st, peers, poll).await?;
+            match self.publish(st, msg, peers, None) {
+                // Room went again (a subscriber rejoined behind us): wait.
+                Err(PubFail::Full) => {}
+                done => return done,
+            }
+        }
     }
 
     /// The async form of [`wait_room`](Self::wait_room) without a deadline.
@@ -247,10 +253,13 @@ impl<'a> Ring<'a> {
             }
             WaitStrategy::Block => {}
         }
-        // Sleep phase: for room for a batch. Slices of LIVENESS_POLL:
-        // nobody rings the bell when a subscriber dies, so each slice ends
-        // with a look at whether the one we wait for is still alive (in
-        // `has_room`).
+        // Sleep phase: for room for a batch, woken by the subscriber whose
+        // advance makes it. Slices of LIVENESS_POLL: nobody rings the bell
+        // when a subscriber dies, so each slice ends with a look at whether
+        // the one we wait for is still alive (in `has_room`), and with room
+        // for one message taken if the batch has not come (a slow
+        // subscriber then costs a publish at most one slice, not a quarter
+        // of the ring).
         loop {
             let ahead = self.want_room(st);
             if self.room_bell.wait_until(
@@ -267,13 +276,12 @@ impl<'a> Ring<'a> {
             if !peers.intact() {
                 return Err(PubFail::Truncated);
             }
+            // Room for one, though not for the batch, is room.
+            if self.has_room(st, peers, 0) {
+                return Ok(());
+            }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                // Room for one, though not for the batch, is room.
-                return if self.has_room(st, peers, 0) {
-                    Ok(())
-                } else {
-                    Err(PubFail::Full)
-                };
+                return Err(PubFail::Full);
             }
         }
     }

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    is_negative, published, Policy, Recv, Ring, SlotRead, SubState, SubView, Took, JOIN_ATTEMPTS,
-    MAX_SUBSCRIBERS,
+    is_negative, published, Lent, Policy, Recv, Ring, SlotRead, SubState, SubView, Took,
+    JOIN_ATTEMPTS, MAX_SUBSCRIBERS,
 };
 use crate::primitive::{fence, Ordering};
 use crate::sync::doorbell::{Doorbell, WaitStrategy};
@@ -42,12 +42,18 @@ impl<'a> Ring<'a> {
 
     /// Announces a cursor in our slot (module doc, "Joining"). With
     /// `from_tail = Some(h)`, the cursor is `h` messages before the current
-    /// tail (a new subscriber; `h` is clamped to what the ring holds);
-    /// otherwise `cursor` is kept (a subscriber that lost its slot).
-    fn announce(&self, i: usize, cursor: u64, from_tail: Option<u64>) -> u64 {
+    /// tail (a new subscriber; `h` is clamped to what the ring holds, and
+    /// halved at each retry after the second, so that a publisher racing
+    /// ahead cannot make every attempt fail); otherwise `cursor` is kept (a subscriber that
+    /// lost its slot). Returns the cursor and whether the join *holds*: the
+    /// re-read of `tail` was less than a ring past it, so a lossless
+    /// publisher sees the cursor before it rewrites that position (only
+    /// then may the subscriber lend slots in place).
+    fn announce(&self, i: usize, cursor: u64, from_tail: Option<u64>) -> (u64, bool) {
         let Some(s) = self.subs.get(i) else {
-            return cursor;
+            return (cursor, false);
         };
+        let lossless = self.g.policy == Policy::Lossless;
         // The oldest slot may be the one the publisher is rewriting (it may
         // be writing position `tail`), so at most capacity - 1 back; and
         // never before the first message.
@@ -61,7 +67,8 @@ impl<'a> Ring<'a> {
             }
             None => cursor,
         };
-        for _ in 0..JOIN_ATTEMPTS {
+        let mut holds = false;
+        for attempt in 1..=JOIN_ATTEMPTS {
             // SYNC(cursor): pairs with the publisher's load in `scan`.
             s.cursor.store(c, Ordering::SeqCst);
             // SYNC(join): made visible to the publisher's `joins` load in
@@ -72,15 +79,24 @@ impl<'a> Ring<'a> {
             // less than a ring past our cursor, the publisher sees our
             // cursor before it rewrites that position.
             let t = self.tail.tail.fetch_add(0, Ordering::SeqCst);
-            let Some(h) = from_tail else { break };
-            if t.wrapping_sub(c) < self.g.cap() {
+            holds = t.wrapping_sub(c) < self.g.cap();
+            // An overwrite-oldest publisher never waits for us: nothing to
+            // make hold (a lap shows as `Lagged`).
+            let Some(h) = from_tail.filter(|_| lossless) else {
+                break;
+            };
+            if holds {
                 break;
             }
+            // Retry with the whole history twice, then halve it (from what
+            // the ring holds, not from what was asked) at each attempt: a
+            // publisher racing ahead cannot make every attempt fail.
+            let h = h.min(self.g.cap() - 1) >> attempt.saturating_sub(2).min(63);
             c = t.wrapping_sub(back(t, h));
         }
         // A publisher may be asleep, blocked on the stale cursor we found.
         self.room_bell.ring();
-        c
+        (c, holds)
     }
 
     /// Joins as a subscriber, starting `history` messages before the
@@ -94,7 +110,7 @@ impl<'a> Ring<'a> {
             s.pid.store(pid, Ordering::Relaxed);
             s.missed.store(0, Ordering::Relaxed);
         }
-        let cursor = self.announce(i, 0, Some(history));
+        let (cursor, holds) = self.announce(i, 0, Some(history));
         // Count first, then the holder: a publisher that claims in between
         // shows in one or the other (it counts itself after its claim).
         let publishers_at_join = self.ctl.publishers.load(Ordering::Acquire);
@@ -102,6 +118,7 @@ impl<'a> Ring<'a> {
         Some(SubState {
             token,
             slot: Some(i),
+            lendable: holds,
             cursor,
             pub_seen: p,
             pub_alive: p != 0 && peers.is_alive(p),
@@ -170,7 +187,7 @@ impl<'a> Ring<'a> {
     fn rejoin(&self, st: &mut SubState) {
         if let Some(i) = self.claim_slot(st.token, None) {
             st.slot = Some(i);
-            self.announce(i, st.cursor, None);
+            st.lendable = self.announce(i, st.cursor, None).1;
         }
     }
 
@@ -232,19 +249,36 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// One attempt to lend the next message in place, without waiting
-    /// (lossless rings only, with our slot held: the publisher then never
-    /// rewrites the slot until [`Ring::consume`] moves our cursor past it).
-    /// [`Recv::Message`] leaves `(position, length)` in `out`; the cursor
-    /// stays, so the publisher keeps off the slot.
-    pub(crate) fn try_lend(&self, st: &mut SubState, out: &mut Option<(u64, usize)>) -> Recv {
-        debug_assert!(self.g.policy == Policy::Lossless && st.slot.is_some());
+    /// One attempt to lend the next message in place, without waiting.
+    /// Only a lossless ring whose publisher paces us (our slot held, our
+    /// join or rejoin held) lends: the publisher then never rewrites the
+    /// slot until [`Ring::consume`] moves our cursor past it, and
+    /// [`Recv::Message`] leaves [`Lent::InPlace`] in `out` with the cursor
+    /// where it is. Otherwise the message is copied into `scratch`
+    /// (validated, as [`Ring::try_recv`] does) and `out` says
+    /// [`Lent::Copied`].
+    pub(crate) fn try_lend(
+        &self,
+        st: &mut SubState,
+        out: &mut Option<Lent>,
+        scratch: &mut Vec<u8>,
+    ) -> Recv {
+        if self.g.policy != Policy::Lossless || st.slot.is_none() || !st.lendable {
+            let got = self.try_recv(st, scratch);
+            if got == Recv::Message {
+                *out = Some(Lent::Copied);
+            }
+            return got;
+        }
         match self.try_take(st, |pos| self.check_slot(pos)) {
             Took::Read(pos) => {
                 let len = self
                     .slot(pos)
                     .map_or(0, |(_, len, _)| len.load(Ordering::Relaxed) as usize);
-                *out = Some((pos, len.min(self.g.max_message)));
+                *out = Some(Lent::InPlace {
+                    pos,
+                    len: len.min(self.g.max_message),
+                });
                 Recv::Message
             }
             Took::Done(r) => r,
@@ -254,12 +288,6 @@ impl<'a> Ring<'a> {
     /// Ends a loan of [`Ring::try_lend`]: moves our cursor past `pos`.
     pub(crate) fn consume(&self, st: &mut SubState, pos: u64) {
         self.advance(st, pos.wrapping_add(1));
-    }
-
-    /// Whether we hold a subscriber slot (a lossless publisher waits for
-    /// our cursor). Only a peer breaking the protocol can take it away.
-    pub(crate) fn holds_slot(&self, st: &SubState) -> bool {
-        st.slot.is_some()
     }
 
     /// The shared part of a receive attempt: finds the next position and
