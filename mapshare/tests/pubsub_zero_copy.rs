@@ -251,6 +251,11 @@ fn history_gives_a_late_joiner_in_another_process_the_last_messages() {
             std::fs::remove_file(dir.join(&format!("joined-{role}"))).unwrap();
             kids.push(kid);
         }
+        // An overwrite-oldest publisher never waits: let the joiners read
+        // their history first, or the 50 below would lap the one 63 back.
+        while publisher.stats().subscribers.iter().any(|s| s.behind > 0) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         for seq in 100..150 {
             make_message(seq, 500, &mut buf);
             publisher.publish(&buf).unwrap();
