@@ -310,6 +310,12 @@ typedef struct mapshare_options_t {
    * Channels only.
    */
   size_t senders;
+  /**
+   * Late joining: a subscriber starts with up to this many messages
+   * published before it joined that the ring still holds (at most its
+   * capacity - 1); 0 (default): only later ones. Subscribers only.
+   */
+  size_t history;
 } mapshare_options_t;
 
 /**

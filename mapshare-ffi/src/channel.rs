@@ -34,6 +34,7 @@ const ACCEPTS: Accepts = Accepts {
     senders: true,
     policy: false,
     manual_reset: false,
+    history: false,
 };
 
 fn make_tx(p: &Parsed, name: &str, how: How) -> Result<mapshare_sender_t> {

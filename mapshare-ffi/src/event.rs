@@ -22,6 +22,7 @@ const ACCEPTS: Accepts = Accepts {
     max_message: false,
     senders: false,
     policy: false,
+    history: false,
 };
 
 fn make(p: &Parsed, name: &str, how: How) -> Result<mapshare_event_t> {

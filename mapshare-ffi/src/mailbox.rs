@@ -27,6 +27,7 @@ const ACCEPTS: Accepts = Accepts {
     senders: false,
     policy: false,
     manual_reset: false,
+    history: false,
 };
 
 fn make(p: &Parsed, name: &str, how: How) -> Result<mapshare_mailbox_t> {

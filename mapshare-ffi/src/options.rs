@@ -59,6 +59,10 @@ pub struct mapshare_options_t {
     /// How many senders may be attached at once (1 to 64); 0: the default.
     /// Channels only.
     pub senders: usize,
+    /// Late joining: a subscriber starts with up to this many messages
+    /// published before it joined that the ring still holds (at most its
+    /// capacity - 1); 0 (default): only later ones. Subscribers only.
+    pub history: usize,
 }
 
 impl Default for mapshare_options_t {
@@ -74,6 +78,7 @@ impl Default for mapshare_options_t {
             capacity: 0,
             max_message: 0,
             senders: 0,
+            history: 0,
         }
     }
 }
@@ -97,6 +102,7 @@ pub(crate) struct Accepts {
     pub(crate) senders: bool,
     pub(crate) policy: bool,
     pub(crate) manual_reset: bool,
+    pub(crate) history: bool,
 }
 
 /// The C options, read and checked once.
@@ -137,6 +143,9 @@ pub(crate) unsafe fn parse(
     }
     if o.manual_reset && !accepts.manual_reset {
         return refuse("manual_reset");
+    }
+    if o.history != 0 && !accepts.history {
+        return refuse("history");
     }
     if o.policy > MAPSHARE_POLICY_OVERWRITE_OLDEST {
         return Err(Error::invalid(format!("unknown policy {}", o.policy)));
@@ -208,6 +217,13 @@ impl Parsed {
         } else {
             Policy::Lossless
         })
+    }
+
+    pub(crate) fn history(
+        &self,
+        b: Options<mapshare::Subscriber>,
+    ) -> Options<mapshare::Subscriber> {
+        b.history(self.o.history)
     }
 
     pub(crate) fn manual_reset(&self) -> bool {

@@ -43,6 +43,7 @@ const ACCEPTS: Accepts = Accepts {
     policy: true,
     senders: false,
     manual_reset: false,
+    history: false,
 };
 
 fn make_pub(p: &Parsed, name: &str, how: How) -> Result<mapshare_publisher_t> {
@@ -52,8 +53,14 @@ fn make_pub(p: &Parsed, name: &str, how: How) -> Result<mapshare_publisher_t> {
     })
 }
 
+/// A subscriber also takes `history`.
+const SUB_ACCEPTS: Accepts = Accepts {
+    history: true,
+    ..ACCEPTS
+};
+
 fn make_sub(p: &Parsed, name: &str, how: How) -> Result<mapshare_subscriber_t> {
-    let b = p.policy(p.max_message(p.capacity(p.base::<Subscriber>(name))));
+    let b = p.history(p.policy(p.max_message(p.capacity(p.base::<Subscriber>(name)))));
     Ok(mapshare_subscriber_t {
         s: StdMutex::new(SubState {
             sub: crate::options::attach(&b, how)?,
@@ -213,7 +220,7 @@ pub unsafe extern "C" fn mapshare_subscriber_open_or_create(
             opts,
             out,
             "subscriber",
-            ACCEPTS,
+            SUB_ACCEPTS,
             How::OpenOrCreate,
             make_sub,
         )
@@ -237,7 +244,7 @@ pub unsafe extern "C" fn mapshare_subscriber_create(
             opts,
             out,
             "subscriber",
-            ACCEPTS,
+            SUB_ACCEPTS,
             How::Create,
             make_sub,
         )
@@ -255,7 +262,17 @@ pub unsafe extern "C" fn mapshare_subscriber_open(
     out: *mut *mut mapshare_subscriber_t,
 ) -> mapshare_status {
     // SAFETY: the caller's promises are this function's.
-    unsafe { construct(name, opts, out, "subscriber", ACCEPTS, How::Open, make_sub) }
+    unsafe {
+        construct(
+            name,
+            opts,
+            out,
+            "subscriber",
+            SUB_ACCEPTS,
+            How::Open,
+            make_sub,
+        )
+    }
 }
 
 /// Takes the next message into `buf` (`cap` bytes) and writes its length

@@ -58,6 +58,7 @@ const ACCEPTS: Accepts = Accepts {
     senders: false,
     policy: false,
     manual_reset: false,
+    history: false,
 };
 
 /// The body of every constructor of a runtime-layout kind `K`: the

@@ -149,6 +149,19 @@ static void test_pubsub(void) {
     CHECK_OK(mapshare_subscriber_recv(s, &c, 1, &len, NULL, 0));
     CHECK(c == 'a');
     CHECK_OK(mapshare_publisher_publish(p, "c", 1, MAPSHARE_FOREVER));
+    /* A late joiner with history: up to capacity - 1 (here 1) earlier ones. */
+    mapshare_subscriber_t *late = NULL;
+    mapshare_options_t h;
+    mapshare_options_init(&h);
+    h.history = 5;
+    CHECK_OK(mapshare_subscriber_open(n2, &h, &late));
+    CHECK_OK(mapshare_subscriber_recv(late, &c, 1, &len, NULL, 0));
+    CHECK(c == 'c');
+    CHECK_ST(mapshare_subscriber_recv(late, &c, 1, &len, NULL, 0), MAPSHARE_EMPTY);
+    mapshare_subscriber_close(late);
+    /* A publisher has no use for history: refused. */
+    mapshare_publisher_t *p3 = NULL;
+    CHECK_ST(mapshare_publisher_open(n2, &h, &p3), MAPSHARE_INVALID_ARGUMENT);
     mapshare_publisher_close(p);
     mapshare_subscriber_close(s);
     CHECK(!segment_exists(n) && !segment_exists(n2));
