@@ -397,7 +397,18 @@ impl<'a> Ring<'a> {
     /// first waits for its publisher, as a channel's receiver waits for its
     /// first sender). Asks the registry (a system call) at most once per
     /// `poll` for the same publisher.
-    fn publisher_gone(&self, st: &mut SubState, peers: &dyn Liveness, poll: Duration) -> bool {
+    ///
+    /// Without `ask` the registry is asked only about a publisher not seen
+    /// before (no clock read): the look a receive takes before its first
+    /// wait, on the fast path of a ping-pong; the waits end in slices of
+    /// `poll`, after which the full look is taken.
+    fn publisher_gone(
+        &self,
+        st: &mut SubState,
+        peers: &dyn Liveness,
+        poll: Duration,
+        ask: bool,
+    ) -> bool {
         let p = self.publisher();
         let came = |st: &SubState| {
             st.pub_at_join || self.ctl.publishers.load(Ordering::Acquire) != st.publishers_at_join
@@ -405,7 +416,7 @@ impl<'a> Ring<'a> {
         if p == 0 {
             return came(st);
         }
-        let due = p != st.pub_seen || st.pub_checked.is_none_or(|t| t.elapsed() >= poll);
+        let due = p != st.pub_seen || (ask && st.pub_checked.is_none_or(|t| t.elapsed() >= poll));
         if due {
             st.pub_seen = p;
             st.pub_alive = peers.is_alive(p);
@@ -438,12 +449,15 @@ impl<'a> Ring<'a> {
         peer_poll: Duration,
         mut attempt: impl FnMut(&Self, &mut SubState) -> Recv,
     ) -> Recv {
+        // The registry is asked (and the clock read) only once a wait has
+        // ended without a message, or when there is no waiting.
+        let mut ask = wait.is_none();
         loop {
             match attempt(self, st) {
                 Recv::Empty => {}
                 other => return other,
             }
-            if self.publisher_gone(st, peers, peer_poll) {
+            if self.publisher_gone(st, peers, peer_poll, ask) {
                 // Gone: deliver what it published before it went.
                 return match attempt(self, st) {
                     Recv::Empty => Recv::Disconnected,
@@ -453,6 +467,10 @@ impl<'a> Ring<'a> {
             let Some((strategy, deadline)) = wait else {
                 return Recv::Empty;
             };
+            // At the deadline, after the full look at the publisher.
+            if ask && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Recv::Empty;
+            }
             // Sleep in slices of `peer_poll`, to notice a killed publisher.
             let (cursor, p) = (st.cursor, st.pub_seen);
             let ready = self.data_bell.wait_until(
@@ -465,9 +483,9 @@ impl<'a> Ring<'a> {
             if !ready && !peers.intact() {
                 return Recv::Truncated;
             }
-            if !ready && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Recv::Empty;
-            }
+            // A wait that ended without a message (a slice, the deadline)
+            // is followed by the full look.
+            ask |= !ready;
         }
     }
 
@@ -481,12 +499,13 @@ impl<'a> Ring<'a> {
         peer_poll: Duration,
         mut attempt: impl FnMut(&Self, &mut SubState) -> Recv,
     ) -> Recv {
+        let mut ask = false;
         loop {
             match attempt(self, st) {
                 Recv::Empty => {}
                 other => return other,
             }
-            if self.publisher_gone(st, peers, peer_poll) {
+            if self.publisher_gone(st, peers, peer_poll, ask) {
                 return match attempt(self, st) {
                     Recv::Empty => Recv::Disconnected,
                     other => other,
@@ -502,6 +521,7 @@ impl<'a> Ring<'a> {
             if !ready && !peers.intact() {
                 return Recv::Truncated;
             }
+            ask = true;
         }
     }
 
