@@ -416,6 +416,10 @@ fn describe(info: &SegmentInfo, h: &Header, queue: Option<Queue>) -> Info {
 /// The segment's name (`None` for a file) and the path of its file.
 fn names(location: &Location) -> (Option<String>, String) {
     match location {
+        Location::Shm(n) if cfg!(windows) => (
+            Some(n.to_string()),
+            format!(r"%LOCALAPPDATA%\mapshare\mapshare.{n}"),
+        ),
         Location::Shm(n) => (Some(n.to_string()), format!("/dev/shm/mapshare.{n}")),
         Location::File(p) => (None, p.display().to_string()),
     }

@@ -56,9 +56,26 @@ pub(crate) fn unique_name(test: &str) -> String {
     format!("t-{}-{}-{}", std::process::id(), test, next())
 }
 
-/// `/dev/shm/mapshare.<name>`.
+/// The directory of RAM-backed segments: `/dev/shm`, or on Windows
+/// `%LOCALAPPDATA%\mapshare` (the temp directory's `mapshare` folder
+/// without `LOCALAPPDATA`), as the library's backend computes it.
+pub(crate) fn shm_dir() -> PathBuf {
+    #[cfg(windows)]
+    {
+        std::env::var_os("LOCALAPPDATA")
+            .filter(|v| !v.is_empty())
+            .map_or_else(std::env::temp_dir, PathBuf::from)
+            .join("mapshare")
+    }
+    #[cfg(not(windows))]
+    {
+        PathBuf::from("/dev/shm")
+    }
+}
+
+/// `/dev/shm/mapshare.<name>` (on Windows, in [`shm_dir`]).
 pub(crate) fn shm_path(name: &str) -> PathBuf {
-    PathBuf::from(format!("/dev/shm/mapshare.{name}"))
+    shm_dir().join(format!("mapshare.{name}"))
 }
 
 /// Unlinks a RAM-backed segment on drop (also after a panic); a missing one is fine.
@@ -340,11 +357,17 @@ impl XorShift {
     }
 }
 
-/// Names in `/dev/shm`.
+/// Names in `/dev/shm` (on Windows, in [`shm_dir`]; none before the
+/// library first made it).
 pub(crate) fn shm_listing() -> BTreeSet<String> {
-    fs::read_dir("/dev/shm")
-        .expect("read /dev/shm")
-        .filter_map(|e| e.ok())
+    let dir = match fs::read_dir(shm_dir()) {
+        Ok(dir) => dir,
+        Err(e) if cfg!(windows) && e.kind() == std::io::ErrorKind::NotFound => {
+            return BTreeSet::new()
+        }
+        Err(e) => panic!("read {}: {e}", shm_dir().display()),
+    };
+    dir.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
         .collect()
 }
@@ -455,7 +478,11 @@ pub(crate) fn gc_lock() -> GcLock {
         .write(true)
         .open(std::env::temp_dir().join("mapshare-tests-gc.lock"))
         .expect("open the gc lock file");
+    #[cfg(unix)]
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    // `LockFileEx` (std's, Rust 1.89+: tests only, not the library's MSRV).
+    #[cfg(windows)]
+    f.lock().expect("LockFileEx");
     GcLock(f)
 }
 
