@@ -78,6 +78,58 @@ pub(crate) fn shm_path(name: &str) -> PathBuf {
     shm_dir().join(format!("mapshare.{name}"))
 }
 
+/// Positional file I/O: std's Unix `FileExt`, or on Windows the same four
+/// calls over `seek_read` / `seek_write` (tests write over live segment
+/// files, as a buggy or hostile peer would).
+#[cfg(unix)]
+#[allow(unused_imports)] // Reason: only the tests that write over segment files use it.
+pub(crate) use std::os::unix::fs::FileExt;
+
+/// See the Unix `FileExt`: the same calls on Windows.
+#[cfg(windows)]
+pub(crate) trait FileExt {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<usize>;
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn write_all_at(&self, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            match self.write_at(buf, offset)? {
+                0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                n => {
+                    buf = &buf[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(windows)]
+impl FileExt for fs::File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        match std::os::windows::fs::FileExt::seek_read(self, buf, offset) {
+            // Reading at the end of file is an error on Windows, 0 on Unix.
+            Err(e) if e.raw_os_error() == Some(38) => Ok(0),
+            other => other,
+        }
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<usize> {
+        std::os::windows::fs::FileExt::seek_write(self, buf, offset)
+    }
+}
+
 /// Unlinks a RAM-backed segment on drop (also after a panic); a missing one is fine.
 #[derive(Debug)]
 pub(crate) struct Cleanup {
