@@ -48,6 +48,8 @@ x86_64-w64-mingw32-gcc -shared -O2 -s -o "target/bcryptprimitives.dll" \
 cp target/bcryptprimitives.dll "$sys32/bcryptprimitives.dll"
 
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+# Lints on the Windows build too (sys/windows.rs, the cfg'd code and tests).
+cargo clippy -q --target "$T" -p mapshare -p mapshare-cli --all-targets -- -D warnings
 cargo build -q --target "$T" -p mapshare -p mapshare-cli
 exe="target/$T/debug/mapshare.exe"
 version=$(wine "$exe" --version) || fail "mapshare.exe does not start under Wine (ProcessPrng stub?)"

@@ -202,7 +202,12 @@ fn attached(name: &str) -> usize {
 /// touches a flag file only when the command runs, that is under the lock.
 struct Holder {
     child: Option<Child>,
+    /// Unix: where the command writes its pid.
+    #[cfg(unix)]
     pid_file: PathBuf,
+    /// Windows: the mailbox the command waits on.
+    #[cfg(windows)]
+    sleeper: String,
 }
 
 #[cfg(unix)]
@@ -285,13 +290,13 @@ impl Holder {
             .expect("starting the holder");
         let mut holder = Holder {
             child: Some(child),
-            pid_file: PathBuf::from(sleeper),
+            sleeper,
         };
         wait_until("the holder running its command", || {
             if let Some(status) = holder.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("the holder exited early: {status}");
             }
-            shm_path(holder.pid_file.to_str().unwrap()).exists()
+            shm_path(&holder.sleeper).exists()
         });
         holder
     }
@@ -302,10 +307,11 @@ impl Holder {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
             child.wait().unwrap();
-            let sleeper = self.pid_file.to_str().unwrap().to_owned();
-            let _ = mapshare(&["send", &sleeper, "done"]);
-            wait_until("the holder's command to end", || attached(&sleeper) == 0);
-            let _ = mapshare(&["rm", &sleeper]);
+            let _ = mapshare(&["send", &self.sleeper, "done"]);
+            wait_until("the holder's command to end", || {
+                attached(&self.sleeper) == 0
+            });
+            let _ = mapshare(&["rm", &self.sleeper]);
         }
     }
 }

@@ -532,6 +532,8 @@ pub(crate) fn map(fd: &OwnedFd, len: usize, writable: bool) -> io::Result<Mappin
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }
     let id = file_id(&file_info(fd)?);
+    // Before the view exists, so that no error path below leaks it.
+    let file = fd.try_clone()?;
     let (protect, access) = if writable {
         (wm::PAGE_READWRITE, wm::FILE_MAP_READ | wm::FILE_MAP_WRITE)
     } else {
@@ -554,11 +556,7 @@ pub(crate) fn map(fd: &OwnedFd, len: usize, writable: bool) -> io::Result<Mappin
     // address given), so no memory of ours is replaced.
     let view = unsafe { wm::MapViewOfFile(section.0, access, 0, 0, len) };
     let ptr = NonNull::new(view.Value.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
-    let mapping = Mapping {
-        ptr,
-        len,
-        file: fd.try_clone()?,
-    };
+    let mapping = Mapping { ptr, len, file };
     lock_table().push(MapEntry {
         start: ptr.as_ptr() as usize,
         len,

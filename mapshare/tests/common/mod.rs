@@ -534,6 +534,8 @@ pub(crate) fn gc_lock() -> GcLock {
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
     // `LockFileEx` (std's, Rust 1.89+: tests only, not the library's MSRV).
     #[cfg(windows)]
+    #[allow(clippy::incompatible_msrv)]
+    // Reason: test code, built by the toolchain CI installs.
     f.lock().expect("LockFileEx");
     GcLock(f)
 }
