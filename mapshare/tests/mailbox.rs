@@ -509,8 +509,10 @@ fn mailbox_survives_random_payload_corruption() {
 /// (a buggy or hostile peer) while `gc` and `inspect` look at it: they
 /// report it, they do not die of SIGBUS reading a header past the end.
 #[test]
-#[cfg(unix)] // Unix by nature: Windows refuses to shrink a file with a mapped view
-             // (ERROR_USER_MAPPED_FILE), so no peer can make our view fault (no SIGBUS case).
+// Unix by nature: Windows refuses to shrink a file with a mapped view
+// (ERROR_USER_MAPPED_FILE), so no peer can make our view fault (no SIGBUS
+// case): see issue_7.rs, `a_mapped_segment_cannot_be_shrunk_windows`.
+#[cfg(unix)]
 fn gc_and_inspect_survive_a_segment_truncated_under_them() {
     let test = "gc_and_inspect_survive_a_segment_truncated_under_them";
     let _wd = common::watchdog(test);
