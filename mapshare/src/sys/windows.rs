@@ -36,12 +36,21 @@
 //! mapping is unmapped (no waiter can be using them then: every view of
 //! the mapping borrows it).
 //!
+//! # Owner-only access
+//! A segment file is created owned by our user with a protected DACL that
+//! grants only our user (plus authenticated users' read or write where the
+//! mode asks for group or other bits); RAM-backed segments also sit in a
+//! per-user directory. `fstat` reports a file our user owns as `euid` (our
+//! SID's RID) and any other owner as another number, so an object someone
+//! else created under our name is refused (`ForeignOwner`) as on Linux.
+//! The named wait objects are created owner-only too, and one that another
+//! user created first is refused (the waits then poll).
+//!
 //! # Differences from Linux
-//! - No numeric user ids: `euid` and `FileInfo::uid` are 0. What keeps
-//!   other users away from RAM-backed segments is the per-user directory
-//!   (under the user's profile, whose ACL grants only that user, the
-//!   administrators and SYSTEM); the mode bits of `create_exclusive` are not
-//!   applied. File-backed segments get the ACL their directory gives.
+//! - No numeric user ids: `euid` is our SID's RID, and owners are compared
+//!   as whole SIDs. Mode bits map onto the DACL only as "owner only" or
+//!   "also readable / writable by authenticated users"; `fstat` reports
+//!   `0o600` (or `0o400` read-only) whatever the DACL says.
 //! - Names are case-insensitive on NTFS: `Jobs` and `jobs` are one segment.
 //! - No `fork()`: `fork_epoch` is always 0 and `guard_fork` records nothing.
 //! - A file with a mapped view cannot be shrunk (`SetEndOfFile` fails), so
@@ -140,7 +149,8 @@ pub(crate) fn shm_dir() -> io::Result<PathBuf> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FileInfo {
     pub(crate) size: u64,
-    /// Always 0: Windows has no numeric user ids (see the module docs).
+    /// The owner: [`euid`] when it is our user, otherwise another value
+    /// (the owner SID's RID; see [`fstat`]).
     pub(crate) uid: u32,
     /// `0o600`, or `0o400` for a read-only file: the ACL, not these bits,
     /// decides who may open it.
@@ -190,25 +200,251 @@ fn refuse_link(fd: File) -> io::Result<File> {
 }
 
 /// `CreateFileW(dir\name, GENERIC_READ | GENERIC_WRITE, share all,
-/// CREATE_NEW)`. `mode` is not applied (see the module docs).
+/// {owner-only security descriptor}, CREATE_NEW)`: the file is owned by our
+/// user, and its DACL (protected: nothing inherited) grants only our user,
+/// plus read (`mode & 0o044`) and write (`mode & 0o022`) to authenticated
+/// users when `mode` asks for group or other access.
 ///
 /// # References
 ///  - [CreateFileW](https://learn.microsoft.com/en-us/windows/win32/api/fileapi/nf-fileapi-createfilew)
 #[doc(alias = "CreateFileW")]
-pub(crate) fn create_exclusive(dir: &Dir, name: &str, _mode: u32) -> io::Result<OwnedFd> {
+pub(crate) fn create_exclusive(dir: &Dir, name: &str, mode: u32) -> io::Result<OwnedFd> {
     let attributes = if dir.temporary {
         wfs::FILE_ATTRIBUTE_TEMPORARY
     } else {
         wfs::FILE_ATTRIBUTE_NORMAL
     };
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .share_mode(SHARE_ALL)
-        .attributes(attributes)
-        .custom_flags(wfs::FILE_FLAG_OPEN_REPARSE_POINT)
-        .open(dir.join(name))
+    let sid = sid_string(user_sid()?);
+    let mut sddl = format!("O:{sid}D:P(A;;FA;;;{sid})");
+    if mode & 0o044 != 0 {
+        sddl.push_str("(A;;FR;;;AU)");
+    }
+    if mode & 0o022 != 0 {
+        sddl.push_str("(A;;FW;;;AU)");
+    }
+    let sd = SecurityDescriptor::from_sddl(&sddl)?;
+    let sa = sd.attributes();
+    let path = wide(dir.join(name).as_os_str());
+    // SAFETY: `path` is a NUL-terminated UTF-16 string and `sa` a live
+    // SECURITY_ATTRIBUTES whose descriptor (`sd`) outlives the call; no
+    // template file.
+    let h = unsafe {
+        wfs::CreateFileW(
+            path.as_ptr(),
+            wf::GENERIC_READ | wf::GENERIC_WRITE,
+            SHARE_ALL,
+            &sa,
+            wfs::CREATE_NEW,
+            attributes | wfs::FILE_FLAG_OPEN_REPARSE_POINT,
+            std::ptr::null_mut(),
+        )
+    };
+    if h == wf::INVALID_HANDLE_VALUE {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `h` is a fresh file handle that nothing else owns; the `File`
+    // takes it over and closes it once.
+    Ok(unsafe { <File as std::os::windows::io::FromRawHandle>::from_raw_handle(h) })
+}
+
+/// The SID of the user this process runs as (the token's user), as bytes;
+/// looked up once.
+fn user_sid() -> io::Result<&'static [u8]> {
+    static SID: OnceLock<Vec<u8>> = OnceLock::new();
+    if let Some(sid) = SID.get() {
+        return Ok(sid);
+    }
+    let sid = token_user_sid()?;
+    Ok(SID.get_or_init(|| sid))
+}
+
+fn token_user_sid() -> io::Result<Vec<u8>> {
+    use windows_sys::Win32::Security as ws;
+    let mut token: wf::HANDLE = std::ptr::null_mut();
+    // SAFETY: no arguments; returns a pseudo-handle that needs no close.
+    let process = unsafe { wt::GetCurrentProcess() };
+    // SAFETY: `process` is our pseudo-handle; `token` receives a new
+    // handle, owned below.
+    let ok = unsafe { wt::OpenProcessToken(process, ws::TOKEN_QUERY, &mut token) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let token = Handle(token);
+    let mut len = 0u32;
+    // SAFETY: a size query: no buffer, `len` receives the size needed.
+    let _ = unsafe {
+        ws::GetTokenInformation(token.0, ws::TokenUser, std::ptr::null_mut(), 0, &mut len)
+    };
+    // u64s: aligned for TOKEN_USER (a pointer and a u32).
+    let mut buf = vec![0u64; (len as usize).div_ceil(8).max(1)];
+    let size = u32::try_from(buf.len() * 8).unwrap_or(u32::MAX);
+    // SAFETY: `buf` is a writable, aligned buffer of `size` bytes.
+    let ok = unsafe {
+        ws::GetTokenInformation(
+            token.0,
+            ws::TokenUser,
+            buf.as_mut_ptr().cast(),
+            size,
+            &mut len,
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the call filled a TOKEN_USER at the start of `buf`.
+    let sid = unsafe { (*buf.as_ptr().cast::<ws::TOKEN_USER>()).User.Sid };
+    Ok(sid_bytes(sid))
+}
+
+/// The bytes of the SID at `sid` (a SID the system returned).
+fn sid_bytes(sid: windows_sys::Win32::Security::PSID) -> Vec<u8> {
+    // SAFETY: `sid` points at a valid SID, which the system returned.
+    let len = unsafe { windows_sys::Win32::Security::GetLengthSid(sid) } as usize;
+    // SAFETY: a valid SID is `GetLengthSid` bytes long, and lives as long
+    // as the structure that returned it, which outlives this copy.
+    unsafe { std::slice::from_raw_parts(sid.cast::<u8>(), len) }.to_vec()
+}
+
+/// A SID in its string form (`S-1-5-21-...`), from its bytes: revision,
+/// sub-authority count, 6-byte big-endian authority, then little-endian
+/// 32-bit sub-authorities.
+fn sid_string(sid: &[u8]) -> String {
+    let count = sid.get(1).copied().unwrap_or(0) as usize;
+    let authority = sid
+        .get(2..8)
+        .map_or(0, |a| a.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)));
+    let mut out = format!("S-{}-{authority}", sid.first().copied().unwrap_or(1));
+    for i in 0..count {
+        if let Some(b) = sid.get(8 + 4 * i..12 + 4 * i) {
+            out.push_str(&format!(
+                "-{}",
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            ));
+        }
+    }
+    out
+}
+
+/// The last sub-authority of a SID: the relative id (RID) that tells the
+/// users of one machine or domain apart (1000 and up, like a uid).
+fn rid(sid: &[u8]) -> u32 {
+    let count = sid.get(1).copied().unwrap_or(0) as usize;
+    match count
+        .checked_sub(1)
+        .and_then(|i| sid.get(8 + 4 * i..12 + 4 * i))
+    {
+        Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        None => 0,
+    }
+}
+
+/// The owner SID of the object behind `h` (`GetSecurityInfo`).
+fn owner_sid(
+    h: wf::HANDLE,
+    ty: windows_sys::Win32::Security::Authorization::SE_OBJECT_TYPE,
+) -> io::Result<Vec<u8>> {
+    use windows_sys::Win32::Security as ws;
+    let mut owner: ws::PSID = std::ptr::null_mut();
+    let mut sd: ws::PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+    // SAFETY: `h` is a live handle; the out-pointers are valid, and the
+    // ones we do not want are null, as the call allows.
+    let rc = unsafe {
+        ws::Authorization::GetSecurityInfo(
+            h,
+            ty,
+            ws::OWNER_SECURITY_INFORMATION,
+            &mut owner,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut sd,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc as i32));
+    }
+    let sd = SecurityDescriptor(sd);
+    let out = if owner.is_null() {
+        Vec::new()
+    } else {
+        sid_bytes(owner)
+    };
+    drop(sd);
+    Ok(out)
+}
+
+/// A security descriptor the system allocated (`LocalAlloc`), freed on drop.
+struct SecurityDescriptor(windows_sys::Win32::Security::PSECURITY_DESCRIPTOR);
+
+impl SecurityDescriptor {
+    /// `ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl)`.
+    fn from_sddl(sddl: &str) -> io::Result<SecurityDescriptor> {
+        use windows_sys::Win32::Security::Authorization as wa;
+        let w = wide(OsStr::new(sddl));
+        let mut sd = std::ptr::null_mut();
+        // SAFETY: `w` is NUL-terminated; `sd` receives a LocalAlloc'd
+        // descriptor, owned below; the size is not asked for.
+        let ok = unsafe {
+            wa::ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                w.as_ptr(),
+                wa::SDDL_REVISION_1,
+                &mut sd,
+                std::ptr::null_mut(),
+            )
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SecurityDescriptor(sd))
+    }
+
+    /// Non-inheritable security attributes with this descriptor (valid as
+    /// long as `self`).
+    fn attributes(&self) -> windows_sys::Win32::Security::SECURITY_ATTRIBUTES {
+        windows_sys::Win32::Security::SECURITY_ATTRIBUTES {
+            nLength: std::mem::size_of::<windows_sys::Win32::Security::SECURITY_ATTRIBUTES>()
+                as u32,
+            lpSecurityDescriptor: self.0,
+            bInheritHandle: 0,
+        }
+    }
+}
+
+impl Drop for SecurityDescriptor {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: allocated by the system with LocalAlloc, freed once.
+            let _ = unsafe { wf::LocalFree(self.0) };
+        }
+    }
+}
+
+/// The security attributes of our named kernel objects (wait objects):
+/// owned by our user, who alone has access.
+fn kernel_object_sd() -> io::Result<SecurityDescriptor> {
+    let sid = sid_string(user_sid()?);
+    SecurityDescriptor::from_sddl(&format!("O:{sid}D:P(A;;GA;;;{sid})"))
+}
+
+/// Whether the `Create*` call just made (successfully) opened an object
+/// that existed (its last error is `ERROR_ALREADY_EXISTS`).
+fn existed() -> bool {
+    io::Error::last_os_error().raw_os_error() == Some(wf::ERROR_ALREADY_EXISTS as i32)
+}
+
+/// A named object we created, or one that existed: refused unless our
+/// user owns it (another user may create the name first, to meddle with
+/// our wake-ups).
+fn check_ours(h: &Handle, existed: bool) -> io::Result<()> {
+    if existed
+        && owner_sid(
+            h.0,
+            windows_sys::Win32::Security::Authorization::SE_KERNEL_OBJECT,
+        )? != user_sid()?
+    {
+        return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+    }
+    Ok(())
 }
 
 /// `CreateFileW(dir\name, GENERIC_READ [| GENERIC_WRITE], share all,
@@ -426,9 +662,14 @@ pub(crate) fn read_at(fd: &OwnedFd, offset: u64, buf: &mut [u8]) -> io::Result<u
 pub(crate) fn fstat(fd: &OwnedFd) -> io::Result<FileInfo> {
     let info = file_info(fd)?;
     let attrs = info.dwFileAttributes;
+    let owner = owner_sid(
+        fd.as_raw_handle(),
+        windows_sys::Win32::Security::Authorization::SE_FILE_OBJECT,
+    )?;
+    let uid = uid_for(&owner, user_sid()?);
     Ok(FileInfo {
         size: (u64::from(info.nFileSizeHigh) << 32) | u64::from(info.nFileSizeLow),
-        uid: 0,
+        uid,
         mode: if attrs & wfs::FILE_ATTRIBUTE_READONLY != 0 {
             0o400
         } else {
@@ -447,6 +688,23 @@ pub(crate) fn fstat(fd: &OwnedFd) -> io::Result<FileInfo> {
 #[doc(alias = "SetEndOfFile")]
 pub(crate) fn reserve(fd: &OwnedFd, len: u64) -> io::Result<()> {
     fd.set_len(len)
+}
+
+/// The uid `fstat` reports for a file whose owner SID is `owner`, when we
+/// are `ours`: our RID ([`euid`]) for our own SID; another owner's RID,
+/// with the top bit flipped if it happens to equal ours (a user of another
+/// machine or domain), so that the owner check still tells them apart.
+fn uid_for(owner: &[u8], ours: &[u8]) -> u32 {
+    let mine = rid(ours);
+    if owner == ours {
+        return mine;
+    }
+    let r = rid(owner);
+    if r == mine {
+        r ^ 0x8000_0000
+    } else {
+        r
+    }
 }
 
 /// Whether `e` says the disk (or the quota) is full.
@@ -638,24 +896,27 @@ impl WaitObjects {
         let key = format!("{:08x}.{:016x}.{offset:x}", id.0, id.1);
         let sem_name = wide(OsStr::new(&format!(r"Local\mapshare.fx.{key}")));
         let count_name = wide(OsStr::new(&format!(r"Local\mapshare.fc.{key}")));
-        // SAFETY: a NUL-terminated name that lives across the call; no
-        // security attributes. Creates the semaphore, or opens the one a
-        // peer created under that name.
-        let sem = Handle::new(unsafe {
-            wt::CreateSemaphoreW(std::ptr::null(), 0, i32::MAX, sem_name.as_ptr())
-        })?;
+        let sd = kernel_object_sd()?;
+        let sa = sd.attributes();
+        // SAFETY: a NUL-terminated name and live security attributes that
+        // outlive the call. Creates the semaphore, or opens the one a peer
+        // created under that name.
+        let sem =
+            Handle::new(unsafe { wt::CreateSemaphoreW(&sa, 0, i32::MAX, sem_name.as_ptr()) })?;
+        check_ours(&sem, existed())?;
         // SAFETY: as above; a page-file-backed section of 4 bytes (the
         // system zero-fills a new one), or a peer's of that name.
         let section = Handle::new(unsafe {
             wm::CreateFileMappingW(
                 wf::INVALID_HANDLE_VALUE,
-                std::ptr::null(),
+                &sa,
                 wm::PAGE_READWRITE,
                 0,
                 4,
                 count_name.as_ptr(),
             )
         })?;
+        check_ours(&section, existed())?;
         // SAFETY: a fresh view of the section we hold, placed by the system.
         let view = unsafe {
             wm::MapViewOfFile(section.0, wm::FILE_MAP_READ | wm::FILE_MAP_WRITE, 0, 0, 4)
@@ -996,9 +1257,11 @@ pub(crate) fn pid() -> u32 {
     std::process::id()
 }
 
-/// Always 0: Windows has no numeric user ids (see the module docs).
+/// Our user's relative id (the last sub-authority of the token user's
+/// SID: 1000 and up for ordinary users, like a uid). Windows has no
+/// numeric user ids; owners are compared as whole SIDs (see [`fstat`]).
 pub(crate) fn euid() -> u32 {
-    0
+    user_sid().map_or(0, rid)
 }
 
 /// `GetSystemInfo().dwPageSize`.
@@ -1045,4 +1308,57 @@ pub(crate) struct ForkGuard;
 /// Nothing to record: Windows has no `fork()`.
 pub(crate) fn guard_fork(_fd: &OwnedFd, _map: &Mapping) -> ForkGuard {
     ForkGuard
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sid_strings_and_rids_decode_the_sid_bytes() {
+        // S-1-5-21-1-2-3-1001
+        let mut sid = vec![1u8, 5, 0, 0, 0, 0, 0, 5];
+        for sub in [21u32, 1, 2, 3, 1001] {
+            sid.extend_from_slice(&sub.to_le_bytes());
+        }
+        assert_eq!(sid_string(&sid), "S-1-5-21-1-2-3-1001");
+        assert_eq!(rid(&sid), 1001);
+        assert_eq!(rid(&[1, 0, 0, 0, 0, 0, 0, 5]), 0);
+        assert_eq!(rid(&[]), 0);
+    }
+
+    /// Our own segment files report our uid, which is not 0 (Wine 8 keeps
+    /// no file owner but the Unix user's: a file created with another
+    /// owner in its security descriptor still reports ours there, so the
+    /// refusal of foreign owners is tested through `uid_for`).
+    #[test]
+    fn our_files_report_our_uid() {
+        let dir = Dir::shm().unwrap();
+        let name = format!("mapshare.t-{}-owner-test", pid());
+        let _ = unlink(&dir, &name);
+        let ours = create_exclusive(&dir, &name, 0o600).unwrap();
+        assert_eq!(fstat(&ours).unwrap().uid, euid());
+        assert_ne!(euid(), 0);
+        drop(ours);
+        unlink(&dir, &name).unwrap();
+    }
+
+    #[test]
+    fn another_owner_never_gets_our_uid() {
+        let sid = |subs: &[u32]| {
+            let mut v = vec![1u8, subs.len() as u8, 0, 0, 0, 0, 0, 5];
+            for s in subs {
+                v.extend_from_slice(&s.to_le_bytes());
+            }
+            v
+        };
+        let ours = sid(&[21, 1, 2, 3, 1001]);
+        assert_eq!(uid_for(&ours, &ours), 1001);
+        // Administrators (S-1-5-32-544), another user of our machine, and
+        // a user of another domain with our RID.
+        assert_eq!(uid_for(&sid(&[32, 544]), &ours), 544);
+        assert_eq!(uid_for(&sid(&[21, 1, 2, 3, 1002]), &ours), 1002);
+        assert_ne!(uid_for(&sid(&[21, 9, 9, 9, 1001]), &ours), 1001);
+        assert_ne!(uid_for(&[], &ours), 1001);
+    }
 }
