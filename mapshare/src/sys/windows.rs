@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `create_exclusive` / `open_existing` | `CreateFileW` (`CREATE_NEW` / `OPEN_EXISTING`, every share mode, `FILE_FLAG_OPEN_REPARSE_POINT`: a link is opened as itself and refused, never followed) |
 //! | `rename_noreplace` | `MoveFileExW` without `MOVEFILE_REPLACE_EXISTING` (the published-last rule) |
-//! | `unlink` | `FileDispositionInfoEx` with POSIX semantics (the name goes at once, open handles and views stay valid); plain delete-on-close where the file system lacks it |
+//! | `unlink` | `MoveFileExW` to a hidden tombstone name (the name is free at once), then `FileDispositionInfoEx` (POSIX semantics, else the classic delete); a file still mapped somewhere is deleted by its last unmapper |
 //! | `same_file` / `fstat` | `GetFileInformationByHandle` (volume serial number and file index; size; attributes) |
 //! | `map` | `CreateFileMappingW` over the file handle + `MapViewOfFile` |
 //! | `lock_byte` / `byte_range_locked` / `try_flock` | `LockFileEx` byte ranges past the end of the file, released by the system when the process dies, however it dies |
@@ -486,33 +486,43 @@ pub(crate) fn rename_noreplace(dir: &Dir, from: &str, to: &str) -> io::Result<()
 /// delete it because it is mapped (`.mapshare-dead.PID.RANDOM`).
 const TOMBSTONE_PREFIX: &str = ".mapshare-dead.";
 
-/// Removes the name: deletes the file, or, where a view of it is still
-/// mapped (in any process: Windows refuses to delete such a file,
-/// `ERROR_ACCESS_DENIED`), renames it to a hidden tombstone name
-/// (`.mapshare-dead.*`, never a segment name) in the same directory, which
-/// the last process to unmap it deletes (see `Drop for Mapping`; the first
-/// [`Dir::shm`] of each process sweeps what killed processes left). Either
-/// way the name is free at once, as after `unlink` on Linux.
-///
-/// The delete is `FileDispositionInfoEx` with POSIX semantics (the name
-/// goes at once even while other handles are open), or the classic
-/// delete-on-last-close where the file system or Wine lacks it.
+/// Removes the name at once: renames the file to a hidden tombstone name
+/// (`.mapshare-dead.PID.RANDOM`, never a segment name) in the same
+/// directory, then deletes that. Where a view of the file is still mapped
+/// (in any process), Windows refuses the delete (`ERROR_ACCESS_DENIED`):
+/// the last process to unmap it deletes the tombstone (see `Drop for
+/// Mapping`; the first [`Dir::shm`] of each process sweeps what killed
+/// processes left). Either way the name is free at once, as after `unlink`
+/// on Linux, and a delete only ever targets a tombstone name: a segment
+/// created meanwhile under the old name is never hit by a delete that
+/// completes late (a classic delete takes effect at the last close).
+/// A directory is refused, as `unlink` refuses one on Linux.
 ///
 /// # References
-///  - [FILE_DISPOSITION_INFO_EX](https://learn.microsoft.com/en-us/windows/win32/api/winbase/ns-winbase-file_disposition_info_ex)
 ///  - [MoveFileExW](https://learn.microsoft.com/en-us/windows/win32/api/winbase/nf-winbase-movefileexw)
+///  - [FILE_DISPOSITION_INFO_EX](https://learn.microsoft.com/en-us/windows/win32/api/winbase/ns-winbase-file_disposition_info_ex)
 #[doc(alias = "DeleteFileW")]
 pub(crate) fn unlink(dir: &Dir, name: &str) -> io::Result<()> {
-    let path = dir.join(name);
-    match delete(&path) {
-        Err(e) if e.raw_os_error() == Some(wf::ERROR_ACCESS_DENIED as i32) => {}
-        other => return other,
+    let fd = OpenOptions::new()
+        .access_mode(wfs::FILE_READ_ATTRIBUTES)
+        .share_mode(SHARE_ALL)
+        .custom_flags(wfs::FILE_FLAG_OPEN_REPARSE_POINT | wfs::FILE_FLAG_BACKUP_SEMANTICS)
+        .open(dir.join(name))?;
+    let is_dir = file_info(&fd)?.dwFileAttributes & wfs::FILE_ATTRIBUTE_DIRECTORY != 0;
+    drop(fd);
+    if is_dir {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "a directory"));
     }
     for _ in 0..16 {
         let dead = format!("{TOMBSTONE_PREFIX}{}.{:016x}", pid(), random_u64());
         match rename_noreplace(dir, name, &dead) {
+            Ok(()) => {
+                // Refused while mapped: the last unmapper deletes it.
+                let _ = delete(&dir.join(&dead));
+                return Ok(());
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            other => return other,
+            Err(e) => return Err(e),
         }
     }
     Err(io::Error::from(io::ErrorKind::AlreadyExists))
