@@ -61,9 +61,10 @@ timeout 1800 cargo test -q --target "$T" -p mapshare --lib --tests
 timeout 900 cargo test -q --target "$T" -p mapshare-cli
 ci/windows/e2e.sh "$exe"
 
-left=$(ls -A "$WINEPREFIX/drive_c/users/$(id -un)/AppData/Local/mapshare" 2>/dev/null | grep -v '^\.mapshare-dead\.' || true)
+# Nothing may be left: no segment, no creator's temp file, no tombstone.
+left=$(ls -A "$WINEPREFIX/drive_c/users/$(id -un)/AppData/Local/mapshare" 2>/dev/null || true)
 if [ -n "$left" ]; then
-  echo "windows: segments left behind:"; echo "$left"; exit 1
+  echo "windows: left behind in %LOCALAPPDATA%\mapshare:"; echo "$left"; exit 1
 fi
 wineserver -k 2>/dev/null || true
 echo "windows: all passed under Wine"
