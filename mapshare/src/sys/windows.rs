@@ -799,6 +799,9 @@ pub(crate) fn map(fd: &OwnedFd, len: usize, writable: bool) -> io::Result<Mappin
     if len == 0 {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }
+    // The key of the wait objects of this file's words. Always from a
+    // handle opened (or created) just before, never from one whose file was
+    // renamed since: Wine 8 reports volume serial number 0 for those.
     let id = file_id(&file_info(fd)?);
     // Before the view exists, so that no error path below leaks it.
     let file = fd.try_clone()?;
