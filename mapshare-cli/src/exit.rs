@@ -76,8 +76,9 @@ pub(crate) fn open_error(err: mapshare::SegmentError) -> anyhow::Error {
         )),
         mapshare::SegmentError::NoSpace { requested, .. } if *requested > 0 => flat(format!(
             "{err} ({}); a ring reserves about --capacity x --max-message bytes: ask for less, \
-             or free space in /dev/shm",
-            human_bytes(*requested)
+             or free space in {}",
+            human_bytes(*requested),
+            crate::output::SHM_DIR
         )),
         _ => flat(err),
     }

@@ -7,6 +7,13 @@ use anyhow::{Context, Result};
 use comfy_table::{Row, Table};
 use serde::Serialize;
 
+/// Where RAM-backed segments live, as messages name it.
+#[cfg(not(windows))]
+pub(crate) const SHM_DIR: &str = "/dev/shm";
+/// Where RAM-backed segments live, as messages name it.
+#[cfg(windows)]
+pub(crate) const SHM_DIR: &str = r"%LOCALAPPDATA%\mapshare";
+
 /// Writes `value` to stdout as pretty JSON, with a final newline.
 pub(crate) fn print_json(value: &impl Serialize) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("encoding JSON")?;

@@ -8,13 +8,22 @@
 //! While `lock` runs its command, signals are forwarded to the command
 //! instead (SIGINT only when a process sent it: a terminal's Ctrl-C has
 //! already reached the whole foreground group), and `lock` waits for it.
+//!
+//! Windows has no signals: nothing is caught there (Ctrl-C, `taskkill`
+//! and `TerminateProcess` end the process at once; the system releases its
+//! locks and registry slots, and what it attached is removed by the next
+//! opener or `gc`), so [`caught`] is always `None`.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+#[cfg(unix)]
 use signal_hook::iterator::exfiltrator::WithOrigin;
+#[cfg(unix)]
 use signal_hook::iterator::SignalsInfo;
+#[cfg(unix)]
 use signal_hook::low_level::siginfo::Cause;
 
 use crate::exit::Exit;
@@ -28,8 +37,13 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 /// end of the wait it interrupts.
 pub(crate) const SLICE: Duration = Duration::from_millis(50);
 
+/// Nothing to catch on Windows (see the module docs).
+#[cfg(not(unix))]
+pub(crate) fn install() {}
+
 /// Starts catching the signals. Without a thread (the system refused), the
 /// default actions stay: the process dies of the signal, as before.
+#[cfg(unix)]
 pub(crate) fn install() {
     let Ok(mut signals) = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP]) else {
         return;
@@ -58,6 +72,7 @@ pub(crate) fn install() {
         });
 }
 
+#[cfg(unix)]
 fn forward(child: i32, sig: i32) {
     let (Some(pid), Some(signal)) = (
         rustix::process::Pid::from_raw(child),

@@ -30,9 +30,35 @@ fn unique(test: &str) -> String {
     format!("clitest-{}-{test}", std::process::id())
 }
 
-/// Where the segment `name` lives.
+/// Where the segment `name` lives (on Windows in `%LOCALAPPDATA%\mapshare`,
+/// or the temp directory's `mapshare` folder, as the library puts it).
 fn shm_path(name: &str) -> PathBuf {
-    PathBuf::from(format!("/dev/shm/mapshare.{name}"))
+    #[cfg(windows)]
+    {
+        std::env::var_os("LOCALAPPDATA")
+            .filter(|v| !v.is_empty())
+            .map_or_else(std::env::temp_dir, PathBuf::from)
+            .join("mapshare")
+            .join(format!("mapshare.{name}"))
+    }
+    #[cfg(not(windows))]
+    {
+        PathBuf::from(format!("/dev/shm/mapshare.{name}"))
+    }
+}
+
+/// A command that exits 0 at once (`true`; on Windows `cmd /c exit 0`).
+#[cfg(not(windows))]
+const TRUE: &[&str] = &["true"];
+#[cfg(windows)]
+const TRUE: &[&str] = &["cmd", "/c", "exit", "0"];
+
+/// `args`, then `--`, then [`TRUE`].
+fn then_true<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    v.push("--");
+    v.extend_from_slice(TRUE);
+    v
 }
 
 /// Unlinks the named segments (and a scratch directory) on drop.
@@ -176,9 +202,15 @@ fn attached(name: &str) -> usize {
 /// touches a flag file only when the command runs, that is under the lock.
 struct Holder {
     child: Option<Child>,
+    /// Unix: where the command writes its pid.
+    #[cfg(unix)]
     pid_file: PathBuf,
+    /// Windows: the mailbox the command waits on.
+    #[cfg(windows)]
+    sleeper: String,
 }
 
+#[cfg(unix)]
 impl Holder {
     fn start(name: &str, extra: &[&str], dir: &Path) -> Holder {
         let pid_file = dir.join(format!("{name}.pid"));
@@ -233,6 +265,53 @@ impl Holder {
                         .is_some_and(|rest| rest.trim_start().starts_with('Z'))
                 })
             });
+        }
+    }
+}
+
+/// On Windows the holder's command is another `mapshare recv` waiting on
+/// the mailbox `NAME-sleep` (it is running once that mailbox exists), and
+/// `kill` ends it with a send: killing the holder (`TerminateProcess`)
+/// does not end its command, and the lock is free at once (byte locks
+/// belong to the process that took them).
+#[cfg(windows)]
+impl Holder {
+    fn start(name: &str, extra: &[&str], _dir: &Path) -> Holder {
+        let sleeper = format!("{name}-sleep");
+        let mut args = vec!["lock", name];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", BIN, "recv", &sleeper, "--timeout", "60"]);
+        let child = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the holder");
+        let mut holder = Holder {
+            child: Some(child),
+            sleeper,
+        };
+        wait_until("the holder running its command", || {
+            if let Some(status) = holder.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the holder exited early: {status}");
+            }
+            shm_path(&holder.sleeper).exists()
+        });
+        holder
+    }
+
+    /// Kills the mapshare process (`TerminateProcess`), then ends the
+    /// `recv` it left running.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let _ = mapshare(&["send", &self.sleeper, "done"]);
+            wait_until("the holder's command to end", || {
+                attached(&self.sleeper) == 0
+            });
+            let _ = mapshare(&["rm", &self.sleeper]);
         }
     }
 }
@@ -313,6 +392,7 @@ fn text_exactly_at_capacity_fits_and_leading_hyphen_is_text() {
 }
 
 #[test]
+#[cfg(unix)] // Unix by nature: arguments as raw bytes (Windows arguments are UTF-16: a non-Unicode text is refused).
 fn bytes_that_are_not_utf8_are_delivered_raw() {
     use std::os::unix::ffi::OsStrExt;
 
@@ -440,20 +520,36 @@ fn send_waits_for_room_then_delivers_in_order() {
 fn lock_returns_the_command_exit_status() {
     let name = unique("lock-status");
     let _c = Cleanup::new(&[&name]);
+    #[cfg(unix)]
     let run = mapshare(&["lock", &name, "--", "sh", "-c", "exit 7"]);
+    #[cfg(windows)]
+    let run = mapshare(&["lock", &name, "--", "cmd", "/c", "exit", "7"]);
     assert_eq!(run.code(), 7, "{run:?}");
-    let run = mapshare(&["lock", &name, "--", "true"]);
+    let run = mapshare(&then_true(&["lock", &name]));
     assert_eq!(run.code(), 0, "{run:?}");
-    let run = mapshare(&[
-        "lock",
-        &name,
-        "--",
-        "sh",
-        "-c",
-        "printf 'out %s' \"$0\"",
-        "é",
-    ]);
-    assert_eq!(run.stdout, "out é".as_bytes(), "inherits stdout and args");
+    #[cfg(unix)]
+    {
+        let run = mapshare(&[
+            "lock",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            "printf 'out %s' \"$0\"",
+            "é",
+        ]);
+        assert_eq!(run.stdout, "out é".as_bytes(), "inherits stdout and args");
+    }
+    // Windows: no sh; the command is mapshare itself, printing a message
+    // it is given the name of.
+    #[cfg(windows)]
+    {
+        let inner = format!("{name}-inner");
+        assert_eq!(mapshare(&["send", &inner, "out é"]).code(), 0);
+        let run = mapshare(&["lock", &name, "--", BIN, "recv", &inner]);
+        assert_eq!(run.stdout, "out é\n".as_bytes(), "inherits stdout and args");
+        assert_eq!(mapshare(&["rm", &inner]).code(), 0);
+    }
     assert!(
         !shm_path(&name).exists(),
         "a non-persistent mutex stays behind"
@@ -461,6 +557,7 @@ fn lock_returns_the_command_exit_status() {
 }
 
 #[test]
+#[cfg(unix)] // Unix by nature: signals.
 fn lock_reports_a_signal_death_as_128_plus_signo() {
     let name = unique("lock-signal");
     let _c = Cleanup::new(&[&name]);
@@ -486,7 +583,7 @@ fn lock_waiter_takes_over_from_a_killed_holder() {
     let mut c = Cleanup::new(&[&name]);
     let dir = c.scratch("lock-takeover");
     let mut holder = Holder::start(&name, &[], &dir);
-    let waiter = spawn(&["lock", &name, "--timeout", "50", "--", "true"]);
+    let waiter = spawn(&then_true(&["lock", &name, "--timeout", "50"]));
     wait_until("the waiter attached", || attached(&name) == 2);
     holder.kill();
     let run = finish(waiter);
@@ -507,7 +604,7 @@ fn lock_after_a_killed_holder_succeeds() {
     holder.kill();
     // Non-persistent: with its last process dead the mutex is gone, and
     // this locker starts afresh.
-    let run = mapshare(&["lock", &name, "--timeout", "10", "--", "true"]);
+    let run = mapshare(&then_true(&["lock", &name, "--timeout", "10"]));
     assert_eq!(run.code(), 0, "{run:?}");
 }
 
@@ -522,7 +619,7 @@ fn persistent_lock_reports_a_holder_killed_earlier() {
         shm_path(&name).exists(),
         "a persistent mutex outlives its holder"
     );
-    let run = mapshare(&["lock", &name, "--timeout", "10", "--", "true"]);
+    let run = mapshare(&then_true(&["lock", &name, "--timeout", "10"]));
     assert_eq!(run.code(), 0, "{run:?}");
     assert!(
         run.stderr.contains("recovered the lock from a dead owner"),
@@ -530,7 +627,7 @@ fn persistent_lock_reports_a_holder_killed_earlier() {
         run.stderr
     );
     // Released cleanly this time.
-    let run = mapshare(&["lock", &name, "--timeout", "10", "--", "true"]);
+    let run = mapshare(&then_true(&["lock", &name, "--timeout", "10"]));
     assert_eq!((run.code(), run.stderr.as_str()), (0, ""));
 }
 
@@ -562,6 +659,7 @@ fn lock_timeout_while_held_exits_3_without_running() {
 }
 
 #[test]
+#[cfg(unix)] // Unix by nature: its read-modify-write is a POSIX sh script.
 fn lock_serialises_read_modify_write() {
     let name = unique("lock-counter");
     let mut c = Cleanup::new(&[&name]);
@@ -656,6 +754,7 @@ fn info_reads_a_file_backed_segment() {
 #[test]
 fn info_on_garbage_exits_1_with_a_one_line_error() {
     use std::io::Write;
+    #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
 
     let name = unique("garbage");
@@ -668,11 +767,11 @@ fn info_on_garbage_exits_1_with_a_one_line_error() {
         x ^= x << 17;
         *b = x as u8;
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(shm_path(&name))
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    opts.open(shm_path(&name))
         .unwrap()
         .write_all(&bytes)
         .unwrap();
@@ -1099,6 +1198,7 @@ fn spawn_until_first_line(args: &[&str]) -> (Child, String) {
 }
 
 #[test]
+#[cfg(unix)] // Unix by nature: SIGINT.
 fn watch_ends_with_130_on_sigint() {
     let _gc = gc_lock(); // `ls --watch`: see ls_watch_prints_each_refresh_with_message_counts
     let name = unique("watch-int");
@@ -1327,6 +1427,7 @@ fn info_shows_pubsub_depth_subscribers_and_lag() {
 }
 
 #[test]
+#[cfg(unix)] // Unix by nature: a FIFO made with mkfifo.
 fn admin_verbs_survive_a_fifo_and_a_directory_under_the_prefix() {
     let _gc = gc_lock();
     let fifo = unique("fifo");

@@ -4,6 +4,10 @@
 //! directory with a unique name prefix in `$P`; afterwards nothing named
 //! after that prefix may be left in /dev/shm.
 
+// Unix by nature: bash scripts and a POSIX shell. Under Wine the CLI is
+// run end to end by ci/windows/e2e.sh instead.
+#![cfg(unix)]
+
 mod support;
 use support::gc_lock;
 

@@ -11,10 +11,10 @@
 
 mod common;
 
+use common::FileExt;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::fs;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};

@@ -6,6 +6,9 @@
 //! The forks happen in role processes (single test thread), never in the
 //! test harness itself.
 
+// Unix by nature: Windows has no `fork()` (its backend records nothing
+// to guard, and every process attaches anew).
+#![cfg(unix)]
 // Reason: `fork`, `waitpid`, `kill` and `_exit` are the subject under test.
 #![allow(unsafe_code)]
 

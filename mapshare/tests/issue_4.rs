@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::os::unix::fs::FileExt;
+use common::FileExt;
 
 use common::{shm_path, unique_name, Cleanup};
 use mapshare::layout::header::LAYOUT_VERSION;

@@ -6,16 +6,19 @@
 
 mod common;
 
+use common::FileExt;
 use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use common::{assert_clean, shm_path, spawn_child, unique_name, watchdog, Cleanup, TempDir};
 use mapshare::{
-    channel_stats, BlackboardReader, BlackboardWriter, Event, Fault, Location, LockError,
-    LockTimeoutError, Mailbox, Mutex, Policy, Publisher, Receiver, RecvError, RecvTimeoutError,
-    SendError, Sender, Shared, Subscriber, TryRecvError, WaitStrategy,
+    channel_stats, BlackboardReader, BlackboardWriter, Event, Location, LockTimeoutError, Mailbox,
+    Mutex, Publisher, Receiver, RecvError, RecvTimeoutError, SendError, Sender, Shared, Subscriber,
+    TryRecvError, WaitStrategy,
 };
+
+#[cfg(unix)] // the truncation tests only
+use mapshare::{Fault, LockError, Policy};
 
 const TEST: &str = "issue_7";
 
@@ -386,6 +389,7 @@ fn a_peer_rewriting_received_bytes_cannot_reach_safe_code_as_a_changing_slice() 
 /// child process shrinks the segment to `size` bytes; `wait` must return
 /// the kind's `Fault(Truncated)` (and nothing may raise SIGBUS, here or
 /// when the handles are dropped).
+#[cfg(unix)] // see its tests
 fn survives_truncation(kind: &str, size: u64, wait: impl FnOnce(&str, &dyn Fn()) -> bool) {
     let name = unique_name(&format!("trunc-{kind}-{size}"));
     let _clean = Cleanup::new(&name);
@@ -410,7 +414,34 @@ fn survives_truncation(kind: &str, size: u64, wait: impl FnOnce(&str, &dyn Fn())
     child.wait_ok();
 }
 
+/// Windows' counterpart of the truncation tests: a peer cannot shrink a
+/// segment any process maps (`SetEndOfFile` fails with
+/// `ERROR_USER_MAPPED_FILE`), so the `SIGBUS` case of Linux cannot arise;
+/// the handles keep working and nothing is lost.
 #[test]
+#[cfg(windows)]
+fn a_mapped_segment_cannot_be_shrunk_windows() {
+    let _wd = watchdog("a_mapped_segment_cannot_be_shrunk_windows");
+    let name = unique_name("noshrink");
+    let _c = Cleanup::new(&name);
+    let mb = Mailbox::options(&name).max_message(64).create().unwrap();
+    let file = OpenOptions::new()
+        .write(true)
+        .open(shm_path(&name))
+        .unwrap();
+    let size = file.metadata().unwrap().len();
+    let e = file.set_len(64).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(1224), "{e}"); // ERROR_USER_MAPPED_FILE
+    assert_eq!(file.metadata().unwrap().len(), size);
+    mb.send(b"still here").unwrap();
+    assert_eq!(mb.recv().unwrap(), b"still here");
+}
+
+#[test]
+// Unix by nature: Windows refuses to shrink a file with a mapped view
+// (ERROR_USER_MAPPED_FILE), so no peer can make our view fault (no SIGBUS
+// case): see issue_7.rs, `a_mapped_segment_cannot_be_shrunk_windows`.
+#[cfg(unix)]
 fn a_segment_truncated_under_a_waiter_is_a_fault_not_sigbus() {
     child_roles();
     let _wd = watchdog(TEST);
@@ -492,8 +523,10 @@ fn a_segment_truncated_under_a_waiter_is_a_fault_not_sigbus() {
 }
 
 /// Removes a FIFO or directory under /dev/shm on drop.
+#[cfg(unix)] // see its test
 struct Odd(std::path::PathBuf);
 
+#[cfg(unix)]
 impl Drop for Odd {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.0);
@@ -502,6 +535,7 @@ impl Drop for Odd {
 }
 
 #[test]
+#[cfg(unix)] // Unix by nature: FIFOs (mkfifo) and directories under /dev/shm names.
 fn admin_calls_and_opens_refuse_files_that_are_not_regular() {
     let _wd = watchdog(TEST);
     let _gc = common::gc_lock();
@@ -548,7 +582,7 @@ fn mark_removed(name: &str) {
         .open(shm_path(name))
         .unwrap();
     let mut w = [0u8; 4];
-    std::os::unix::fs::FileExt::read_exact_at(&f, &mut w, 20).unwrap();
+    common::FileExt::read_exact_at(&f, &mut w, 20).unwrap();
     let flags = u32::from_ne_bytes(w) | 2;
     f.write_all_at(&flags.to_ne_bytes(), 20).unwrap();
 }

@@ -467,7 +467,7 @@ fn creator_child(c: &ChildCtx) {
 fn remove_init_leftovers(pid: u32) -> usize {
     let left = common::init_leftovers(&[pid]);
     for f in &left {
-        let _ = fs::remove_file(format!("/dev/shm/{f}"));
+        let _ = fs::remove_file(common::shm_dir().join(f));
     }
     left.len()
 }

@@ -14,6 +14,11 @@
 //! Tests that need root or `unshare` print a `SKIP` line and pass when
 //! they cannot run (CI runs them as root).
 
+// Unix by nature: uids, mode bits, umask, symlinks made with
+// `std::os::unix`, and tmpfs mounts in private namespaces. On Windows
+// owner-only access is the per-user directory's ACL (sys/windows.rs).
+#![cfg(unix)]
+
 mod common;
 
 use std::fs;

@@ -196,16 +196,20 @@ pub(crate) fn run() -> Result<ExitCode> {
         .collect();
     for n in &left {
         let _ = segment::unlink(&mapshare::Location::shm(n).map_err(flat)?);
-        problems.push(format!("{n} was left in /dev/shm (now removed)"));
+        problems.push(format!(
+            "{n} was left in {} (now removed)",
+            crate::output::SHM_DIR
+        ));
     }
 
     if problems.is_empty() {
         writeln!(
             out,
             "ok: the text round-tripped byte for byte; both processes exited 0; \
-             nothing is left in /dev/shm\n\n\
+             nothing is left in {}\n\n\
              next, by hand: `mapshare recv hello` in one terminal, then \
-             `mapshare send hello 'hi 👋'` in another"
+             `mapshare send hello 'hi 👋'` in another",
+            crate::output::SHM_DIR
         )
         .map_err(w)?;
         Ok(ExitCode::SUCCESS)

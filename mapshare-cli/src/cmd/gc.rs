@@ -67,7 +67,10 @@ fn text(report: &Report) -> String {
         .map(|k| ["kept", k.name.as_str(), k.reason.as_str()]);
     let rows: Vec<[&str; 3]> = removed.chain(partial).chain(kept).collect();
     if rows.is_empty() {
-        "nothing to collect: no mapshare segments in /dev/shm\n".to_owned()
+        format!(
+            "nothing to collect: no mapshare segments in {}\n",
+            crate::output::SHM_DIR
+        )
     } else {
         table(&["ACTION", "SEGMENT", "WHY"], rows)
     }

@@ -416,7 +416,14 @@ fn describe(info: &SegmentInfo, h: &Header, queue: Option<Queue>) -> Info {
 /// The segment's name (`None` for a file) and the path of its file.
 fn names(location: &Location) -> (Option<String>, String) {
     match location {
-        Location::Shm(n) => (Some(n.to_string()), format!("/dev/shm/mapshare.{n}")),
+        Location::Shm(n) => (
+            Some(n.to_string()),
+            format!(
+                "{}{}mapshare.{n}",
+                crate::output::SHM_DIR,
+                std::path::MAIN_SEPARATOR
+            ),
+        ),
         Location::File(p) => (None, p.display().to_string()),
     }
 }

@@ -1,6 +1,7 @@
 //! `mapshare lock NAME -- CMD [ARGS...]`: run a command under a named mutex.
 
 use std::io;
+#[cfg(unix)]
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, ExitStatus};
 
@@ -21,6 +22,11 @@ use crate::signals::{self, wait_sliced, Waited};
 /// from it, has exited. Only then does the next locker take it over, and
 /// it is told so. Signals that reach us while the command runs are
 /// forwarded to it (see `signals`), and we wait for it.
+///
+/// On Windows the command inherits nothing: byte locks belong to the
+/// process that took them, so the lock lasts as long as this process. If
+/// it is killed, the next locker takes the lock over at once (and is told
+/// so), even while the command still runs.
 pub(crate) fn run(args: &LockArgs) -> Result<ExitCode> {
     let name = &args.name;
     let mutex = Mutex::options(name)
@@ -57,7 +63,7 @@ pub(crate) fn run(args: &LockArgs) -> Result<ExitCode> {
     let inherited = rustix::io::dup(mutex.liveness_fd())
         .map_err(|e| flat(format!("{name}: duplicating the lock's descriptor: {e}")))?;
     #[cfg(not(target_os = "linux"))]
-    let inherited: Option<std::fs::File> = None;
+    let inherited: Option<std::fs::File> = None; // Windows: see the doc comment above.
     let spawned = Command::new(program).args(rest).spawn();
     drop(inherited);
     let mut child = match spawned {
@@ -87,7 +93,11 @@ pub(crate) fn run(args: &LockArgs) -> Result<ExitCode> {
 /// A child's status as a shell reports it: its exit code, or 128 + the
 /// number of the signal that killed it.
 fn exit_code(status: ExitStatus) -> u8 {
-    match (status.code(), status.signal()) {
+    #[cfg(unix)]
+    let signal = status.signal();
+    #[cfg(not(unix))]
+    let signal: Option<i32> = None; // no signals: every status has a code
+    match (status.code(), signal) {
         (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
         (None, Some(sig)) => u8::try_from(128 + (sig & 0x7f)).unwrap_or(255),
         (None, None) => 1,

@@ -60,7 +60,11 @@ pub(crate) fn run(args: &LsArgs, format: Format) -> Result<ExitCode> {
 }
 
 /// What `ls` says of an empty /dev/shm.
+#[cfg(not(windows))]
 const NONE: &str = "no mapshare segments in /dev/shm\n";
+/// What `ls` says of an empty segment directory.
+#[cfg(windows)]
+const NONE: &str = "no mapshare segments in %LOCALAPPDATA%\\mapshare\n";
 
 /// Every segment in /dev/shm, with its counter when it has one to read.
 fn scan() -> Result<Vec<(Row, Option<Counter>)>> {

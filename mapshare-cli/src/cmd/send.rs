@@ -1,5 +1,6 @@
 //! `mapshare send NAME TEXT`: store one message in a mailbox.
 
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
@@ -14,7 +15,16 @@ use crate::signals::{wait_sliced, Waited};
 /// outlives this process), waits for room and stores the text's bytes.
 pub(crate) fn run(args: &SendArgs) -> Result<ExitCode> {
     let name = &args.name;
+    // Unix: the argument's bytes as they are. Windows: arguments are
+    // UTF-16; the text is sent as UTF-8 (refused if it is not Unicode).
+    #[cfg(unix)]
     let msg = args.text.as_bytes();
+    #[cfg(not(unix))]
+    let msg = args
+        .text
+        .to_str()
+        .ok_or_else(|| flat(format!("{name}: the text is not valid Unicode")))?
+        .as_bytes();
     let opts = Mailbox::options(name).persistent(true);
     let mailbox = match opts.open() {
         Ok(m) => m,

@@ -1,7 +1,6 @@
 //! Looking at segments from outside, without attaching: [`inspect`],
 //! [`list`], [`unlink`] and [`gc`].
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::object::{flags_word, flock_timeout, open_file, read_header};
@@ -124,8 +123,9 @@ pub fn inspect(at: &Location) -> Result<SegmentInfo, SegmentError> {
 /// # Errors
 /// When the shared-memory directory cannot be read.
 pub fn list() -> Result<Vec<Name>, SegmentError> {
-    let names =
-        sys::list(Path::new(sys::SHM_DIR)).map_err(|e| SegmentError::io(sys::SHM_DIR, e))?;
+    let names = sys::shm_dir()
+        .and_then(|d| sys::list(&d))
+        .map_err(|e| SegmentError::io(sys::SHM_DIR, e))?;
     let mut out: Vec<Name> = names
         .iter()
         .filter_map(|n| n.to_str())
@@ -190,8 +190,9 @@ pub struct GcReport {
 pub fn gc(all: bool) -> Result<GcReport, SegmentError> {
     let mut report = GcReport::default();
     let dir = Dir::shm().map_err(|e| SegmentError::io(sys::SHM_DIR, e))?;
-    let names =
-        sys::list(Path::new(sys::SHM_DIR)).map_err(|e| SegmentError::io(sys::SHM_DIR, e))?;
+    let names = sys::shm_dir()
+        .and_then(|d| sys::list(&d))
+        .map_err(|e| SegmentError::io(sys::SHM_DIR, e))?;
     for raw in names {
         let Some(file) = raw.to_str() else { continue };
         if file.starts_with(INIT_PREFIX) {

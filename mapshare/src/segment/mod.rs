@@ -404,12 +404,15 @@ impl Segment {
                 break (tmp, fd, guard);
             }
         };
-        sys::reserve(&fd, total_len).map_err(|e| match e.raw_os_error() {
-            Some(28) | Some(27) => SegmentError::NoSpace {
-                name: what.clone(),
-                requested: total_len,
-            },
-            _ => SegmentError::io(format!("{what}: reserving {total_len} bytes"), e),
+        sys::reserve(&fd, total_len).map_err(|e| {
+            if sys::is_no_space(&e) {
+                SegmentError::NoSpace {
+                    name: what.clone(),
+                    requested: total_len,
+                }
+            } else {
+                SegmentError::io(format!("{what}: reserving {total_len} bytes"), e)
+            }
         })?;
         let map = sys::map(&fd, map_len, true)
             .map_err(|e| SegmentError::io(format!("{what}: mmap"), e))?;

@@ -68,6 +68,16 @@ impl Dir {
     }
 }
 
+/// The path of the shared-memory directory, [`SHM_DIR`].
+pub(crate) fn shm_dir() -> io::Result<std::path::PathBuf> {
+    Ok(std::path::PathBuf::from(SHM_DIR))
+}
+
+/// Whether `e` says the file system is full (`ENOSPC`, `EFBIG`).
+pub(crate) fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EFBIG))
+}
+
 /// What `fstat` tells us about a segment file.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FileInfo {

@@ -35,6 +35,14 @@ impl Dir {
     }
 }
 
+pub(crate) fn shm_dir() -> io::Result<std::path::PathBuf> {
+    unsupported()
+}
+
+pub(crate) fn is_no_space(_e: &io::Error) -> bool {
+    false
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FileInfo {
     pub(crate) size: u64,

@@ -56,9 +56,78 @@ pub(crate) fn unique_name(test: &str) -> String {
     format!("t-{}-{}-{}", std::process::id(), test, next())
 }
 
-/// `/dev/shm/mapshare.<name>`.
+/// The directory of RAM-backed segments: `/dev/shm`, or on Windows
+/// `%LOCALAPPDATA%\mapshare` (the temp directory's `mapshare` folder
+/// without `LOCALAPPDATA`), as the library's backend computes it.
+pub(crate) fn shm_dir() -> PathBuf {
+    #[cfg(windows)]
+    {
+        std::env::var_os("LOCALAPPDATA")
+            .filter(|v| !v.is_empty())
+            .map_or_else(std::env::temp_dir, PathBuf::from)
+            .join("mapshare")
+    }
+    #[cfg(not(windows))]
+    {
+        PathBuf::from("/dev/shm")
+    }
+}
+
+/// `/dev/shm/mapshare.<name>` (on Windows, in [`shm_dir`]).
 pub(crate) fn shm_path(name: &str) -> PathBuf {
-    PathBuf::from(format!("/dev/shm/mapshare.{name}"))
+    shm_dir().join(format!("mapshare.{name}"))
+}
+
+/// Positional file I/O: std's Unix `FileExt`, or on Windows the same four
+/// calls over `seek_read` / `seek_write` (tests write over live segment
+/// files, as a buggy or hostile peer would).
+#[cfg(unix)]
+#[allow(unused_imports)] // Reason: only the tests that write over segment files use it.
+pub(crate) use std::os::unix::fs::FileExt;
+
+/// See the Unix `FileExt`: the same calls on Windows.
+#[cfg(windows)]
+pub(crate) trait FileExt {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<usize>;
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn write_all_at(&self, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            match self.write_at(buf, offset)? {
+                0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                n => {
+                    buf = &buf[n..];
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(windows)]
+impl FileExt for fs::File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        match std::os::windows::fs::FileExt::seek_read(self, buf, offset) {
+            // Reading at the end of file is an error on Windows, 0 on Unix.
+            Err(e) if e.raw_os_error() == Some(38) => Ok(0),
+            other => other,
+        }
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<usize> {
+        std::os::windows::fs::FileExt::seek_write(self, buf, offset)
+    }
 }
 
 /// Unlinks a RAM-backed segment on drop (also after a panic); a missing one is fine.
@@ -340,11 +409,17 @@ impl XorShift {
     }
 }
 
-/// Names in `/dev/shm`.
+/// Names in `/dev/shm` (on Windows, in [`shm_dir`]; none before the
+/// library first made it).
 pub(crate) fn shm_listing() -> BTreeSet<String> {
-    fs::read_dir("/dev/shm")
-        .expect("read /dev/shm")
-        .filter_map(|e| e.ok())
+    let dir = match fs::read_dir(shm_dir()) {
+        Ok(dir) => dir,
+        Err(e) if cfg!(windows) && e.kind() == std::io::ErrorKind::NotFound => {
+            return BTreeSet::new()
+        }
+        Err(e) => panic!("read {}: {e}", shm_dir().display()),
+    };
+    dir.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
         .collect()
 }
@@ -455,7 +530,13 @@ pub(crate) fn gc_lock() -> GcLock {
         .write(true)
         .open(std::env::temp_dir().join("mapshare-tests-gc.lock"))
         .expect("open the gc lock file");
+    #[cfg(unix)]
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    // `LockFileEx` (std's, Rust 1.89+: tests only, not the library's MSRV).
+    #[cfg(windows)]
+    #[allow(clippy::incompatible_msrv)]
+    // Reason: test code, built by the toolchain CI installs.
+    f.lock().expect("LockFileEx");
     GcLock(f)
 }
 
