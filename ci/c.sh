@@ -42,7 +42,7 @@ if [[ ${#need[@]} -gt 0 ]]; then
   $sudo apt-get install -y "${need[@]}"
 fi
 cbindgen="$root/target/tools/bin/cbindgen"
-if ! [[ -x "$cbindgen" ]] || ! "$cbindgen" --version | grep -q '^cbindgen 0\.29\.'; then
+if ! [[ -x "$cbindgen" ]] || ! "$cbindgen" --version | grep '^cbindgen 0\.29\.' >/dev/null; then
   say "installing cbindgen 0.29 into target/tools"
   cargo install --locked cbindgen --version '^0.29' --root "$root/target/tools"
 fi
@@ -108,8 +108,10 @@ for src in "${tests[@]}"; do
   gcc "${cflags[@]}" "${pc_cflags[@]}" "$src" "$staticlib" "${static_deps[@]}" -o "$out/${t}_static"
   gcc "${cflags[@]}" "${pc_cflags[@]}" "$src" "${pc_libs[@]}" -Wl,-rpath,"$libdir" -o "$out/${t}_shared"
   # Each links the library it claims to.
-  ldd "$out/${t}_shared" | grep -q "libmapshare_ffi.so => $libdir/" || die "${t}_shared does not load $libdir/libmapshare_ffi.so"
-  if ldd "$out/${t}_static" | grep -q libmapshare_ffi; then die "${t}_static loads libmapshare_ffi.so"; fi
+  # grep without -q reads all of ldd's output: `grep -q` exits at the first
+  # match, and ldd, killed by SIGPIPE, then fails the pipeline (pipefail).
+  ldd "$out/${t}_shared" | grep "libmapshare_ffi.so => $libdir/" >/dev/null || die "${t}_shared does not load $libdir/libmapshare_ffi.so"
+  if ldd "$out/${t}_static" | grep libmapshare_ffi >/dev/null; then die "${t}_static loads libmapshare_ffi.so"; fi
   for kind in static shared; do
     say "running ${t}_$kind"
     "$out/${t}_$kind" || die "${t}_$kind exited with status $?"

@@ -16,7 +16,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=x86_64-pc-windows-gnu
-export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
 
 fail() { echo "windows: $*" >&2; exit 1; }
 
