@@ -4,9 +4,9 @@
 #  1. send/recv of a multi-script UTF-8 text, receiver started first;
 #  2. the same, sender started first;
 #  3. `lock NAME -- CMD` whose holder is killed (`taskkill /F`, i.e.
-#     TerminateProcess) while a second locker waits: the waiter is not
-#     blocked and says it recovered the lock; a third locker then takes it
-#     cleanly;
+#     TerminateProcess) while a second locker waits: the holder's command
+#     ends with it (a kill-on-close job), the waiter is not blocked and
+#     says it recovered the lock; a third locker then takes it cleanly;
 #  4. `mapshare demo`.
 # Usage: ci/windows/e2e.sh path/to/mapshare.exe
 set -euo pipefail
@@ -65,7 +65,11 @@ wait_attached "$P-l" 2
 holder_pid=$(ms info "$P-l" --json | tr -d ' \r' | grep '"pid":' | head -1 | sed 's/[^0-9]//g')
 [ -n "$holder_pid" ] || fail "no holder pid"
 ms info "$P-l" --json | grep -q "\"pid\": $holder_pid" || fail "holder pid $holder_pid not attached"
+wait_attached "$P-sleep" 1 # the holder's command waits on its mailbox
 wine taskkill /F /PID "$holder_pid" >/dev/null 2>&1 || fail "taskkill /F /PID $holder_pid failed"
+# The holder's command ends with it (a kill-on-close job), so it never
+# runs beside the waiter's.
+wait_attached "$P-sleep" 0
 wait "$waiter" || fail "the waiting locker exited $? ($(cat "$scratch/w.err"))"
 grep -q "recovered the lock from a dead owner" "$scratch/w.err" \
   || fail "the waiter did not say it recovered: $(cat "$scratch/w.err")"

@@ -23,10 +23,12 @@ use crate::signals::{self, wait_sliced, Waited};
 /// it is told so. Signals that reach us while the command runs are
 /// forwarded to it (see `signals`), and we wait for it.
 ///
-/// On Windows the command inherits nothing: byte locks belong to the
-/// process that took them, so the lock lasts as long as this process. If
-/// it is killed, the next locker takes the lock over at once (and is told
-/// so), even while the command still runs.
+/// On Windows byte locks belong to the process that took them, so the lock
+/// lasts as long as this process; the command runs in a kill-on-close job
+/// with it (see `winjob`): if this process is killed, the command and
+/// everything it started end with it, before the next locker takes the
+/// lock over (and is told so). Never two guarded commands at once, on
+/// either system.
 pub(crate) fn run(args: &LockArgs) -> Result<ExitCode> {
     let name = &args.name;
     let mutex = Mutex::options(name)
@@ -64,6 +66,14 @@ pub(crate) fn run(args: &LockArgs) -> Result<ExitCode> {
         .map_err(|e| flat(format!("{name}: duplicating the lock's descriptor: {e}")))?;
     #[cfg(not(target_os = "linux"))]
     let inherited: Option<std::fs::File> = None; // Windows: see the doc comment above.
+    #[cfg(windows)]
+    if let Err(e) = crate::winjob::die_together() {
+        // Refused where this process is in a job that forbids nesting:
+        // the command would outlive a killed `mapshare`, so do not run it.
+        return Err(flat(format!(
+            "{name}: cannot tie {shown} to this process (a job object): {e}"
+        )));
+    }
     let spawned = Command::new(program).args(rest).spawn();
     drop(inherited);
     let mut child = match spawned {
