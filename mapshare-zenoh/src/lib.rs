@@ -1,0 +1,771 @@
+//! Bridges mapshare pub/sub rings between hosts over [Zenoh](https://zenoh.io):
+//! a ring named NAME on one host appears under the same name on the other,
+//! with the same API on both sides (a plain [`mapshare::Publisher`] here, plain
+//! [`mapshare::Subscriber`]s there). No home-made network protocol: Zenoh
+//! carries the samples, over TCP between peers.
+//!
+//! # Keys
+//! For a ring NAME, every bridge declares:
+//!
+//! | key | what |
+//! | --- | --- |
+//! | `mapshare/NAME/pubsub` | a publisher (messages read from the local ring) and a subscriber (messages from other hosts) |
+//! | `mapshare/NAME/meta` | a queryable answering this bridge's [`Meta`] as JSON: kind, layout fingerprint, capacity, largest message, policy, origin id |
+//!
+//! Every sample carries a [`Tag`] as its attachment: the sending bridge's
+//! origin id (random, per bridge process), its sequence number (1, 2, ...
+//! per origin) and whether it marks the end of the local publisher.
+//!
+//! # Who publishes where
+//! A ring has one publisher, across hosts too. Each bridge joins its local
+//! ring as a subscriber and forwards what a local publisher publishes (the
+//! *sending* side). When samples come from another host and no local
+//! publisher is attached, the bridge claims the ring's publisher role and
+//! publishes them (the *receiving* side); messages it reads back from its
+//! own subscriber meanwhile are its own, and are not forwarded (with the
+//! origin id this is what keeps two bridges of one name from looping). When
+//! the remote publisher leaves (an end tag), the bridge gives the role up:
+//! local subscribers see [`Disconnected`](mapshare::RecvError::Disconnected)
+//! once they have read everything, as with a local publisher.
+//!
+//! Both hosts with a live publisher on the same ring is a conflict: the
+//! receiving bridge says so and drops the remote samples.
+//!
+//! # Delivery
+//! While the link is up a lossless ring stays lossless end to end: Zenoh's
+//! reliable channel with congestion control `Block`, a blocking FIFO on the
+//! receiving side, and a lossless local publish. Back-pressure runs all the
+//! way back: a slow remote subscriber holds the remote publisher (the
+//! bridge) back, which stops reading the FIFO, which stops Zenoh reading
+//! the socket, which blocks our `put`, which stops us reading the local
+//! ring, which holds the local publisher back. The sending bridge also
+//! reads nothing while no remote bridge listens (Zenoh's matching status),
+//! so a lossless local publisher is held back while the link is down.
+//!
+//! What a link drop or a killed bridge can lose is what was in flight:
+//! read from the ring, handed to Zenoh, not yet published on the other
+//! host. The receiving side counts gaps by sequence number and drops
+//! duplicates; a restarted sending bridge is a new origin (its sequence
+//! restarts), so nothing is replayed. The crate README section gives the
+//! measured figures.
+//!
+//! # Waiting
+//! Idle, the bridge sleeps: its threads block on the local ring's doorbell
+//! (wait strategy `Block`) and on Zenoh's FIFO. The ring wait is cut in
+//! slices of [`SLICE`] to notice a stop (as the `mapshare` CLI does).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use mapshare::{
+    Fingerprint, Policy, Publisher, RecvTimeoutError, SegmentError, SendTimeoutError, Subscriber,
+    WaitStrategy,
+};
+use serde::{Deserialize, Serialize};
+use zenoh::handlers::FifoChannel;
+use zenoh::qos::CongestionControl;
+use zenoh::query::{ConsolidationMode, QueryTarget};
+use zenoh::sample::Locality;
+use zenoh::{Session, Wait};
+
+/// How long one slice of a ring wait lasts: the delay between a stop and
+/// the end of the wait.
+pub const SLICE: Duration = Duration::from_millis(200);
+
+/// Samples the receiving side buffers between Zenoh and the local ring
+/// before back-pressure reaches the link.
+pub const FIFO_SAMPLES: usize = 256;
+
+/// How long a receiving bridge waits for a sender's [`Meta`] per query.
+const META_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The key of the samples of ring `name`.
+pub fn pubsub_key(name: &str) -> String {
+    format!("mapshare/{name}/pubsub")
+}
+
+/// The key of the metadata queryable of ring `name`.
+pub fn meta_key(name: &str) -> String {
+    format!("mapshare/{name}/meta")
+}
+
+/// The geometry a bridge gives a ring it creates (one that no local
+/// process has created yet). The defaults are the `mapshare` CLI's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingSpec {
+    /// Messages the ring holds.
+    pub capacity: usize,
+    /// Largest message in bytes.
+    pub max_message: usize,
+    /// What a slow subscriber does to the publisher.
+    pub policy: Policy,
+}
+
+impl Default for RingSpec {
+    fn default() -> Self {
+        RingSpec {
+            capacity: 256,
+            max_message: 4096,
+            policy: Policy::Lossless,
+        }
+    }
+}
+
+/// What a bridge says of its local ring on `mapshare/NAME/meta`: a
+/// receiving bridge compares it with its own ring and refuses a mismatch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// The answering bridge's origin id (hex), as in its [`Tag`]s.
+    pub origin: String,
+    /// The segment kind: `pubsub`.
+    pub kind: String,
+    /// The layout fingerprint, as mapshare prints it.
+    pub layout: String,
+    /// Messages the ring holds.
+    pub capacity: usize,
+    /// Largest message in bytes.
+    pub max_message: usize,
+    /// `lossless` or `overwrite-oldest`.
+    pub policy: String,
+}
+
+impl Meta {
+    fn of(origin: u64, sub: &Subscriber) -> Meta {
+        Meta {
+            origin: format!("{origin:016x}"),
+            kind: "pubsub".into(),
+            layout: Fingerprint::new("pubsub", sub.max_message() as u64, 8).to_string(),
+            capacity: sub.capacity(),
+            max_message: sub.max_message(),
+            policy: policy_name(sub.policy()).into(),
+        }
+    }
+
+    /// Whether a ring described by `other` can carry this one's messages
+    /// unchanged: everything but the origin equal.
+    pub fn same_layout(&self, other: &Meta) -> bool {
+        (
+            &self.kind,
+            &self.layout,
+            self.capacity,
+            self.max_message,
+            &self.policy,
+        ) == (
+            &other.kind,
+            &other.layout,
+            other.capacity,
+            other.max_message,
+            &other.policy,
+        )
+    }
+}
+
+impl fmt::Display for Meta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}, capacity {}, max message {}, {}",
+            self.kind, self.layout, self.capacity, self.max_message, self.policy
+        )
+    }
+}
+
+fn policy_name(p: Policy) -> &'static str {
+    match p {
+        Policy::Lossless => "lossless",
+        _ => "overwrite-oldest",
+    }
+}
+
+/// The attachment of every sample on `mapshare/NAME/pubsub`: 17 bytes,
+/// origin (u64 LE), sequence (u64 LE), flags (bit 0: end of the local
+/// publisher; such a sample has an empty payload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tag {
+    /// The sending bridge's origin id.
+    pub origin: u64,
+    /// 1, 2, ... per origin; an end tag carries the last data sequence.
+    pub seq: u64,
+    /// The local publisher left: no data.
+    pub end: bool,
+}
+
+impl Tag {
+    /// Encoded length.
+    pub const LEN: usize = 17;
+
+    /// The wire form.
+    pub fn encode(&self) -> [u8; Tag::LEN] {
+        let mut b = [0u8; Tag::LEN];
+        b[..8].copy_from_slice(&self.origin.to_le_bytes());
+        b[8..16].copy_from_slice(&self.seq.to_le_bytes());
+        b[16] = u8::from(self.end);
+        b
+    }
+
+    /// Parses the wire form; `None` for anything else.
+    pub fn decode(b: &[u8]) -> Option<Tag> {
+        if b.len() != Tag::LEN || b[16] > 1 {
+            return None;
+        }
+        Some(Tag {
+            origin: u64::from_le_bytes(b[..8].try_into().ok()?),
+            seq: u64::from_le_bytes(b[8..16].try_into().ok()?),
+            end: b[16] == 1,
+        })
+    }
+}
+
+/// What to bridge and how to reach the other hosts.
+#[derive(Debug, Clone, Default)]
+pub struct BridgeOptions {
+    /// Pub/sub ring names.
+    pub names: Vec<String>,
+    /// Zenoh endpoints to listen on (`tcp/127.0.0.1:7447`).
+    pub listen: Vec<String>,
+    /// Zenoh endpoints to connect to; retried until they answer, and again
+    /// after the link drops.
+    pub connect: Vec<String>,
+    /// The geometry of rings the bridge creates.
+    pub ring: RingSpec,
+}
+
+/// The Zenoh configuration of a bridge: a peer, no multicast scouting,
+/// only the given endpoints.
+///
+/// # Errors
+/// An endpoint Zenoh cannot parse.
+pub fn zenoh_config(listen: &[String], connect: &[String]) -> Result<zenoh::Config> {
+    let mut c = zenoh::Config::default();
+    let set = |c: &mut zenoh::Config, k: &str, v: String| {
+        c.insert_json5(k, &v)
+            .map_err(|e| anyhow::anyhow!("zenoh config {k} = {v}: {e}"))
+    };
+    set(&mut c, "mode", "\"peer\"".into())?;
+    set(&mut c, "scouting/multicast/enabled", "false".into())?;
+    set(&mut c, "listen/endpoints", serde_json::to_string(listen)?)?;
+    set(&mut c, "connect/endpoints", serde_json::to_string(connect)?)?;
+    Ok(c)
+}
+
+/// A random origin id for this bridge process.
+fn new_origin() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.write_u128(now.as_nanos());
+    h.finish() | 1 // never 0
+}
+
+/// A running bridge: one sending and one receiving thread per ring.
+#[derive(Debug)]
+pub struct Bridge {
+    session: Session,
+    origin: u64,
+    stop: Arc<AtomicBool>,
+    rings: Vec<Arc<RingState>>,
+    threads: Vec<JoinHandle<()>>,
+    /// Keeps the meta queryables declared.
+    _meta: Vec<zenoh::query::Queryable<()>>,
+}
+
+/// What a ring's two threads share.
+#[derive(Debug)]
+struct RingState {
+    name: String,
+    origin: u64,
+    meta: Meta,
+    stop: Arc<AtomicBool>,
+    /// This bridge holds the local publisher role: what its subscriber
+    /// reads is its own and is not forwarded.
+    importing: AtomicBool,
+    /// A remote bridge listens on the key (Zenoh's matching status).
+    /// And how often it changed: the remote bridges are checked again
+    /// after a change.
+    matching: Mutex<(bool, u64)>,
+    wake: Condvar,
+}
+
+impl RingState {
+    fn set_matching(&self, m: bool) {
+        let mut g = self.matching.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = m;
+        g.1 += 1;
+        drop(g);
+        self.wake.notify_all();
+    }
+
+    fn epoch(&self) -> u64 {
+        self.matching.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    /// Sleeps until a remote bridge listens, the bridge imports, or stops.
+    fn wait_listener(&self) {
+        let mut m = self.matching.lock().unwrap_or_else(|e| e.into_inner());
+        while !m.0 && !self.importing.load(Ordering::Acquire) && !self.stop.load(Ordering::Acquire)
+        {
+            m = self.wake.wait(m).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Bridge {
+    /// Opens the Zenoh session, joins (or creates) every ring and starts
+    /// bridging.
+    ///
+    /// # Errors
+    /// A ring that cannot be opened or created, or a Zenoh session that
+    /// cannot be opened (an endpoint it cannot listen on).
+    pub fn start(opts: &BridgeOptions) -> Result<Bridge> {
+        if opts.names.is_empty() {
+            bail!("no ring to bridge");
+        }
+        let config = zenoh_config(&opts.listen, &opts.connect)?;
+        let session = zenoh::open(config)
+            .wait()
+            .map_err(|e| anyhow::anyhow!("opening the zenoh session: {e}"))?;
+        let origin = new_origin();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut bridge = Bridge {
+            session,
+            origin,
+            stop,
+            rings: Vec::new(),
+            threads: Vec::new(),
+            _meta: Vec::new(),
+        };
+        for name in &opts.names {
+            bridge.add_ring(name, opts.ring)?;
+        }
+        Ok(bridge)
+    }
+
+    /// This bridge's origin id.
+    pub fn origin(&self) -> u64 {
+        self.origin
+    }
+
+    fn add_ring(&mut self, name: &str, spec: RingSpec) -> Result<()> {
+        let sub = join(name, spec)?;
+        let state = Arc::new(RingState {
+            name: name.to_string(),
+            origin: self.origin,
+            meta: Meta::of(self.origin, &sub),
+            stop: self.stop.clone(),
+            importing: AtomicBool::new(false),
+            matching: Mutex::new((false, 0)),
+            wake: Condvar::new(),
+        });
+        let meta_json = serde_json::to_string(&state.meta)?;
+        let mkey = meta_key(name);
+        let reply_key = mkey.clone();
+        let queryable = self
+            .session
+            .declare_queryable(&mkey)
+            .callback(move |q| {
+                if let Err(e) = q.reply(&reply_key, meta_json.clone()).wait() {
+                    eprintln!("mapshare-bridge: answering {reply_key}: {e}");
+                }
+            })
+            .wait()
+            .map_err(|e| anyhow::anyhow!("declaring {mkey}: {e}"))?;
+        self._meta.push(queryable);
+
+        let key = pubsub_key(name);
+        let zpub = self
+            .session
+            .declare_publisher(key.clone())
+            .congestion_control(CongestionControl::Block)
+            .allowed_destination(Locality::Remote)
+            .wait()
+            .map_err(|e| anyhow::anyhow!("declaring a publisher on {key}: {e}"))?;
+        let st = state.clone();
+        zpub.matching_listener()
+            .callback(move |m| st.set_matching(m.matching()))
+            .background()
+            .wait()
+            .map_err(|e| anyhow::anyhow!("matching listener on {key}: {e}"))?;
+        let zsub = self
+            .session
+            .declare_subscriber(key.clone())
+            .allowed_origin(Locality::Remote)
+            .with(FifoChannel::new(FIFO_SAMPLES))
+            .wait()
+            .map_err(|e| anyhow::anyhow!("declaring a subscriber on {key}: {e}"))?;
+
+        let st = state.clone();
+        let session = self.session.clone();
+        let t_out = std::thread::Builder::new()
+            .name(format!("out-{name}"))
+            .spawn(move || send_loop(&st, &session, sub, spec, &zpub))
+            .context("spawning a thread")?;
+        let st = state.clone();
+        let t_in = std::thread::Builder::new()
+            .name(format!("in-{name}"))
+            .spawn(move || recv_loop(&st, zsub))
+            .context("spawning a thread")?;
+        self.threads.push(t_out);
+        self.threads.push(t_in);
+        self.rings.push(state);
+        Ok(())
+    }
+
+    /// Stops every thread, leaves the rings and closes the session.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        for r in &self.rings {
+            r.set_matching(false);
+        }
+        if let Err(e) = self.session.close().wait() {
+            eprintln!("mapshare-bridge: closing the zenoh session: {e}");
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Joins the local ring as a subscriber, creating it with `spec` if needed.
+fn join(name: &str, spec: RingSpec) -> Result<Subscriber, SegmentError> {
+    Subscriber::options(name)
+        .capacity(spec.capacity)
+        .max_message(spec.max_message)
+        .policy(spec.policy)
+        .wait_strategy(WaitStrategy::Block)
+        .open_or_create()
+}
+
+/// The sending side: local ring to Zenoh.
+fn send_loop(
+    st: &RingState,
+    session: &Session,
+    mut sub: Subscriber,
+    spec: RingSpec,
+    zpub: &zenoh::pubsub::Publisher<'_>,
+) {
+    let mut seq = 0u64;
+    // The matching epoch whose remote bridges have been checked.
+    let mut verified = None;
+    let mut buf = Vec::new();
+    // Data sent since the local publisher was last seen to leave.
+    let mut sent_since_end = false;
+    while !st.stop.load(Ordering::Acquire) {
+        let importing = st.importing.load(Ordering::Acquire);
+        if !importing {
+            st.wait_listener();
+        }
+        let got = sub.recv_into_deadline(&mut buf, Instant::now() + SLICE);
+        match got {
+            Ok(_) => {
+                if st.importing.load(Ordering::Acquire) {
+                    continue; // our own publish, of remote samples
+                }
+                let epoch = st.epoch();
+                if verified != Some(epoch) {
+                    if !verify(st, session) {
+                        return; // stopped
+                    }
+                    verified = Some(epoch);
+                }
+                seq += 1;
+                let tag = Tag {
+                    origin: st.origin,
+                    seq,
+                    end: false,
+                };
+                let msg = std::mem::take(&mut buf);
+                if let Err(e) = zpub.put(msg).attachment(tag.encode().to_vec()).wait() {
+                    eprintln!("mapshare-bridge: {}: sending: {e}", st.name);
+                }
+                sent_since_end = true;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                if sent_since_end && !st.importing.load(Ordering::Acquire) {
+                    let tag = Tag {
+                        origin: st.origin,
+                        seq,
+                        end: true,
+                    };
+                    if let Err(e) = zpub
+                        .put(Vec::<u8>::new())
+                        .attachment(tag.encode().to_vec())
+                        .wait()
+                    {
+                        eprintln!("mapshare-bridge: {}: sending the end: {e}", st.name);
+                    }
+                }
+                sent_since_end = false;
+                // A subscriber that has seen its publisher go answers at
+                // once from now on: join again, to sleep until the next.
+                drop(sub);
+                sub = loop {
+                    match join(&st.name, spec) {
+                        Ok(s) => break s,
+                        Err(e) => {
+                            eprintln!("mapshare-bridge: {}: joining again: {e}", st.name);
+                            if st.stop.load(Ordering::Acquire) {
+                                return;
+                            }
+                            std::thread::sleep(SLICE);
+                        }
+                    }
+                };
+            }
+            Err(RecvTimeoutError::Lagged(n)) => {
+                eprintln!("mapshare-bridge: {}: missed {n} local message(s)", st.name);
+            }
+            Err(e) => eprintln!("mapshare-bridge: {}: {e}", st.name),
+        }
+    }
+}
+
+/// What the receiving side knows of one sending bridge.
+#[derive(Debug)]
+struct Origin {
+    /// The sequence number expected next.
+    next: u64,
+}
+
+/// The receiving side: Zenoh to the local ring.
+fn recv_loop(
+    st: &RingState,
+    zsub: zenoh::pubsub::Subscriber<zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>>,
+) {
+    let mut publisher: Option<Publisher> = None;
+    let mut origins: HashMap<u64, Origin> = HashMap::new();
+    let mut conflict_told = false;
+    // Ends when the session closes (the FIFO's senders are dropped).
+    while let Ok(sample) = zsub.recv() {
+        if st.stop.load(Ordering::Acquire) {
+            break;
+        }
+        let Some(tag) = sample.attachment().and_then(|a| Tag::decode(&a.to_bytes())) else {
+            eprintln!(
+                "mapshare-bridge: {}: a sample without a mapshare tag, dropped",
+                st.name
+            );
+            continue;
+        };
+        if tag.origin == st.origin {
+            continue; // ours, routed back
+        }
+        let o = origins.entry(tag.origin).or_insert(Origin { next: 1 });
+        if tag.end {
+            if tag.seq + 1 > o.next {
+                lost(st, tag.origin, tag.seq + 1 - o.next);
+                o.next = tag.seq + 1;
+            }
+            if let Some(p) = publisher.take() {
+                release(st, p);
+            }
+            continue;
+        }
+        if tag.seq < o.next {
+            eprintln!(
+                "mapshare-bridge: {}: duplicate {} from {:016x}, dropped",
+                st.name, tag.seq, tag.origin
+            );
+            continue;
+        }
+        if tag.seq > o.next {
+            lost(st, tag.origin, tag.seq - o.next);
+        }
+        o.next = tag.seq + 1;
+        if publisher.is_none() {
+            match claim(st) {
+                Ok(p) => {
+                    conflict_told = false;
+                    publisher = Some(p);
+                }
+                Err(e) => {
+                    if !conflict_told {
+                        eprintln!(
+                            "mapshare-bridge: {}: cannot publish samples from {:016x} here \
+                             ({e}); dropping them while a local publisher holds the ring",
+                            st.name, tag.origin
+                        );
+                        conflict_told = true;
+                    }
+                    continue;
+                }
+            }
+        }
+        let p = publisher.as_mut().expect("claimed above");
+        let payload = sample.payload().to_bytes();
+        loop {
+            match p.publish_deadline(&payload, Instant::now() + SLICE) {
+                Ok(()) => break,
+                Err(SendTimeoutError::Timeout(_)) if !st.stop.load(Ordering::Acquire) => {}
+                Err(SendTimeoutError::Timeout(_)) => return,
+                Err(e) => {
+                    eprintln!("mapshare-bridge: {}: publishing locally: {e}", st.name);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn lost(st: &RingState, origin: u64, n: u64) {
+    eprintln!(
+        "mapshare-bridge: {}: {n} message(s) from {origin:016x} lost on the way",
+        st.name
+    );
+}
+
+/// Asks the remote bridges of the ring for their [`Meta`] until they
+/// answer and all match ours, or the bridge stops (`false`). A mismatch is
+/// said once, naming both layouts, and asked again every second: the local
+/// publisher is held back meanwhile (a lossless ring), nothing is sent.
+///
+/// The sending side checks, not the receiving one: a receiver waiting for
+/// an answer while samples fill its FIFO would stall the link the answer
+/// comes on.
+fn verify(st: &RingState, session: &Session) -> bool {
+    let key = meta_key(&st.name);
+    let mut told = String::new();
+    while !st.stop.load(Ordering::Acquire) {
+        // Every bridge answers on the same key: no consolidation, or only
+        // one answer would be kept.
+        let replies = match session
+            .get(&key)
+            .target(QueryTarget::All)
+            .consolidation(ConsolidationMode::None)
+            .allowed_destination(Locality::Remote)
+            .timeout(META_TIMEOUT)
+            .wait()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("mapshare-bridge: {}: querying {key}: {e}", st.name);
+                std::thread::sleep(META_TIMEOUT);
+                continue;
+            }
+        };
+        let mut answers = 0;
+        let mut wrong = Vec::new();
+        while let Ok(reply) = replies.recv() {
+            let Ok(sample) = reply.result() else { continue };
+            let Ok(meta) = serde_json::from_slice::<Meta>(&sample.payload().to_bytes()) else {
+                continue;
+            };
+            answers += 1;
+            if !meta.same_layout(&st.meta) {
+                wrong.push(format!("{} on bridge {}", meta, meta.origin));
+            }
+        }
+        if answers > 0 && wrong.is_empty() {
+            if !told.is_empty() {
+                eprintln!("mapshare-bridge: {}: the remote rings match now", st.name);
+            }
+            return true;
+        }
+        let say = if answers == 0 {
+            format!("no remote bridge answers on {key} yet; waiting")
+        } else {
+            format!(
+                "refusing to send: the remote ring is {}, ours is {} (bridge {:016x}); waiting",
+                wrong.join("; "),
+                st.meta,
+                st.origin
+            )
+        };
+        if say != told {
+            eprintln!("mapshare-bridge: {}: {say}", st.name);
+            told = say;
+        }
+        std::thread::sleep(META_TIMEOUT);
+    }
+    false
+}
+
+/// Waits until this process's subscriber of the ring has read everything
+/// (at most a few seconds; only when the role changes).
+fn drained(st: &RingState) {
+    let Ok(at) = mapshare::Location::shm(&st.name) else {
+        return;
+    };
+    let me = std::process::id();
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until && !st.stop.load(Ordering::Acquire) {
+        match mapshare::pubsub_stats(&at) {
+            Ok(s) if s.subscribers.iter().any(|x| x.pid == me && x.behind > 0) => {}
+            _ => return,
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Takes the local publisher role for samples from another host.
+fn claim(st: &RingState) -> Result<Publisher, SegmentError> {
+    let p = Publisher::options(&st.name)
+        .wait_strategy(WaitStrategy::Block)
+        .open()?;
+    // What a local publisher left before it went is forwarded first.
+    drained(st);
+    st.importing.store(true, Ordering::Release);
+    st.wake.notify_all();
+    Ok(p)
+}
+
+/// Gives the role up: local subscribers see the publisher gone.
+fn release(st: &RingState, p: Publisher) {
+    drop(p);
+    // Our own subscriber reads what we published before it forwards again.
+    drained(st);
+    st.importing.store(false, Ordering::Release);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_round_trips_and_rejects_garbage() {
+        let t = Tag {
+            origin: 0xdead_beef,
+            seq: 42,
+            end: true,
+        };
+        assert_eq!(Tag::decode(&t.encode()), Some(t));
+        assert_eq!(Tag::decode(&[0; 16]), None);
+        let mut b = t.encode();
+        b[16] = 7;
+        assert_eq!(Tag::decode(&b), None);
+    }
+
+    #[test]
+    fn meta_mismatch_ignores_origin_only() {
+        let a = Meta {
+            origin: "1".into(),
+            kind: "pubsub".into(),
+            layout: "pubsub (size 4096, align 8)".into(),
+            capacity: 256,
+            max_message: 4096,
+            policy: "lossless".into(),
+        };
+        let mut b = a.clone();
+        b.origin = "2".into();
+        assert!(a.same_layout(&b));
+        b.capacity = 512;
+        assert!(!a.same_layout(&b));
+    }
+
+    #[test]
+    fn config_accepts_tcp_endpoints() {
+        zenoh_config(
+            &["tcp/127.0.0.1:7447".into()],
+            &["tcp/127.0.0.1:7448".into()],
+        )
+        .unwrap();
+    }
+}
