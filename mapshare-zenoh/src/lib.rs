@@ -558,7 +558,17 @@ fn recv_loop(
         if tag.origin == st.origin {
             continue; // ours, routed back
         }
-        let o = origins.entry(tag.origin).or_insert(Origin { next: 1 });
+        let o = origins.entry(tag.origin).or_insert_with(|| {
+            if tag.seq > 1 {
+                // We (re)started while it was sending: what it sent before
+                // went to a previous bridge here, or was lost with it.
+                eprintln!(
+                    "mapshare-bridge: {}: joined the stream of {:016x} at its message {}",
+                    st.name, tag.origin, tag.seq
+                );
+            }
+            Origin { next: tag.seq }
+        });
         if tag.end {
             if tag.seq + 1 > o.next {
                 lost(st, tag.origin, tag.seq + 1 - o.next);
