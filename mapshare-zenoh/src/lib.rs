@@ -46,7 +46,7 @@
 //! read from the ring, handed to Zenoh, not yet published on the other
 //! host. The receiving side counts gaps by sequence number and drops
 //! duplicates; a restarted sending bridge is a new origin (its sequence
-//! restarts), so nothing is replayed. The crate README section gives the
+//! restarts), so nothing is replayed. This crate's README.md gives the
 //! measured figures.
 //!
 //! # Waiting

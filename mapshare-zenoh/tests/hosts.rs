@@ -157,6 +157,17 @@ struct Bridge {
 
 impl Bridge {
     fn start(host: &Host, names: &[&str], flag: &str, port: u16, log: PathBuf) -> Bridge {
+        Bridge::start_with(host, names, &[], flag, port, log)
+    }
+
+    fn start_with(
+        host: &Host,
+        names: &[&str],
+        extra: &[&str],
+        flag: &str,
+        port: u16,
+        log: PathBuf,
+    ) -> Bridge {
         let err = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -166,6 +177,7 @@ impl Bridge {
         let child = host
             .cmd(env!("CARGO_BIN_EXE_mapshare-bridge"))
             .args(names)
+            .args(extra)
             .arg(flag)
             .arg(format!("tcp/127.0.0.1:{port}"))
             .stdin(Stdio::null())
@@ -461,8 +473,9 @@ fn child_role() {
 fn cli_pub_on_host_a_reaches_sub_on_host_b_in_order() {
     let pair = Pair::new("cli");
     let name = unique("cli");
-    let bb = pair.bridge_b(&[&name]);
-    let ba = pair.bridge_a(&[&name]);
+    let idle = unique("cli-idle"); // two rings per bridge, one of them idle
+    let bb = pair.bridge_b(&[&idle, &name]);
+    let ba = pair.bridge_a(&[&name, &idle]);
     let sub = pair
         .b
         .cmd(cli())
@@ -639,4 +652,50 @@ fn link_cut_and_restored_resumes_the_stream() {
     // one gap that B reports by sequence number.
     let seen = stream_across("cut", Fault::CutLink, 6000, 500, Duration::from_millis(500));
     assert!(seen.lost <= IN_FLIGHT_MAX, "lost {}", seen.lost);
+}
+
+#[test]
+fn mismatched_rings_are_refused_naming_both() {
+    let pair = Pair::new("meta");
+    let name = unique("meta");
+    let bb = pair.bridge_b(&[&name]); // creates B's ring: 256 x 4096
+    let ba = Bridge::start_with(
+        &pair.a,
+        &[&name],
+        &["--capacity", "512"],
+        "--connect",
+        pair.port,
+        pair.dir.join("a.log"),
+    );
+    // One line fits in A's ring: `pub` exits, the bridge holds it unsent.
+    let mut publ = pair
+        .a
+        .cmd(cli())
+        .args(["pub", &name])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    publ.stdin
+        .take()
+        .unwrap()
+        .write_all(b"never sent\n")
+        .unwrap();
+    assert!(publ.wait().unwrap().success());
+    let until = Instant::now() + LIMIT;
+    while !ba.text().contains("refusing to send") {
+        assert!(Instant::now() < until, "no refusal: {}", ba.text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let said = ba.text();
+    eprintln!("{said}");
+    assert!(
+        said.contains("capacity 256") && said.contains("capacity 512"),
+        "both layouts named: {said}"
+    );
+    // Nothing crossed: B's ring never had a publisher.
+    assert!(!bb.text().contains("lost"), "{}", bb.text());
+    ba.stop();
+    bb.stop();
+    pair.assert_clean();
 }
