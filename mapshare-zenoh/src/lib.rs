@@ -303,6 +303,15 @@ impl RingState {
         self.wake.notify_all();
     }
 
+    /// Wakes the sending thread after `importing` or `stop` changed (under
+    /// the lock, so that the wake-up cannot fall between its look and its
+    /// sleep).
+    fn poke(&self) {
+        let g = self.matching.lock().unwrap_or_else(|e| e.into_inner());
+        self.wake.notify_all();
+        drop(g);
+    }
+
     fn epoch(&self) -> u64 {
         self.matching.lock().unwrap_or_else(|e| e.into_inner()).1
     }
@@ -422,7 +431,7 @@ impl Bridge {
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::Release);
         for r in &self.rings {
-            r.set_matching(false);
+            r.poke();
         }
         if let Err(e) = self.session.close().wait() {
             eprintln!("mapshare-bridge: closing the zenoh session: {e}");
@@ -723,7 +732,7 @@ fn claim(st: &RingState) -> Result<Publisher, SegmentError> {
     // What a local publisher left before it went is forwarded first.
     drained(st);
     st.importing.store(true, Ordering::Release);
-    st.wake.notify_all();
+    st.poke();
     Ok(p)
 }
 

@@ -131,7 +131,25 @@ impl Host {
 }
 
 impl Drop for Host {
+    /// Ends every process still in this host (a test that failed halfway
+    /// leaves its bridges and children running), then the host itself.
     fn drop(&mut self) {
+        let me = self.keeper.id();
+        if let Ok(ns) = fs::read_link(format!("/proc/{me}/ns/mnt")) {
+            for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+                    continue;
+                };
+                if pid as u32 == me
+                    || fs::read_link(e.path().join("ns/mnt")).ok() != Some(ns.clone())
+                {
+                    continue;
+                }
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+        }
         let _ = self.keeper.kill();
         let _ = self.keeper.wait();
     }
