@@ -54,9 +54,11 @@
 //! (wait strategy `Block`) and on Zenoh's FIFO. The ring wait is cut in
 //! slices of [`SLICE`] to notice a stop (as the `mapshare` CLI does).
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -169,7 +171,7 @@ impl fmt::Display for Meta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {}, capacity {}, max message {}, {}",
+            "{} ring, layout {}, capacity {}, max message {}, {}",
             self.kind, self.layout, self.capacity, self.max_message, self.policy
         )
     }
@@ -287,6 +289,9 @@ struct RingState {
     /// This bridge holds the local publisher role: what its subscriber
     /// reads is its own and is not forwarded.
     importing: AtomicBool,
+    /// Messages sent to other hosts, and received from them and published.
+    sent: AtomicU64,
+    received: AtomicU64,
     /// A remote bridge listens on the key (Zenoh's matching status).
     /// And how often it changed: the remote bridges are checked again
     /// after a change.
@@ -370,6 +375,8 @@ impl Bridge {
             meta: Meta::of(self.origin, &sub),
             stop: self.stop.clone(),
             importing: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
             matching: Mutex::new((false, 0)),
             wake: Condvar::new(),
         });
@@ -439,6 +446,14 @@ impl Bridge {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        for r in &self.rings {
+            eprintln!(
+                "mapshare-bridge: {}: sent {}, received {}",
+                r.name,
+                r.sent.load(Ordering::Relaxed),
+                r.received.load(Ordering::Relaxed)
+            );
+        }
     }
 }
 
@@ -491,8 +506,11 @@ fn send_loop(
                     end: false,
                 };
                 let msg = std::mem::take(&mut buf);
-                if let Err(e) = zpub.put(msg).attachment(tag.encode().to_vec()).wait() {
-                    eprintln!("mapshare-bridge: {}: sending: {e}", st.name);
+                match zpub.put(msg).attachment(tag.encode().to_vec()).wait() {
+                    Ok(()) => {
+                        st.sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => eprintln!("mapshare-bridge: {}: sending: {e}", st.name),
                 }
                 sent_since_end = true;
             }
@@ -622,7 +640,10 @@ fn recv_loop(
         let payload = sample.payload().to_bytes();
         loop {
             match p.publish_deadline(&payload, Instant::now() + SLICE) {
-                Ok(()) => break,
+                Ok(()) => {
+                    st.received.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
                 Err(SendTimeoutError::Timeout(_)) if !st.stop.load(Ordering::Acquire) => {}
                 Err(SendTimeoutError::Timeout(_)) => return,
                 Err(e) => {

@@ -219,12 +219,14 @@ impl Bridge {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGTERM, and the bridge must exit 0.
-    fn stop(mut self) {
+    /// SIGTERM, and the bridge must exit 0; its log.
+    fn stop(mut self) -> String {
         let pid = rustix::process::Pid::from_child(&self.child);
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         let st = self.child.wait().unwrap();
-        assert!(st.success(), "bridge exited {st}: {}", self.text());
+        let text = self.text();
+        assert!(st.success(), "bridge exited {st}: {text}");
+        text
     }
 
     /// SIGKILL.
@@ -365,6 +367,17 @@ fn checked(out: Output, what: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// What a stopped bridge said it did for `ring`: (sent, received).
+fn counts(log: &str, ring: &str) -> (u64, u64) {
+    let prefix = format!("mapshare-bridge: {ring}: sent ");
+    let rest = log
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no counts for {ring} in {log}"));
+    let (sent, received) = rest.split_once(", received ").unwrap();
+    (sent.parse().unwrap(), received.parse().unwrap())
 }
 
 // ---- messages: sequence number, a body, a checksum ----
@@ -533,8 +546,12 @@ fn cli_pub_on_host_a_reaches_sub_on_host_b_in_order() {
         bb.text()
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), lines);
-    ba.stop();
-    bb.stop();
+    // Nothing came back: B, the receiving side, sent nothing (both bridges
+    // send and receive the same key; the origin and role keep it one way).
+    let (a, b) = (ba.stop(), bb.stop());
+    assert_eq!(counts(&a, &name), (2000, 0), "{a}");
+    assert_eq!(counts(&b, &name), (0, 2000), "{b}");
+    assert_eq!(counts(&a, &idle), (0, 0), "{a}");
     pair.assert_clean();
 }
 
@@ -565,8 +582,9 @@ fn hundred_thousand_messages_cross_in_order_with_checksums() {
         ba.text(),
         bb.text()
     );
-    ba.stop();
-    bb.stop();
+    let (a, b) = (ba.stop(), bb.stop());
+    assert_eq!(counts(&a, &name), (N, 0), "{a}");
+    assert_eq!(counts(&b, &name), (0, N), "{b}");
     pair.assert_clean();
 }
 
@@ -630,8 +648,10 @@ fn stream_across(test: &str, fault: Fault, n: u64, pace_us: u64, down: Duration)
     eprintln!("{test} ({fault:?}): {seen:?}\n{text}");
     assert_eq!(seen.received + seen.lost, n, "{text}");
     assert!(seen.received > n / 2, "{seen:?}\n{text}");
-    ba.stop();
-    bb.stop();
+    // One way only, across the fault too.
+    let (a, b) = (ba.stop(), bb.stop());
+    assert_eq!(counts(&a, &name).1, 0, "{a}");
+    assert_eq!(counts(&b, &name).0, 0, "{b}");
     pair.assert_clean();
     seen
 }
