@@ -23,6 +23,8 @@ const ENV_NAME: &str = "MAPSHARE_ZENOH_NAME";
 const ENV_COUNT: &str = "MAPSHARE_ZENOH_COUNT";
 const ENV_PACE_US: &str = "MAPSHARE_ZENOH_PACE_US";
 const ENV_READY: &str = "MAPSHARE_ZENOH_READY";
+/// A publisher waits for this file before its first message, if set.
+const ENV_GO: &str = "MAPSHARE_ZENOH_GO";
 /// Exit code of a child that played its role to the end.
 const CHILD_OK: i32 = 42;
 /// Longest a test may wait for anything.
@@ -450,6 +452,9 @@ fn child_role() {
         "pub" => {
             let mut p = Publisher::options(&name).open_or_create().unwrap();
             fs::write(&ready, b"").unwrap();
+            if let Ok(go) = std::env::var(ENV_GO) {
+                wait_file(Path::new(&go));
+            }
             for i in 0..count {
                 p.publish(&message(i)).unwrap();
                 if !pace.is_zero() {
@@ -735,5 +740,47 @@ fn mismatched_rings_are_refused_naming_both() {
     assert!(!bb.text().contains("lost"), "{}", bb.text());
     ba.stop();
     bb.stop();
+    pair.assert_clean();
+}
+
+#[test]
+fn publishers_on_both_hosts_conflict_and_nothing_loops() {
+    // One ring, a live publisher on each host: each bridge sends its own
+    // publisher's messages and refuses the other's while its own publisher
+    // lives (a ring has one publisher), saying so; nothing is sent back.
+    const N: u64 = 500;
+    let pair = Pair::new("both");
+    let name = unique("both");
+    let bb = pair.bridge_b(&[&name]);
+    let ba = pair.bridge_a(&[&name]);
+    let go = pair.dir.join("go");
+    let (ra, rb) = (pair.dir.join("a.ready"), pair.dir.join("b.ready"));
+    let pa = child(&pair.a, "pub", &name, N, 200, &ra)
+        .env(ENV_GO, &go)
+        .spawn()
+        .unwrap();
+    let pb = child(&pair.b, "pub", &name, N, 200, &rb)
+        .env(ENV_GO, &go)
+        .spawn()
+        .unwrap();
+    wait_file(&ra);
+    wait_file(&rb);
+    fs::write(&go, b"").unwrap();
+    checked(pa.wait_with_output().unwrap(), "publisher on A");
+    checked(pb.wait_with_output().unwrap(), "publisher on B");
+    let (a, b) = (ba.stop(), bb.stop());
+    eprintln!("bridge A: {a}\nbridge B: {b}");
+    assert!(
+        a.contains("cannot publish samples from") || b.contains("cannot publish samples from"),
+        "no conflict reported:\n{a}\n{b}"
+    );
+    for log in [&a, &b] {
+        // Each sent exactly its own publisher's messages: nothing went back.
+        // (Once one host's publisher has finished, that host's bridge may
+        // take the role and publish the rest of the other's: `received`.)
+        let (sent, received) = counts(log, &name);
+        assert_eq!(sent, N, "{log}");
+        assert!(received < N, "{log}");
+    }
     pair.assert_clean();
 }
