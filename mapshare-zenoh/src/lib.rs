@@ -83,7 +83,11 @@ pub const SLICE: Duration = Duration::from_millis(200);
 /// before back-pressure reaches the link.
 pub const FIFO_SAMPLES: usize = 256;
 
-/// How long a receiving bridge waits for a sender's [`Meta`] per query.
+/// How often a receiving bridge tries to take a ring's publisher role
+/// while a local publisher holds it (samples meanwhile are dropped).
+const CLAIM_RETRY: Duration = Duration::from_millis(100);
+
+/// How long a sending bridge waits for the remote [`Meta`]s per query.
 const META_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The key of the samples of ring `name`.
@@ -570,6 +574,9 @@ fn recv_loop(
     let mut publisher: Option<Publisher> = None;
     let mut origins: HashMap<u64, Origin> = HashMap::new();
     let mut conflict_told = false;
+    // While a local publisher holds the ring, claims are tried this often
+    // (each is an open of the segment), not per sample.
+    let mut claim_at = Instant::now();
     // Ends when the session closes (the FIFO's senders are dropped).
     while let Ok(sample) = zsub.recv() {
         if st.stop.load(Ordering::Acquire) {
@@ -594,7 +601,10 @@ fn recv_loop(
                     st.name, tag.origin, tag.seq
                 );
             }
-            Origin { next: tag.seq }
+            // An end tag carries the last data sequence, already sent.
+            Origin {
+                next: tag.seq + u64::from(tag.end),
+            }
         });
         if tag.end {
             if tag.seq + 1 > o.next {
@@ -618,6 +628,9 @@ fn recv_loop(
         }
         o.next = tag.seq + 1;
         if publisher.is_none() {
+            if Instant::now() < claim_at {
+                continue; // a local publisher held it a moment ago
+            }
             match claim(st) {
                 Ok(p) => {
                     conflict_told = false;
@@ -632,6 +645,7 @@ fn recv_loop(
                         );
                         conflict_told = true;
                     }
+                    claim_at = Instant::now() + CLAIM_RETRY;
                     continue;
                 }
             }
