@@ -51,9 +51,13 @@ struct Args {
     /// Subscriber counts, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     subs: Vec<usize>,
-    /// Few messages: a smoke test that ends in seconds.
+    /// Few messages and one repetition: a smoke test that ends in seconds.
     #[arg(long)]
     quick: bool,
+    /// Repetitions of each configuration; the median is reported (default
+    /// 3, 1 with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=20))]
+    reps: Option<u32>,
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -95,9 +99,10 @@ impl How {
     }
 }
 
-/// Messages streamed per configuration: about 256 MiB per reader.
+/// Messages streamed per configuration: about 1 GiB per reader, 2,000 to
+/// a million.
 fn messages(size: usize, quick: bool) -> u64 {
-    let n = ((256u64 << 20) / size as u64).clamp(500, 200_000);
+    let n = ((1u64 << 30) / size as u64).clamp(2000, 1_000_000);
     if quick {
         (n / 50).max(50)
     } else {
@@ -195,6 +200,23 @@ fn peer(args: &[String]) -> Result<()> {
         percentile(&lat, 0.99).unwrap_or(0)
     );
     Ok(())
+}
+
+/// Runs one configuration `reps` times; the repetition with the median
+/// time per message.
+fn median_run(
+    size: usize,
+    subs: usize,
+    how: How,
+    read: &str,
+    quick: bool,
+    reps: u32,
+) -> Result<Figures> {
+    let mut runs = (0..reps)
+        .map(|_| run(size, subs, how, read, quick))
+        .collect::<Result<Vec<_>>>()?;
+    runs.sort_by(|a, b| a.per_msg_ns.total_cmp(&b.per_msg_ns));
+    Ok(runs.swap_remove(runs.len() / 2))
 }
 
 /// One configuration's figures.
@@ -352,6 +374,7 @@ fn main() -> Result<()> {
         return peer(&argv[2..]);
     }
     let args = Args::parse();
+    let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 });
     println!(
         "mapshare-fanout-bench: {}, {} CPUs; lossless rings of about 4 MiB (8 to 256 slots)",
         cpu_model().unwrap_or_else(|| "unknown CPU".into()),
@@ -359,7 +382,8 @@ fn main() -> Result<()> {
     );
     println!(
         "per msg = time from the first publish until the last subscriber read the last of N, / N; \
-         latency: one message every {} us, the worst subscriber's median and p99",
+         latency: one message every {} us, the worst subscriber's median and p99; \
+         each row the median of {reps} repetition(s)",
         PACE.as_micros()
     );
     let mut verdicts = Vec::new();
@@ -376,7 +400,7 @@ fn main() -> Result<()> {
             "wait", "reader", "subs", "per msg", "median", "p99", "x channel", "x memcpy"
         );
         for how in [How::Polling, How::Blocking] {
-            let ch = run(size, 1, how, "channel", args.quick)
+            let ch = median_run(size, 1, how, "channel", args.quick, reps)
                 .with_context(|| format!("{} channel, {}", how.word(), label(size)))?;
             println!(
                 "{:<9} {:<10} {:>5} {:>12} {:>10} {:>10} {:>11} {:>9.2}",
@@ -391,9 +415,10 @@ fn main() -> Result<()> {
             );
             for read in ["copy", "zero"] {
                 for &subs in &args.subs {
-                    let f = run(size, subs, how, read, args.quick).with_context(|| {
-                        format!("{} {read}, {subs} subscribers, {}", how.word(), label(size))
-                    })?;
+                    let f =
+                        median_run(size, subs, how, read, args.quick, reps).with_context(|| {
+                            format!("{} {read}, {subs} subscribers, {}", how.word(), label(size))
+                        })?;
                     let x = f.per_msg_ns / ch.per_msg_ns;
                     println!(
                         "{:<9} {:<10} {:>5} {:>12} {:>10} {:>10} {:>11.2} {:>9}",

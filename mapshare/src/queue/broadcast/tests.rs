@@ -656,3 +656,39 @@ fn history_joins_racing_a_publisher_lend_only_what_stays_put() {
     );
     eprintln!("{published} published; {in_place} lent in place, {copied} copied");
 }
+
+/// Not a test: the copy primitives side by side (issue 12: atomic words
+/// against the volatile bulk copy against `memcpy`), in one process, hot
+/// in the cache. `cargo test --release -p mapshare --lib copy_primitives
+/// -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn copy_primitives_side_by_side() {
+    for size in [4096usize, 64 << 10, 1 << 20] {
+        let words: Vec<AtomicU64> = (0..size / 8).map(|i| AtomicU64::new(i as u64)).collect();
+        let mut out = vec![0u8; size];
+        let rounds = ((1usize << 31) / size).max(16);
+        let time = |f: &mut dyn FnMut(&mut [u8])| {
+            let mut out = vec![0u8; size];
+            let t = Instant::now();
+            for _ in 0..rounds {
+                f(&mut out);
+                std::hint::black_box(&mut out);
+            }
+            (size * rounds) as f64 / t.elapsed().as_secs_f64() / 1e9
+        };
+        let atomic = time(&mut |o| {
+            load_bytes(&words, o);
+        });
+        let volatile = time(&mut |o| {
+            crate::region::load_from_words(&words, o);
+        });
+        let src: Vec<u8> = vec![7; size];
+        let memcpy = time(&mut |o| o.copy_from_slice(std::hint::black_box(&src)));
+        out.copy_from_slice(&src);
+        eprintln!(
+            "{size:>8} B: atomic words {atomic:6.1} GB/s, volatile bulk {volatile:6.1} GB/s, \
+             memcpy {memcpy:6.1} GB/s"
+        );
+    }
+}
