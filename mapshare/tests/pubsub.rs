@@ -8,43 +8,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_clean, spawn_child, unique_name, Cleanup, TempDir};
+use common::{
+    assert_clean, check_message, make_message, spawn_child, unique_name, Cleanup, TempDir,
+};
 use mapshare::options::{HasCapacity, HasMaxMessage};
 use mapshare::{
     BlackboardReader, BlackboardWriter, Fault, Options, Pod, Policy, Publisher, RecvError,
     RecvTimeoutError, SendTimeoutError, Subscriber, TryRecvError, TrySendError, WaitStrategy,
     Zeroable,
 };
-
-/// A test message: `[seq u64][seq-dependent filler][checksum u64]`.
-fn make_message(seq: u64, buf: &mut Vec<u8>) {
-    let len = 16 + (seq.wrapping_mul(2_654_435_761) % 200) as usize;
-    buf.clear();
-    buf.extend_from_slice(&seq.to_le_bytes());
-    for i in 0..len - 16 {
-        buf.push((seq as u8).wrapping_add(i as u8));
-    }
-    let sum = checksum(buf);
-    buf.extend_from_slice(&sum.to_le_bytes());
-}
-
-fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
-/// Checks a message's checksum; returns its sequence number.
-fn check_message(m: &[u8]) -> u64 {
-    assert!(m.len() >= 16, "short message: {} bytes", m.len());
-    let (body, sum) = m.split_at(m.len() - 8);
-    assert_eq!(
-        checksum(body),
-        u64::from_le_bytes(sum.try_into().unwrap()),
-        "corrupt message"
-    );
-    u64::from_le_bytes(m[0..8].try_into().unwrap())
-}
 
 /// The test ring's options, for either end (`opts::<Publisher>`,
 /// `opts::<Subscriber>`).
@@ -114,7 +86,7 @@ fn pubsub_every_subscriber_gets_every_message_64_threads_and_2_processes() {
     assert_eq!(publisher.subscriber_count(), 66);
     let mut buf = Vec::new();
     for seq in 0..n {
-        make_message(seq, &mut buf);
+        make_message(seq, 200, &mut buf);
         publisher.publish(&buf).unwrap();
     }
     for k in &mut kids {
@@ -156,12 +128,12 @@ fn pubsub_killed_subscriber_unblocks_a_waiting_lossless_publisher() {
     ));
     let mut buf = Vec::new();
     for seq in 0..8 {
-        make_message(seq, &mut buf);
+        make_message(seq, 200, &mut buf);
         publisher.try_publish(&buf).unwrap();
         assert_eq!(check_message(&live.try_recv().unwrap()), seq);
     }
     // The ring is full for the stalled subscriber only.
-    make_message(8, &mut buf);
+    make_message(8, 200, &mut buf);
     assert_eq!(
         publisher.try_publish(&buf),
         Err(TrySendError::Full(&buf[..]))
@@ -189,7 +161,7 @@ fn pubsub_killed_subscriber_unblocks_a_waiting_lossless_publisher() {
     // The live subscriber lost nothing; the stream goes on.
     assert_eq!(check_message(&live.recv().unwrap()), 8);
     for seq in 9..100 {
-        make_message(seq, &mut buf);
+        make_message(seq, 200, &mut buf);
         publisher.publish(&buf).unwrap();
         assert_eq!(check_message(&live.recv().unwrap()), seq);
     }
@@ -235,7 +207,7 @@ fn pubsub_overwrite_ring_tells_a_stalled_subscriber_what_it_missed() {
     ));
     let mut buf = Vec::new();
     for seq in 0..n {
-        make_message(seq, &mut buf);
+        make_message(seq, 200, &mut buf);
         // Never waits, whatever the subscriber does.
         publisher.try_publish(&buf).unwrap();
     }
@@ -256,7 +228,7 @@ fn pubsub_killed_publisher_is_reported_and_can_be_replaced() {
             c.wait_for("subscribed");
             let mut buf = Vec::new();
             for seq in 0..10 {
-                make_message(seq, &mut buf);
+                make_message(seq, 200, &mut buf);
                 publisher.publish(&buf).unwrap();
             }
             c.signal("published");
@@ -294,7 +266,7 @@ fn pubsub_killed_publisher_is_reported_and_can_be_replaced() {
     assert_eq!(publisher.published(), 10);
     let mut buf = Vec::new();
     for seq in 10..20 {
-        make_message(seq, &mut buf);
+        make_message(seq, 200, &mut buf);
         publisher.publish(&buf).unwrap();
         assert_eq!(check_message(&sub.recv().unwrap()), seq);
     }

@@ -9,43 +9,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_clean, spawn_child, unique_name, Cleanup, TempDir};
+use common::{
+    assert_clean, check_message, make_message, spawn_child, unique_name, Cleanup, TempDir,
+};
 use mapshare::options::{HasCapacity, HasMaxMessage};
 use mapshare::{
     Options, Policy, Publisher, RecvError, SendTimeoutError, Subscriber, TryRecvError,
     TrySendError, WaitStrategy,
 };
-
-/// A test message: `[seq u64][seq-dependent filler][checksum u64]`, 16 to
-/// `16 + spread` bytes.
-fn make_message(seq: u64, spread: u64, buf: &mut Vec<u8>) {
-    let len = 16 + (seq.wrapping_mul(2_654_435_761) % spread) as usize;
-    buf.clear();
-    buf.extend_from_slice(&seq.to_le_bytes());
-    for i in 0..len - 16 {
-        buf.push((seq as u8).wrapping_mul(7).wrapping_add(i as u8));
-    }
-    let sum = checksum(buf);
-    buf.extend_from_slice(&sum.to_le_bytes());
-}
-
-fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
-/// Checks a message's checksum; returns its sequence number.
-fn check_message(m: &[u8]) -> u64 {
-    assert!(m.len() >= 16, "short message: {} bytes", m.len());
-    let (body, sum) = m.split_at(m.len() - 8);
-    assert_eq!(
-        checksum(body),
-        u64::from_le_bytes(sum.try_into().unwrap()),
-        "corrupt message"
-    );
-    u64::from_le_bytes(m[0..8].try_into().unwrap())
-}
 
 fn opts<K: HasCapacity + HasMaxMessage>(name: &str, capacity: usize) -> Options<K> {
     Options::new(name).capacity(capacity).max_message(4096)

@@ -34,47 +34,55 @@ pub(super) struct Channels<'a> {
     pub(super) rx: &'a mut Receiver,
 }
 
-impl Link for Channels<'_> {
-    fn send(&mut self, buf: &[u8], deadline: Instant) -> anyhow::Result<()> {
-        self.tx
-            .send_deadline(buf, deadline)
-            .map_err(|e| anyhow!("send: {e}"))
-    }
+/// The two ends' calls have the same shapes; only the sending call's name
+/// differs.
+macro_rules! link {
+    ($ty:ident, $send:ident, $what:literal) => {
+        impl Link for $ty<'_> {
+            fn send(&mut self, buf: &[u8], deadline: Instant) -> anyhow::Result<()> {
+                self.tx
+                    .$send(buf, deadline)
+                    .map_err(|e| anyhow!(concat!($what, ": {}"), e))
+            }
 
-    fn send_loaned(
-        &mut self,
-        len: usize,
-        deadline: Instant,
-        fill: &mut dyn FnMut(&mut ViewMut<'_>) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        let mut loan = self
-            .tx
-            .loan_deadline(deadline)
-            .map_err(|e| anyhow!("loan: {e}"))?;
-        fill(&mut loan.view_mut())?;
-        loan.commit(len);
-        Ok(())
-    }
+            fn send_loaned(
+                &mut self,
+                len: usize,
+                deadline: Instant,
+                fill: &mut dyn FnMut(&mut ViewMut<'_>) -> anyhow::Result<()>,
+            ) -> anyhow::Result<()> {
+                let mut loan = self
+                    .tx
+                    .loan_deadline(deadline)
+                    .map_err(|e| anyhow!("loan: {e}"))?;
+                fill(&mut loan.view_mut())?;
+                loan.commit(len);
+                Ok(())
+            }
 
-    fn recv_with<R>(
-        &mut self,
-        deadline: Instant,
-        read: impl FnOnce(&View<'_>) -> R,
-    ) -> anyhow::Result<R> {
-        let msg = self
-            .rx
-            .recv_ref_deadline(deadline)
-            .map_err(|e| anyhow!("recv: {e}"))?;
-        Ok(read(&msg)) // the slot is freed when `msg` drops
-    }
+            fn recv_with<R>(
+                &mut self,
+                deadline: Instant,
+                read: impl FnOnce(&View<'_>) -> R,
+            ) -> anyhow::Result<R> {
+                let msg = self
+                    .rx
+                    .recv_ref_deadline(deadline)
+                    .map_err(|e| anyhow!("recv: {e}"))?;
+                Ok(read(&msg)) // the slot is given back when `msg` drops
+            }
 
-    fn silent_for(&mut self, quiet: Duration) -> anyhow::Result<()> {
-        match self.rx.recv_ref_timeout(quiet).map(|m| m.len()) {
-            Err(RecvTimeoutError::Timeout) => Ok(()),
-            other => bail!("expected silence, got {other:?}"),
+            fn silent_for(&mut self, quiet: Duration) -> anyhow::Result<()> {
+                match self.rx.recv_ref_timeout(quiet).map(|m| m.len()) {
+                    Err(RecvTimeoutError::Timeout) => Ok(()),
+                    other => bail!("expected silence, got {other:?}"),
+                }
+            }
         }
-    }
+    };
 }
+
+link!(Channels, send_deadline, "send");
 
 /// A pub/sub ring each way, one subscriber on each.
 pub(super) struct Topics<'a> {
@@ -82,44 +90,4 @@ pub(super) struct Topics<'a> {
     pub(super) rx: &'a mut Subscriber,
 }
 
-impl Link for Topics<'_> {
-    fn send(&mut self, buf: &[u8], deadline: Instant) -> anyhow::Result<()> {
-        self.tx
-            .publish_deadline(buf, deadline)
-            .map_err(|e| anyhow!("publish: {e}"))
-    }
-
-    fn send_loaned(
-        &mut self,
-        len: usize,
-        deadline: Instant,
-        fill: &mut dyn FnMut(&mut ViewMut<'_>) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        let mut loan = self
-            .tx
-            .loan_deadline(deadline)
-            .map_err(|e| anyhow!("loan: {e}"))?;
-        fill(&mut loan.view_mut())?;
-        loan.commit(len);
-        Ok(())
-    }
-
-    fn recv_with<R>(
-        &mut self,
-        deadline: Instant,
-        read: impl FnOnce(&View<'_>) -> R,
-    ) -> anyhow::Result<R> {
-        let msg = self
-            .rx
-            .recv_ref_deadline(deadline)
-            .map_err(|e| anyhow!("recv: {e}"))?;
-        Ok(read(&msg)) // the slot is released when `msg` drops
-    }
-
-    fn silent_for(&mut self, quiet: Duration) -> anyhow::Result<()> {
-        match self.rx.recv_ref_timeout(quiet).map(|m| m.len()) {
-            Err(RecvTimeoutError::Timeout) => Ok(()),
-            other => bail!("expected silence, got {other:?}"),
-        }
-    }
-}
+link!(Topics, publish_deadline, "publish");
