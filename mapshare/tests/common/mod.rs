@@ -503,7 +503,7 @@ pub(crate) fn spawn_child_via(
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
-        .spawn()
+        .spawn_retrying()
         .expect("spawn child test process");
     ChildProc {
         child,
@@ -601,4 +601,27 @@ pub(crate) fn check_message(m: &[u8]) -> u64 {
         "corrupt message"
     );
     u64::from_le_bytes(m[0..8].try_into().unwrap())
+}
+
+/// `Command::spawn`, tried again (up to 5 times, 100 ms apart) when Wine
+/// fails the CreateProcess with ERROR_INTERNAL_ERROR (1359): seen in CI
+/// under Wine 8, a fault of the emulator, never of the program started.
+/// Elsewhere exactly `spawn`.
+pub(crate) trait SpawnRetry {
+    fn spawn_retrying(&mut self) -> std::io::Result<std::process::Child>;
+}
+
+impl SpawnRetry for std::process::Command {
+    fn spawn_retrying(&mut self) -> std::io::Result<std::process::Child> {
+        let mut tries = 0;
+        loop {
+            match self.spawn() {
+                Err(e) if cfg!(windows) && e.raw_os_error() == Some(1359) && tries < 5 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                done => return done,
+            }
+        }
+    }
 }
