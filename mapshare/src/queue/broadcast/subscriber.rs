@@ -7,7 +7,7 @@ use super::{
     is_negative, published, Lent, Policy, Recv, Ring, SlotRead, SubState, SubView, Took,
     JOIN_ATTEMPTS, MAX_SUBSCRIBERS,
 };
-use crate::primitive::{fence, Ordering};
+use crate::primitive::{fence, AtomicU64, Ordering};
 use crate::sync::doorbell::{Doorbell, WaitStrategy};
 use crate::sync::Liveness;
 
@@ -201,22 +201,36 @@ impl<'a> Ring<'a> {
         Recv::Lagged(missed)
     }
 
-    /// Copies the message of `pos` into `buf` if the slot holds it, whole.
-    fn read_slot(&self, pos: u64, buf: &mut Vec<u8>) -> SlotRead {
+    /// The slot of `pos`, if its `seq` says it holds that position (with
+    /// the `seq` value read); else what it holds instead.
+    #[allow(clippy::type_complexity)] // Reason: the slot's three parts and the value read
+    fn published_slot(
+        &self,
+        pos: u64,
+    ) -> Result<(&'a AtomicU64, u64, &'a AtomicU64, &'a [AtomicU64]), SlotRead> {
         let Some((seq, len, data)) = self.slot(pos) else {
-            return SlotRead::Older;
+            return Err(SlotRead::Older);
         };
         let want = published(pos);
         // SYNC(slot): Acquire pairs with the publisher's Release store of
-        // `seq` in `publish`.
+        // `seq` in `finish`: the length and the data it wrote are visible.
         let s1 = seq.load(Ordering::Acquire);
         if s1 != want {
-            return if is_negative(s1.wrapping_sub(want)) {
+            return Err(if is_negative(s1.wrapping_sub(want)) {
                 SlotRead::Older
             } else {
                 SlotRead::Newer
-            };
+            });
         }
+        Ok((seq, s1, len, data))
+    }
+
+    /// Copies the message of `pos` into `buf` if the slot holds it, whole.
+    fn read_slot(&self, pos: u64, buf: &mut Vec<u8>) -> SlotRead {
+        let (seq, s1, len, data) = match self.published_slot(pos) {
+            Ok(parts) => parts,
+            Err(other) => return other,
+        };
         // Copy the length out once, then check it before using it.
         let n = len.load(Ordering::Relaxed);
         let fits = n <= self.g.max_message as u64;
@@ -335,20 +349,10 @@ impl<'a> Ring<'a> {
     /// As [`Ring::read_slot`] without the copy: whether the slot holds the
     /// message of `pos` with a valid length.
     fn check_slot(&self, pos: u64) -> SlotRead {
-        let Some((seq, len, _)) = self.slot(pos) else {
-            return SlotRead::Older;
+        let (_, _, len, _) = match self.published_slot(pos) {
+            Ok(parts) => parts,
+            Err(other) => return other,
         };
-        let want = published(pos);
-        // SYNC(slot): Acquire pairs with the publisher's Release store of
-        // `seq`: the length and the data it wrote are visible to us.
-        let s1 = seq.load(Ordering::Acquire);
-        if s1 != want {
-            return if is_negative(s1.wrapping_sub(want)) {
-                SlotRead::Older
-            } else {
-                SlotRead::Newer
-            };
-        }
         let n = len.load(Ordering::Relaxed);
         if n > self.g.max_message as u64 {
             return SlotRead::BadLen(n);
