@@ -56,6 +56,12 @@
 
 #![forbid(unsafe_code)]
 
+mod channel;
+mod service;
+
+pub use channel::{channel_key, channel_live_key, BytesSpec};
+pub use service::{service_key, service_live_key};
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -69,6 +75,7 @@ use mapshare::{
     WaitStrategy,
 };
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use zenoh::handlers::FifoChannel;
 use zenoh::qos::CongestionControl;
 use zenoh::query::{ConsolidationMode, QueryTarget};
@@ -122,21 +129,30 @@ impl Default for RingSpec {
     }
 }
 
-/// What a bridge says of its local ring on `mapshare/NAME/meta`: a
-/// receiving bridge compares it with its own ring and refuses a mismatch.
+/// What a bridge says of its local segment on `mapshare/NAME/meta`: the
+/// sending side of a ring or channel, and the calling side of a service,
+/// compare it with their own and refuse a mismatch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
     /// The answering bridge's origin id (hex), as in its [`Tag`]s.
     pub origin: String,
-    /// The segment kind: `pubsub`.
+    /// The segment kind: `pubsub`, `channel` or `service`.
     pub kind: String,
+    /// What the bridge is for this name: empty for a ring (both ways);
+    /// `out` or `in` for a channel (its senders or its receiver on this
+    /// host); `serve` or `call` for a service (its server or its clients
+    /// on this host).
+    #[serde(default)]
+    pub role: String,
     /// The layout fingerprint, as mapshare prints it.
     pub layout: String,
-    /// Messages the ring holds.
+    /// Messages the ring holds (a channel: per sender; a service: per
+    /// client).
     pub capacity: usize,
     /// Largest message in bytes.
     pub max_message: usize,
-    /// `lossless` or `overwrite-oldest`.
+    /// `lossless` or `overwrite-oldest`; empty for channels and services.
+    #[serde(default)]
     pub policy: String,
 }
 
@@ -145,6 +161,7 @@ impl Meta {
         Meta {
             origin: format!("{origin:016x}"),
             kind: "pubsub".into(),
+            role: String::new(),
             layout: Fingerprint::new("pubsub", sub.max_message() as u64, 8).to_string(),
             capacity: sub.capacity(),
             max_message: sub.max_message(),
@@ -152,9 +169,28 @@ impl Meta {
         }
     }
 
-    /// Whether a ring described by `other` can carry this one's messages
-    /// unchanged: everything but the origin equal.
+    /// A channel's or a service's meta: byte messages of `max_message`.
+    fn bytes(origin: u64, kind: &str, role: &str, capacity: usize, max_message: usize) -> Meta {
+        Meta {
+            origin: format!("{origin:016x}"),
+            kind: kind.into(),
+            role: role.into(),
+            layout: Fingerprint::new("bytes", max_message as u64, 1).to_string(),
+            capacity,
+            max_message,
+            policy: String::new(),
+        }
+    }
+
+    /// Whether a segment described by `other` can carry this one's
+    /// messages unchanged. Rings: everything but the origin equal (a
+    /// subscriber's history and pacing depend on the geometry). Channels
+    /// and services: the same kind and layout (so the same largest
+    /// message); capacities are each host's own flow control.
     pub fn same_layout(&self, other: &Meta) -> bool {
+        if self.kind != "pubsub" {
+            return (&self.kind, &self.layout) == (&other.kind, &other.layout);
+        }
         (
             &self.kind,
             &self.layout,
@@ -173,12 +209,61 @@ impl Meta {
 
 impl fmt::Display for Meta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ring, layout {}, capacity {}, max message {}, {}",
-            self.kind, self.layout, self.capacity, self.max_message, self.policy
-        )
+        match self.kind.as_str() {
+            "pubsub" => write!(
+                f,
+                "{} ring, layout {}, capacity {}, max message {}, {}",
+                self.kind, self.layout, self.capacity, self.max_message, self.policy
+            ),
+            _ => write!(
+                f,
+                "{} ({}), layout {}, capacity {}, max message {}",
+                self.kind, self.role, self.layout, self.capacity, self.max_message
+            ),
+        }
     }
+}
+
+/// What the answers to a meta query say of the remote side a bridge
+/// would send to: `Ok` when they are what `ours` needs, else the sentence
+/// to say (and to wait on). `peer_role`: the role the remote side must
+/// have; `one`: exactly one such side may exist (a channel has one
+/// receiver). Answers of other roles are ignored.
+fn judge(
+    answers: &[Meta],
+    ours: &Meta,
+    peer_role: &str,
+    one: bool,
+    key: &str,
+) -> Result<(), String> {
+    let peers: Vec<&Meta> = answers.iter().filter(|m| m.role == peer_role).collect();
+    if peers.is_empty() {
+        return Err(format!("no remote bridge answers on {key} yet; waiting"));
+    }
+    let wrong: Vec<String> = peers
+        .iter()
+        .filter(|m| !m.same_layout(ours))
+        .map(|m| format!("{} on bridge {}", m, m.origin))
+        .collect();
+    if !wrong.is_empty() {
+        return Err(format!(
+            "refusing to send: the remote side is {}, ours is {} (bridge {}); waiting",
+            wrong.join("; "),
+            ours,
+            ours.origin
+        ));
+    }
+    if one && peers.len() > 1 {
+        let who: Vec<&str> = peers.iter().map(|m| m.origin.as_str()).collect();
+        return Err(format!(
+            "refusing to send: {} bridges on other hosts take this {} in ({}), and it has one \
+             receiver; waiting until one is left",
+            peers.len(),
+            ours.kind,
+            who.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 fn policy_name(p: Policy) -> &'static str {
@@ -230,8 +315,20 @@ impl Tag {
 /// What to bridge and how to reach the other hosts.
 #[derive(Debug, Clone, Default)]
 pub struct BridgeOptions {
-    /// Pub/sub ring names.
+    /// Pub/sub ring names (both ways).
     pub names: Vec<String>,
+    /// Channels whose senders are on this host: their messages go to the
+    /// receiver on another host.
+    pub channels_out: Vec<String>,
+    /// Channels whose receiver is on this host: it receives what senders
+    /// on another host send.
+    pub channels_in: Vec<String>,
+    /// Services whose server is on this host: it answers clients on other
+    /// hosts.
+    pub serve: Vec<String>,
+    /// Services whose clients are on this host: their requests go to the
+    /// server on another host.
+    pub call: Vec<String>,
     /// Zenoh endpoints to listen on (`tcp/127.0.0.1:7447`).
     pub listen: Vec<String>,
     /// Zenoh endpoints to connect to; retried until they answer, and again
@@ -239,6 +336,50 @@ pub struct BridgeOptions {
     pub connect: Vec<String>,
     /// The geometry of rings the bridge creates.
     pub ring: RingSpec,
+    /// The geometry of channels the bridge creates.
+    pub channel: BytesSpec,
+    /// The geometry of services the bridge creates.
+    pub service: BytesSpec,
+    /// How long a `call` bridge waits for the answer to one request
+    /// (`None`: a day; a lost link or a dead serving bridge ends the wait
+    /// earlier, with the server seen gone).
+    pub call_timeout: Option<Duration>,
+}
+
+impl BridgeOptions {
+    /// Every name bridged, whatever its kind.
+    pub fn all_names(&self) -> impl Iterator<Item = &String> {
+        self.names
+            .iter()
+            .chain(&self.channels_out)
+            .chain(&self.channels_in)
+            .chain(&self.serve)
+            .chain(&self.call)
+    }
+}
+
+/// What a bridged channel or service has carried, said when the bridge
+/// stops (`NAME: sent S, received R`).
+#[derive(Debug)]
+struct Counts {
+    name: String,
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Counts {
+    fn new(name: &str) -> Arc<Counts> {
+        Arc::new(Counts {
+            name: name.to_string(),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+        })
+    }
+}
+
+/// Resolves once the bridge stops (or its stop sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// The Zenoh configuration of a bridge: a peer, no multicast scouting,
@@ -281,6 +422,14 @@ pub struct Bridge {
     threads: Vec<JoinHandle<()>>,
     /// Keeps the meta queryables declared.
     _meta: Vec<zenoh::query::Queryable<()>>,
+    /// The channels' and services' tasks run here.
+    runtime: tokio::runtime::Runtime,
+    tasks: Vec<(String, tokio::task::JoinHandle<()>)>,
+    links: Vec<Arc<Counts>>,
+    stop_tasks: watch::Sender<bool>,
+    /// A task that ended before the bridge stopped says why here.
+    failed: std::sync::mpsc::Sender<String>,
+    failures: Option<std::sync::mpsc::Receiver<String>>,
 }
 
 /// What a ring's two threads share.
@@ -343,8 +492,12 @@ impl Bridge {
     /// A ring that cannot be opened or created, or a Zenoh session that
     /// cannot be opened (an endpoint it cannot listen on).
     pub fn start(opts: &BridgeOptions) -> Result<Bridge> {
-        if opts.names.is_empty() {
-            bail!("no ring to bridge");
+        if opts.all_names().next().is_none() {
+            bail!("nothing to bridge: give a ring, a channel or a service");
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = opts.all_names().find(|n| !seen.insert(n.as_str())) {
+            bail!("{twice} is named twice: a name is bridged once, as one kind and one direction");
         }
         let config = zenoh_config(&opts.listen, &opts.connect)?;
         let session = zenoh::open(config)
@@ -352,6 +505,13 @@ impl Bridge {
             .map_err(|e| anyhow::anyhow!("opening the zenoh session: {e}"))?;
         let origin = new_origin();
         let stop = Arc::new(AtomicBool::new(false));
+        let (failed, failures) = std::sync::mpsc::channel();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mapshare-bridge")
+            .enable_all() // time, and IO for mapshare's io_uring waits
+            .build()
+            .context("starting the bridge's runtime")?;
         let mut bridge = Bridge {
             session,
             origin,
@@ -359,9 +519,69 @@ impl Bridge {
             rings: Vec::new(),
             threads: Vec::new(),
             _meta: Vec::new(),
+            runtime,
+            tasks: Vec::new(),
+            links: Vec::new(),
+            stop_tasks: watch::Sender::new(false),
+            failed,
+            failures: Some(failures),
         };
         for name in &opts.names {
             bridge.add_ring(name, opts.ring)?;
+        }
+        let (session, stop) = (bridge.session.clone(), bridge.stop_tasks.subscribe());
+        for name in &opts.channels_out {
+            let rx = channel::open_out(name, opts.channel)?;
+            bridge.declare_meta(name, &channel::channel_meta(origin, "out", &rx.stats()))?;
+            let c = Counts::new(name);
+            let t = channel::out_side(session.clone(), origin, rx, c.clone(), stop.clone());
+            bridge.spawn(c, t);
+        }
+        for name in &opts.channels_in {
+            let tx = channel::open_in(name, opts.channel)
+                .map_err(|e| anyhow::anyhow!("{name}: joining the channel as a sender: {e}"))?;
+            bridge.declare_meta(name, &channel::channel_meta(origin, "in", &tx.stats()))?;
+            let c = Counts::new(name);
+            let t = channel::in_side(
+                session.clone(),
+                origin,
+                opts.channel,
+                tx,
+                c.clone(),
+                stop.clone(),
+            );
+            bridge.spawn(c, t);
+        }
+        for name in &opts.serve {
+            let client = service::open_serve(name, opts.service)?;
+            bridge.declare_meta(
+                name,
+                &service::service_meta(origin, "serve", &client.stats()),
+            )?;
+            let c = Counts::new(name);
+            let t = service::serve_side(session.clone(), origin, client, c.clone(), stop.clone());
+            bridge.spawn(c, t);
+        }
+        for name in &opts.call {
+            // The service's geometry, read through a client handle (which,
+            // unlike a server, leaves no trace when dropped).
+            let meta = service::service_meta(
+                origin,
+                "call",
+                &service::open_serve(name, opts.service)?.stats(),
+            );
+            bridge.declare_meta(name, &meta)?;
+            let c = Counts::new(name);
+            let timeout = opts.call_timeout.unwrap_or(Duration::from_secs(86_400));
+            let t = service::call_side(
+                session.clone(),
+                opts.service,
+                meta,
+                timeout,
+                c.clone(),
+                stop.clone(),
+            );
+            bridge.spawn(c, t);
         }
         Ok(bridge)
     }
@@ -369,6 +589,61 @@ impl Bridge {
     /// This bridge's origin id.
     pub fn origin(&self) -> u64 {
         self.origin
+    }
+
+    fn spawn(
+        &mut self,
+        counts: Arc<Counts>,
+        task: impl std::future::Future<Output = Result<()>> + Send + 'static,
+    ) {
+        let name = counts.name.clone();
+        self.links.push(counts);
+        let (failed, stop, n) = (
+            self.failed.clone(),
+            self.stop_tasks.subscribe(),
+            name.clone(),
+        );
+        let inner = self.runtime.spawn(task);
+        // A task that ends (an error, a panic) before the stop ends the
+        // bridge: half a bridge running would hide the failure.
+        let watch = self.runtime.spawn(async move {
+            let why = match inner.await {
+                Ok(Ok(())) if *stop.borrow() => return,
+                Ok(Ok(())) => "stopped bridging (the session closed)".to_string(),
+                Ok(Err(e)) => format!("{e:#}"),
+                Err(e) => format!("the bridging task failed: {e}"),
+            };
+            eprintln!("mapshare-bridge: {n}: {why}");
+            let _ = failed.send(format!("{n}: {why}"));
+        });
+        self.tasks.push((name, watch));
+    }
+
+    /// The failures of the bridge's channel and service tasks, each said
+    /// once, as it happens (the first call takes the receiver; a task that
+    /// failed has already said so on stderr). Any of them means the bridge
+    /// no longer bridges that name: stop it.
+    pub fn failures(&mut self) -> Option<std::sync::mpsc::Receiver<String>> {
+        self.failures.take()
+    }
+
+    /// Answers `mapshare/NAME/meta` with `meta`.
+    fn declare_meta(&mut self, name: &str, meta: &Meta) -> Result<()> {
+        let meta_json = serde_json::to_string(meta)?;
+        let mkey = meta_key(name);
+        let reply_key = mkey.clone();
+        let queryable = self
+            .session
+            .declare_queryable(&mkey)
+            .callback(move |q| {
+                if let Err(e) = q.reply(&reply_key, meta_json.clone()).wait() {
+                    eprintln!("mapshare-bridge: answering {reply_key}: {e}");
+                }
+            })
+            .wait()
+            .map_err(|e| anyhow::anyhow!("declaring {mkey}: {e}"))?;
+        self._meta.push(queryable);
+        Ok(())
     }
 
     fn add_ring(&mut self, name: &str, spec: RingSpec) -> Result<()> {
@@ -384,20 +659,7 @@ impl Bridge {
             matching: Mutex::new((false, 0)),
             wake: Condvar::new(),
         });
-        let meta_json = serde_json::to_string(&state.meta)?;
-        let mkey = meta_key(name);
-        let reply_key = mkey.clone();
-        let queryable = self
-            .session
-            .declare_queryable(&mkey)
-            .callback(move |q| {
-                if let Err(e) = q.reply(&reply_key, meta_json.clone()).wait() {
-                    eprintln!("mapshare-bridge: answering {reply_key}: {e}");
-                }
-            })
-            .wait()
-            .map_err(|e| anyhow::anyhow!("declaring {mkey}: {e}"))?;
-        self._meta.push(queryable);
+        self.declare_meta(name, &state.meta)?;
 
         let key = pubsub_key(name);
         let zpub = self
@@ -444,6 +706,14 @@ impl Bridge {
         for r in &self.rings {
             r.poke();
         }
+        // The tasks first: a serving bridge answers its callers' queries
+        // (with an error) while the session is still open.
+        let _ = self.stop_tasks.send(true);
+        for (name, t) in self.tasks.drain(..) {
+            if let Err(e) = self.runtime.block_on(t) {
+                eprintln!("mapshare-bridge: {name}: {e}");
+            }
+        }
         if let Err(e) = self.session.close().wait() {
             eprintln!("mapshare-bridge: closing the zenoh session: {e}");
         }
@@ -456,6 +726,14 @@ impl Bridge {
                 r.name,
                 r.sent.load(Ordering::Relaxed),
                 r.received.load(Ordering::Relaxed)
+            );
+        }
+        for c in &self.links {
+            eprintln!(
+                "mapshare-bridge: {}: sent {}, received {}",
+                c.name,
+                c.sent.load(Ordering::Relaxed),
+                c.received.load(Ordering::Relaxed)
             );
         }
     }
@@ -559,11 +837,69 @@ fn send_loop(
     }
 }
 
-/// What the receiving side knows of one sending bridge.
-#[derive(Debug)]
-struct Origin {
-    /// The sequence number expected next.
-    next: u64,
+/// What a receiving side knows of the sending bridges of one name: the
+/// sequence number each is expected to send next. Says what it finds:
+/// gaps (lost on the way), duplicates, and joining a stream midway.
+#[derive(Debug, Default)]
+struct Sequencer {
+    next: HashMap<u64, u64>,
+}
+
+/// What to do with a tagged sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Deliver its payload.
+    Deliver,
+    /// The remote end left: give the local role up.
+    End,
+    /// Seen already: drop it.
+    Duplicate,
+}
+
+impl Sequencer {
+    fn accept(&mut self, name: &str, tag: &Tag) -> Verdict {
+        let next = self.next.entry(tag.origin).or_insert_with(|| {
+            if tag.seq > 1 {
+                // We (re)started while it was sending: what it sent before
+                // went to a previous bridge here, or was lost with it.
+                eprintln!(
+                    "mapshare-bridge: {name}: joined the stream of {:016x} at its message {}",
+                    tag.origin, tag.seq
+                );
+            }
+            // An end tag carries the last data sequence, already sent.
+            tag.seq + u64::from(tag.end)
+        });
+        if tag.end {
+            if tag.seq + 1 > *next {
+                lost(name, tag.origin, tag.seq + 1 - *next);
+                *next = tag.seq + 1;
+            }
+            return Verdict::End;
+        }
+        if tag.seq < *next {
+            eprintln!(
+                "mapshare-bridge: {name}: duplicate {} from {:016x}, dropped",
+                tag.seq, tag.origin
+            );
+            return Verdict::Duplicate;
+        }
+        if tag.seq > *next {
+            lost(name, tag.origin, tag.seq - *next);
+        }
+        *next = tag.seq + 1;
+        Verdict::Deliver
+    }
+}
+
+/// The tag of a sample from another bridge, or `None` (said) for a sample
+/// without one.
+fn tag_of(name: &str, sample: &zenoh::sample::Sample) -> Option<Tag> {
+    let tag = sample.attachment().and_then(|a| Tag::decode(&a.to_bytes()));
+    if tag.is_none() {
+        eprintln!("mapshare-bridge: {name}: a sample without a mapshare tag, dropped");
+    }
+    tag
 }
 
 /// The receiving side: Zenoh to the local ring.
@@ -572,7 +908,7 @@ fn recv_loop(
     zsub: zenoh::pubsub::Subscriber<zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>>,
 ) {
     let mut publisher: Option<Publisher> = None;
-    let mut origins: HashMap<u64, Origin> = HashMap::new();
+    let mut seqs = Sequencer::default();
     let mut conflict_told = false;
     // While a local publisher holds the ring, claims are tried this often
     // (each is an open of the segment), not per sample.
@@ -582,51 +918,22 @@ fn recv_loop(
         if st.stop.load(Ordering::Acquire) {
             break;
         }
-        let Some(tag) = sample.attachment().and_then(|a| Tag::decode(&a.to_bytes())) else {
-            eprintln!(
-                "mapshare-bridge: {}: a sample without a mapshare tag, dropped",
-                st.name
-            );
+        let Some(tag) = tag_of(&st.name, &sample) else {
             continue;
         };
         if tag.origin == st.origin {
             continue; // ours, routed back
         }
-        let o = origins.entry(tag.origin).or_insert_with(|| {
-            if tag.seq > 1 {
-                // We (re)started while it was sending: what it sent before
-                // went to a previous bridge here, or was lost with it.
-                eprintln!(
-                    "mapshare-bridge: {}: joined the stream of {:016x} at its message {}",
-                    st.name, tag.origin, tag.seq
-                );
+        match seqs.accept(&st.name, &tag) {
+            Verdict::Deliver => {}
+            Verdict::Duplicate => continue,
+            Verdict::End => {
+                if let Some(p) = publisher.take() {
+                    release(st, p);
+                }
+                continue;
             }
-            // An end tag carries the last data sequence, already sent.
-            Origin {
-                next: tag.seq + u64::from(tag.end),
-            }
-        });
-        if tag.end {
-            if tag.seq + 1 > o.next {
-                lost(st, tag.origin, tag.seq + 1 - o.next);
-                o.next = tag.seq + 1;
-            }
-            if let Some(p) = publisher.take() {
-                release(st, p);
-            }
-            continue;
         }
-        if tag.seq < o.next {
-            eprintln!(
-                "mapshare-bridge: {}: duplicate {} from {:016x}, dropped",
-                st.name, tag.seq, tag.origin
-            );
-            continue;
-        }
-        if tag.seq > o.next {
-            lost(st, tag.origin, tag.seq - o.next);
-        }
-        o.next = tag.seq + 1;
         if publisher.is_none() {
             if Instant::now() < claim_at {
                 continue; // a local publisher held it a moment ago
@@ -669,11 +976,8 @@ fn recv_loop(
     }
 }
 
-fn lost(st: &RingState, origin: u64, n: u64) {
-    eprintln!(
-        "mapshare-bridge: {}: {n} message(s) from {origin:016x} lost on the way",
-        st.name
-    );
+fn lost(name: &str, origin: u64, n: u64) {
+    eprintln!("mapshare-bridge: {name}: {n} message(s) from {origin:016x} lost on the way");
 }
 
 /// Asks the remote bridges of the ring for their [`Meta`] until they
@@ -688,58 +992,97 @@ fn verify(st: &RingState, session: &Session) -> bool {
     let key = meta_key(&st.name);
     let mut told = String::new();
     while !st.stop.load(Ordering::Acquire) {
-        // Every bridge answers on the same key: no consolidation, or only
-        // one answer would be kept.
-        let replies = match session
-            .get(&key)
-            .target(QueryTarget::All)
-            .consolidation(ConsolidationMode::None)
-            .allowed_destination(Locality::Remote)
-            .timeout(META_TIMEOUT)
-            .wait()
-        {
-            Ok(r) => r,
+        let answers = match meta_query(session, &key).wait() {
+            Ok(r) => std::iter::from_fn(|| r.recv().ok())
+                .filter_map(|reply| parse_meta(&reply))
+                .collect::<Vec<_>>(),
             Err(e) => {
                 eprintln!("mapshare-bridge: {}: querying {key}: {e}", st.name);
                 std::thread::sleep(META_TIMEOUT);
                 continue;
             }
         };
-        let mut answers = 0;
-        let mut wrong = Vec::new();
-        while let Ok(reply) = replies.recv() {
-            let Ok(sample) = reply.result() else { continue };
-            let Ok(meta) = serde_json::from_slice::<Meta>(&sample.payload().to_bytes()) else {
-                continue;
-            };
-            answers += 1;
-            if !meta.same_layout(&st.meta) {
-                wrong.push(format!("{} on bridge {}", meta, meta.origin));
+        match judge(&answers, &st.meta, "", false, &key) {
+            Ok(()) => {
+                if !told.is_empty() {
+                    eprintln!("mapshare-bridge: {}: the remote rings match now", st.name);
+                }
+                return true;
             }
-        }
-        if answers > 0 && wrong.is_empty() {
-            if !told.is_empty() {
-                eprintln!("mapshare-bridge: {}: the remote rings match now", st.name);
+            Err(say) => {
+                if say != told {
+                    eprintln!("mapshare-bridge: {}: {say}", st.name);
+                    told = say;
+                }
             }
-            return true;
-        }
-        let say = if answers == 0 {
-            format!("no remote bridge answers on {key} yet; waiting")
-        } else {
-            format!(
-                "refusing to send: the remote ring is {}, ours is {} (bridge {:016x}); waiting",
-                wrong.join("; "),
-                st.meta,
-                st.origin
-            )
-        };
-        if say != told {
-            eprintln!("mapshare-bridge: {}: {say}", st.name);
-            told = say;
         }
         std::thread::sleep(META_TIMEOUT);
     }
     false
+}
+
+/// The query for every remote bridge's [`Meta`] of a name. Every bridge
+/// answers on the same key: no consolidation, or only one answer would be
+/// kept.
+fn meta_query<'a>(
+    session: &'a Session,
+    key: &'a str,
+) -> zenoh::session::SessionGetBuilder<'a, 'a, zenoh::handlers::DefaultHandler> {
+    session
+        .get(key)
+        .target(QueryTarget::All)
+        .consolidation(ConsolidationMode::None)
+        .allowed_destination(Locality::Remote)
+        .timeout(META_TIMEOUT)
+}
+
+fn parse_meta(reply: &zenoh::query::Reply) -> Option<Meta> {
+    let sample = reply.result().ok()?;
+    serde_json::from_slice::<Meta>(&sample.payload().to_bytes()).ok()
+}
+
+/// The async form of the check before sending (channels and services):
+/// asks every remote bridge of the name for its [`Meta`] and judges the
+/// answers (see [`judge`]). `told`: what was last said, so a sentence is
+/// said once, not every second. Returns whether the remote side is fit.
+async fn check_remote(
+    session: &Session,
+    name: &str,
+    ours: &Meta,
+    peer_role: &str,
+    one: bool,
+    told: &mut String,
+) -> bool {
+    let key = meta_key(name);
+    let answers = match meta_query(session, &key).await {
+        Ok(r) => {
+            let mut v = Vec::new();
+            while let Ok(reply) = r.recv_async().await {
+                v.extend(parse_meta(&reply));
+            }
+            v
+        }
+        Err(e) => {
+            eprintln!("mapshare-bridge: {name}: querying {key}: {e}");
+            return false;
+        }
+    };
+    match judge(&answers, ours, peer_role, one, &key) {
+        Ok(()) => {
+            if !told.is_empty() {
+                eprintln!("mapshare-bridge: {name}: the remote side is fit now");
+            }
+            told.clear();
+            true
+        }
+        Err(say) => {
+            if say != *told {
+                eprintln!("mapshare-bridge: {name}: {say}");
+                *told = say;
+            }
+            false
+        }
+    }
 }
 
 /// Waits until this process's subscriber of the ring has read everything
@@ -802,6 +1145,7 @@ mod tests {
         let a = Meta {
             origin: "1".into(),
             kind: "pubsub".into(),
+            role: String::new(),
             layout: "pubsub (size 4096, align 8)".into(),
             capacity: 256,
             max_message: 4096,
@@ -812,6 +1156,91 @@ mod tests {
         assert!(a.same_layout(&b));
         b.capacity = 512;
         assert!(!a.same_layout(&b));
+    }
+
+    #[test]
+    fn judge_wants_one_fitting_peer_of_the_other_role() {
+        let ours = Meta::bytes(1, "channel", "out", 16, 4096);
+        let fit = Meta::bytes(2, "channel", "in", 64, 4096); // capacity is each host's own
+        let other_role = Meta::bytes(3, "channel", "out", 16, 4096);
+        let k = "mapshare/x/meta";
+        assert!(judge(&[], &ours, "in", true, k)
+            .unwrap_err()
+            .contains("no remote bridge"));
+        assert!(judge(std::slice::from_ref(&other_role), &ours, "in", true, k).is_err());
+        assert_eq!(
+            judge(&[fit.clone(), other_role], &ours, "in", true, k),
+            Ok(())
+        );
+        let big = Meta::bytes(4, "channel", "in", 16, 65536);
+        let said = judge(&[big], &ours, "in", true, k).unwrap_err();
+        assert!(
+            said.contains("max message 65536") && said.contains("max message 4096"),
+            "{said}"
+        );
+        let two = judge(
+            &[fit.clone(), Meta::bytes(5, "channel", "in", 16, 4096)],
+            &ours,
+            "in",
+            true,
+            k,
+        );
+        assert!(two.unwrap_err().contains("one receiver"));
+        // Services may have several serving bridges.
+        let svc = Meta::bytes(1, "service", "call", 4, 65536);
+        let s2 = Meta::bytes(2, "service", "serve", 4, 65536);
+        let s3 = Meta::bytes(3, "service", "serve", 8, 65536);
+        assert_eq!(judge(&[s2, s3], &svc, "serve", false, k), Ok(()));
+        // A channel is not a service of the same size.
+        assert!(judge(
+            &[Meta::bytes(2, "service", "in", 16, 4096)],
+            &ours,
+            "in",
+            true,
+            k
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn sequencer_drops_duplicates_and_counts_gaps() {
+        let mut s = Sequencer::default();
+        let t = |seq, end| Tag {
+            origin: 7,
+            seq,
+            end,
+        };
+        assert_eq!(s.accept("x", &t(1, false)), Verdict::Deliver);
+        assert_eq!(s.accept("x", &t(1, false)), Verdict::Duplicate);
+        assert_eq!(s.accept("x", &t(4, false)), Verdict::Deliver); // 2, 3 lost
+        assert_eq!(s.next[&7], 5);
+        assert_eq!(s.accept("x", &t(3, false)), Verdict::Duplicate);
+        assert_eq!(s.accept("x", &t(6, true)), Verdict::End); // 5, 6 lost
+        assert_eq!(s.next[&7], 7);
+        // A stream joined midway starts where it is; an end first starts after it.
+        assert_eq!(
+            s.accept(
+                "x",
+                &Tag {
+                    origin: 8,
+                    seq: 50,
+                    end: false
+                }
+            ),
+            Verdict::Deliver
+        );
+        assert_eq!(
+            s.accept(
+                "x",
+                &Tag {
+                    origin: 9,
+                    seq: 3,
+                    end: true
+                }
+            ),
+            Verdict::End
+        );
+        assert_eq!(s.next[&9], 4);
     }
 
     #[test]

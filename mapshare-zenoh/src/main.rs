@@ -1,23 +1,48 @@
-//! `mapshare-bridge NAME... (--listen ENDPOINT | --connect ENDPOINT)...`:
-//! bridges the pub/sub rings NAME... to the other hosts' bridges over Zenoh
-//! until SIGINT, SIGTERM or SIGHUP.
+//! `mapshare-bridge [NAME...] [--channel-out NAME] [--channel-in NAME]
+//! [--serve NAME] [--call NAME] (--listen ENDPOINT | --connect ENDPOINT)...`:
+//! bridges pub/sub rings, channels and request/response services to the
+//! other hosts' bridges over Zenoh until SIGINT, SIGTERM or SIGHUP.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use mapshare::Policy;
-use mapshare_zenoh::{Bridge, BridgeOptions, RingSpec};
+use mapshare_zenoh::{Bridge, BridgeOptions, BytesSpec, RingSpec};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-/// Bridge mapshare pub/sub rings to other hosts over Zenoh.
+/// Bridge mapshare pub/sub rings, channels and services to other hosts
+/// over Zenoh.
+///
+/// A ring is bridged both ways (its one publisher may be on either host).
+/// A channel or a service is bridged one way, said on each host: the host
+/// of a channel's senders says --channel-out, the host of its receiver
+/// --channel-in; the host of a service's server says --serve, the hosts of
+/// its clients --call.
 #[derive(Debug, Parser)]
 #[command(name = "mapshare-bridge", version)]
 struct Args {
     /// Pub/sub ring names (created here if they do not exist yet).
-    #[arg(required = true, value_name = "NAME")]
+    #[arg(value_name = "NAME")]
     names: Vec<String>,
+    /// A channel whose senders are on this host: what they send goes to
+    /// its receiver on another host (this bridge is the receiver here).
+    #[arg(long, value_name = "NAME")]
+    channel_out: Vec<String>,
+    /// A channel whose receiver is on this host: it receives what senders
+    /// on another host send (this bridge is a sender here).
+    #[arg(long, value_name = "NAME")]
+    channel_in: Vec<String>,
+    /// A service whose server is on this host: clients on other hosts are
+    /// answered by it (this bridge is a client here).
+    #[arg(long, value_name = "NAME")]
+    serve: Vec<String>,
+    /// A service whose clients are on this host: their requests go to the
+    /// server on another host (this bridge is the server here).
+    #[arg(long, value_name = "NAME")]
+    call: Vec<String>,
     /// A Zenoh endpoint to listen on, such as tcp/127.0.0.1:7447.
     #[arg(long, value_name = "ENDPOINT")]
     listen: Vec<String>,
@@ -25,15 +50,30 @@ struct Args {
     /// the link drops).
     #[arg(long, value_name = "ENDPOINT")]
     connect: Vec<String>,
-    /// Messages a ring holds, if this creates it.
-    #[arg(long, value_name = "N", default_value_t = 256)]
-    capacity: usize,
-    /// Largest message in bytes, if this creates the ring.
-    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
-    max_message: usize,
+    /// Messages a ring holds (a channel: per sender; a service: requests
+    /// in flight per client), if this creates it [rings: 256; channels:
+    /// mapshare's default; services: 4, as `mapshare serve`].
+    #[arg(long, value_name = "N")]
+    capacity: Option<usize>,
+    /// Largest message in bytes, if this creates the ring, channel or
+    /// service [rings: 4096; channels: mapshare's default; services:
+    /// 65536, as `mapshare serve`].
+    #[arg(long, value_name = "BYTES")]
+    max_message: Option<usize>,
     /// What a slow subscriber does, if this creates the ring.
     #[arg(long, value_enum, default_value_t = PolicyArg::Lossless)]
     policy: PolicyArg,
+    /// Senders at once, if this creates a channel [mapshare's default].
+    #[arg(long, value_name = "N")]
+    senders: Option<usize>,
+    /// Clients at once, if this creates a service [8, as `mapshare serve`].
+    #[arg(long, value_name = "N")]
+    clients: Option<usize>,
+    /// How long a --call bridge waits for the answer to one request, in
+    /// seconds [a day]. A lost link or a dead serving bridge ends the wait
+    /// sooner; either way the clients waiting see the server gone.
+    #[arg(long, value_name = "SECS")]
+    call_timeout: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -46,29 +86,71 @@ fn run(args: Args) -> Result<()> {
     if args.listen.is_empty() && args.connect.is_empty() {
         anyhow::bail!("give at least one --listen or --connect endpoint");
     }
+    let call_timeout = match args.call_timeout {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 && s <= 1e9 => Some(Duration::from_secs_f64(s)),
+        Some(s) => anyhow::bail!("--call-timeout {s}: give a number of seconds above 0"),
+    };
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     let opts = BridgeOptions {
         names: args.names,
+        channels_out: args.channel_out,
+        channels_in: args.channel_in,
+        serve: args.serve,
+        call: args.call,
         listen: args.listen,
         connect: args.connect,
         ring: RingSpec {
-            capacity: args.capacity,
-            max_message: args.max_message,
+            capacity: args.capacity.unwrap_or(256),
+            max_message: args.max_message.unwrap_or(4096),
             policy: match args.policy {
                 PolicyArg::Lossless => Policy::Lossless,
                 PolicyArg::Overwrite => Policy::OverwriteOldest,
             },
         },
+        channel: BytesSpec {
+            capacity: args.capacity,
+            max_message: args.max_message,
+            peers: args.senders,
+        },
+        service: BytesSpec {
+            capacity: Some(args.capacity.unwrap_or(4)),
+            max_message: Some(args.max_message.unwrap_or(65536)),
+            peers: Some(args.clients.unwrap_or(8)),
+        },
+        call_timeout,
     };
-    let bridge = Bridge::start(&opts)?;
+    let mut bridge = Bridge::start(&opts)?;
     eprintln!(
-        "mapshare-bridge: ready, origin {:016x}, rings {}",
+        "mapshare-bridge: ready, origin {:016x}, bridging {}",
         bridge.origin(),
-        opts.names.join(" ")
+        opts.all_names()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
-    let _ = signals.forever().next();
+    // A signal stops the bridge (exit 0); a failed channel or service
+    // task too, with exit status 1.
+    let (tx, events) = std::sync::mpsc::channel::<Option<String>>();
+    let t = tx.clone();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            let _ = t.send(None);
+        }
+    });
+    if let Some(failures) = bridge.failures() {
+        std::thread::spawn(move || {
+            for f in failures {
+                let _ = tx.send(Some(f));
+            }
+        });
+    }
+    let failure = events.recv().ok().flatten();
     bridge.stop();
-    Ok(())
+    match failure {
+        None => Ok(()),
+        Some(f) => anyhow::bail!("{f}; stopped"),
+    }
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,336 @@
+//! Channels across hosts: the senders of channel NAME on one host (`out`),
+//! its one receiver on another (`in`).
+//!
+//! A channel has one receiver, so unlike a ring the direction is given:
+//! on the senders' host the bridge is the channel's receiver and puts what
+//! it takes on `mapshare/NAME/channel`; on the receiver's host the bridge
+//! is a sender (one lane) and sends what arrives. The local ends keep the
+//! plain API on both hosts: `Sender`s here, the `Receiver` there.
+//!
+//! While the link is up nothing is lost: Zenoh's reliable channel with
+//! congestion control `Block`, a FIFO on the `in` side, and blocking local
+//! sends (a receiver that is slow, or absent for a while, holds the stream
+//! back up to the senders on the other host). The `out` side takes nothing
+//! from the channel while no `in` side listens (Zenoh's matching status)
+//! or while the `in` side does not fit (the [`Meta`] check): the senders'
+//! messages wait in their lanes, as for a local receiver that is away.
+//!
+//! The end crosses: once every sender on the `out` host has gone and the
+//! lanes are drained, an end tag tells the `in` side, which drops its
+//! sender, so the receiver sees `Disconnected` as it would locally. A
+//! killed `out` bridge is noticed too: each `out` bridge holds a Zenoh
+//! liveliness token, and the `in` side drops its sender when the token of
+//! the bridge it relays goes (killed, or the link lost). The receiver then
+//! sees `Disconnected`, and may receive again when the stream resumes (the
+//! `in` side takes a lane again), as with a restarted local sender.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use mapshare::{Receiver, RecvError, SendError, Sender, WaitStrategy};
+use tokio::sync::watch;
+use zenoh::handlers::FifoChannel;
+use zenoh::qos::CongestionControl;
+use zenoh::sample::{Locality, SampleKind};
+use zenoh::Session;
+
+use crate::{
+    check_remote, stopped, tag_of, Counts, Meta, Sequencer, Tag, Verdict, FIFO_SAMPLES,
+    META_TIMEOUT,
+};
+
+/// How often the `out` side looks for a sender again once every sender
+/// has gone (a receiver has no wait for a new sender), and the `in` side
+/// tries again to send to a receiver that has gone or to take a lane.
+const RETRY: Duration = Duration::from_millis(50);
+
+/// The key of the messages of channel `name`.
+pub fn channel_key(name: &str) -> String {
+    format!("mapshare/{name}/channel")
+}
+
+/// The liveliness tokens of the `out` bridges of channel `name`.
+pub fn channel_live_key(name: &str, origin: u64) -> String {
+    format!("mapshare/{name}/channel/live/{origin:016x}")
+}
+
+/// The geometry a bridge gives a channel or a service it creates; `None`:
+/// mapshare's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BytesSpec {
+    /// Messages per sender lane (a service: requests in flight per client).
+    pub capacity: Option<usize>,
+    /// Largest message in bytes.
+    pub max_message: Option<usize>,
+    /// Senders (a service: clients) at once.
+    pub peers: Option<usize>,
+}
+
+/// Joins channel `name` as its receiver (creating it if needed): the
+/// `out` side's local end. Done before the bridge says `ready`, so a
+/// receiver already attached is an error at start.
+pub(crate) fn open_out(name: &str, spec: BytesSpec) -> Result<Receiver> {
+    let mut o = Receiver::options(name).wait_strategy(WaitStrategy::Block);
+    if let Some(c) = spec.capacity {
+        o = o.capacity(c);
+    }
+    if let Some(m) = spec.max_message {
+        o = o.max_message(m);
+    }
+    if let Some(p) = spec.peers {
+        o = o.senders(p);
+    }
+    o.open_or_create()
+        .map_err(|e| anyhow!("{name}: joining the channel as its receiver: {e}"))
+}
+
+/// Takes a sender lane of channel `name` (creating it if needed): the `in`
+/// side's local end. The bridge takes one at start and holds it until the
+/// remote senders end, so a receiver here waits for them as for local
+/// senders that have not come yet.
+pub(crate) fn open_in(name: &str, spec: BytesSpec) -> Result<Sender, mapshare::SegmentError> {
+    let mut o = Sender::options(name).wait_strategy(WaitStrategy::Block);
+    if let Some(c) = spec.capacity {
+        o = o.capacity(c);
+    }
+    if let Some(m) = spec.max_message {
+        o = o.max_message(m);
+    }
+    if let Some(p) = spec.peers {
+        o = o.senders(p);
+    }
+    o.open_or_create()
+}
+
+/// What a bridge says of its channel on `mapshare/NAME/meta`.
+pub(crate) fn channel_meta(origin: u64, role: &str, stats: &mapshare::ChannelStats) -> Meta {
+    Meta::bytes(origin, "channel", role, stats.capacity, stats.max_message)
+}
+
+/// The `out` side: the local channel (this bridge its receiver) to Zenoh.
+pub(crate) async fn out_side(
+    session: Session,
+    origin: u64,
+    mut rx: Receiver,
+    counts: Arc<Counts>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let name = counts.name.clone();
+    let key = channel_key(&name);
+    let meta = channel_meta(origin, "out", &rx.stats());
+    let zpub = session
+        .declare_publisher(key.clone())
+        .congestion_control(CongestionControl::Block)
+        .allowed_destination(Locality::Remote)
+        .await
+        .map_err(|e| anyhow!("declaring a publisher on {key}: {e}"))?;
+    let matching = zpub
+        .matching_listener()
+        .await
+        .map_err(|e| anyhow!("matching listener on {key}: {e}"))?;
+    let _token = session
+        .liveliness()
+        .declare_token(channel_live_key(&name, origin))
+        .await
+        .map_err(|e| anyhow!("liveliness token for {key}: {e}"))?;
+
+    let mut matched = false;
+    let mut fit = false;
+    let mut told = String::new();
+    let mut seq = 0u64;
+    let mut sent_since_end = false;
+    let mut buf = Vec::new();
+    loop {
+        // Take nothing from the channel until an `in` side listens and fits.
+        while !(matched && fit) {
+            if matched {
+                fit = check_remote(&session, &name, &meta, "in", true, &mut told).await;
+                if fit {
+                    break;
+                }
+            }
+            tokio::select! {
+                () = stopped(&mut stop) => return Ok(()),
+                m = matching.recv_async() => {
+                    matched = m.map_err(|e| anyhow!("{key}: matching status: {e}"))?.matching();
+                    fit = false;
+                }
+                () = tokio::time::sleep(META_TIMEOUT), if matched => {}
+            }
+        }
+        tokio::select! {
+            () = stopped(&mut stop) => return Ok(()),
+            m = matching.recv_async() => {
+                // Listeners came or went: check them again before sending.
+                matched = m.map_err(|e| anyhow!("{key}: matching status: {e}"))?.matching();
+                fit = false;
+            }
+            got = rx.recv_into_async(&mut buf) => match got {
+                Ok(_) => {
+                    seq += 1;
+                    let tag = Tag { origin, seq, end: false };
+                    let msg = std::mem::take(&mut buf);
+                    match zpub.put(msg).attachment(tag.encode().to_vec()).await {
+                        Ok(()) => {
+                            counts.sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => eprintln!("mapshare-bridge: {name}: sending: {e}"),
+                    }
+                    sent_since_end = true;
+                }
+                Err(RecvError::Disconnected) => {
+                    if sent_since_end {
+                        let tag = Tag { origin, seq, end: true };
+                        if let Err(e) = zpub
+                            .put(Vec::<u8>::new())
+                            .attachment(tag.encode().to_vec())
+                            .await
+                        {
+                            eprintln!("mapshare-bridge: {name}: sending the end: {e}");
+                        }
+                        sent_since_end = false;
+                    }
+                    // Every sender has gone: the receiver answers at once
+                    // until one attaches again (it has no wait for that).
+                    tokio::select! {
+                        () = stopped(&mut stop) => return Ok(()),
+                        () = tokio::time::sleep(RETRY) => {}
+                    }
+                }
+                Err(e) => {
+                    eprintln!("mapshare-bridge: {name}: receiving: {e}");
+                    tokio::select! {
+                        () = stopped(&mut stop) => return Ok(()),
+                        () = tokio::time::sleep(RETRY) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `in` side: Zenoh to the local channel (this bridge one sender).
+pub(crate) async fn in_side(
+    session: Session,
+    origin: u64,
+    spec: BytesSpec,
+    first: Sender,
+    counts: Arc<Counts>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let name = counts.name.clone();
+    let key = channel_key(&name);
+    let zsub = session
+        .declare_subscriber(key.clone())
+        .allowed_origin(Locality::Remote)
+        .with(FifoChannel::new(FIFO_SAMPLES))
+        .await
+        .map_err(|e| anyhow!("declaring a subscriber on {key}: {e}"))?;
+    let live_key = format!("mapshare/{name}/channel/live/*");
+    let live = session
+        .liveliness()
+        .declare_subscriber(&live_key)
+        .history(true)
+        .await
+        .map_err(|e| anyhow!("liveliness subscriber on {live_key}: {e}"))?;
+
+    let mut tx = Some(first);
+    // The `out` bridge whose stream the sender carries now.
+    let mut relaying: Option<u64> = None;
+    let mut seqs = Sequencer::default();
+    let mut said_busy = false;
+    loop {
+        // Biased: the samples a bridge sent before its token went are all
+        // in the FIFO before the token's removal (one link, in order), and
+        // are delivered first.
+        let sample = tokio::select! {
+            biased;
+            () = stopped(&mut stop) => return Ok(()),
+            s = zsub.recv_async() => match s {
+                Ok(s) => s,
+                Err(_) => return Ok(()), // the session closed
+            },
+            s = live.recv_async() => {
+                let Ok(s) = s else { return Ok(()) }; // the session closed
+                let gone = s.kind() == SampleKind::Delete
+                    && relaying.is_some_and(|o| s.key_expr().as_str() == channel_live_key(&name, o));
+                if gone && tx.take().is_some() {
+                    eprintln!(
+                        "mapshare-bridge: {name}: the sending bridge {:016x} is gone; \
+                         the receiver here sees its senders gone",
+                        relaying.unwrap_or(0)
+                    );
+                    relaying = None;
+                }
+                continue;
+            }
+        };
+        let Some(tag) = tag_of(&name, &sample) else {
+            continue;
+        };
+        if tag.origin == origin {
+            continue;
+        }
+        match seqs.accept(&name, &tag) {
+            Verdict::Duplicate => continue,
+            Verdict::End => {
+                // Drop our lane: the receiver sees its senders gone once it
+                // has read everything (unless senders of its own remain).
+                tx = None;
+                relaying = None;
+                continue;
+            }
+            Verdict::Deliver => {}
+        }
+        let payload = sample.payload().to_bytes();
+        loop {
+            if tx.is_none() {
+                match open_in(&name, spec) {
+                    Ok(s) => {
+                        said_busy = false;
+                        tx = Some(s);
+                    }
+                    Err(e) => {
+                        if !said_busy {
+                            eprintln!(
+                                "mapshare-bridge: {name}: cannot take a sender lane here ({e}); \
+                                 holding the stream until one is free"
+                            );
+                            said_busy = true;
+                        }
+                        tokio::select! {
+                            () = stopped(&mut stop) => return Ok(()),
+                            () = tokio::time::sleep(RETRY) => continue,
+                        }
+                    }
+                }
+            }
+            relaying = Some(tag.origin);
+            let s = tx.as_mut().expect("opened above");
+            tokio::select! {
+                () = stopped(&mut stop) => return Ok(()),
+                r = s.send_async(&payload) => match r {
+                    Ok(()) => {
+                        counts.received.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    Err(SendError::Disconnected(_)) => {
+                        // The receiver here came and went: hold the stream
+                        // (and, through Zenoh, the senders there) until the
+                        // next one attaches.
+                        tokio::select! {
+                            () = stopped(&mut stop) => return Ok(()),
+                            () = tokio::time::sleep(RETRY) => {}
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("mapshare-bridge: {name}: sending locally: {e}; dropped");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
