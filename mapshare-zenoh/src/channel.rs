@@ -20,9 +20,11 @@
 //! sender, so the receiver sees `Disconnected` as it would locally. A
 //! killed `out` bridge is noticed too: each `out` bridge holds a Zenoh
 //! liveliness token, and the `in` side drops its sender when the token of
-//! the bridge it relays goes (killed, or the link lost). The receiver then
-//! sees `Disconnected`, and may receive again when the stream resumes (the
-//! `in` side takes a lane again), as with a restarted local sender.
+//! the bridge it relays goes (killed, or the link lost) and does not come
+//! back within the grace period (`--grace`, 2 s by default: a link that
+//! recovers sooner is not seen at all). The receiver then sees
+//! `Disconnected`, and may receive again when the stream resumes (the `in`
+//! side takes a lane again), as with a restarted local sender.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -217,6 +219,7 @@ pub(crate) async fn in_side(
     origin: u64,
     spec: BytesSpec,
     first: Sender,
+    grace: Duration,
     counts: Arc<Counts>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -241,7 +244,11 @@ pub(crate) async fn in_side(
     let mut relaying: Option<u64> = None;
     let mut seqs = Sequencer::default();
     let mut said_busy = false;
+    // When the relayed bridge's token went: its lane is dropped at
+    // `drop_at` unless the token (or its data) comes back first.
+    let mut drop_at: Option<tokio::time::Instant> = None;
     loop {
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         // Biased: the samples a bridge sent before its token went are all
         // in the FIFO before the token's removal (one link, in order), and
         // are delivered first.
@@ -254,16 +261,31 @@ pub(crate) async fn in_side(
             },
             s = live.recv_async() => {
                 let Ok(s) = s else { return Ok(()) }; // the session closed
-                let gone = s.kind() == SampleKind::Delete
-                    && relaying.is_some_and(|o| s.key_expr().as_str() == channel_live_key(&name, o));
-                if gone && tx.take().is_some() {
+                let Some(o) = relaying else { continue };
+                if s.key_expr().as_str() != channel_live_key(&name, o) {
+                    continue;
+                }
+                if s.kind() == SampleKind::Delete {
+                    eprintln!(
+                        "mapshare-bridge: {name}: the sending bridge {o:016x} is unreachable; \
+                         the receiver here sees its senders gone in {grace:?} unless it is back"
+                    );
+                    drop_at = Some(tokio::time::Instant::now() + grace);
+                } else if drop_at.take().is_some() {
+                    eprintln!("mapshare-bridge: {name}: the sending bridge {o:016x} is back");
+                }
+                continue;
+            }
+            () = tokio::time::sleep_until(drop_at.unwrap_or(far)), if drop_at.is_some() => {
+                drop_at = None;
+                if tx.take().is_some() {
                     eprintln!(
                         "mapshare-bridge: {name}: the sending bridge {:016x} is gone; \
                          the receiver here sees its senders gone",
                         relaying.unwrap_or(0)
                     );
-                    relaying = None;
                 }
+                relaying = None;
                 continue;
             }
         };
@@ -306,6 +328,14 @@ pub(crate) async fn in_side(
                         }
                     }
                 }
+            }
+            if relaying != Some(tag.origin) {
+                drop_at = None; // another bridge's stream: the grace was for the last one
+            } else if drop_at.take().is_some() {
+                eprintln!(
+                    "mapshare-bridge: {name}: the sending bridge {:016x} is back",
+                    tag.origin
+                );
             }
             relaying = Some(tag.origin);
             let s = tx.as_mut().expect("opened above");

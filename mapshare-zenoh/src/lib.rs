@@ -344,7 +344,16 @@ pub struct BridgeOptions {
     /// (`None`: a day; a lost link or a dead serving bridge ends the wait
     /// earlier, with the server seen gone).
     pub call_timeout: Option<Duration>,
+    /// How long a remote end may be unreachable before the local ends see
+    /// it gone (`None`: [`DEFAULT_GRACE`]): a link that recovers sooner is
+    /// not seen at all.
+    pub grace: Option<Duration>,
 }
+
+/// How long a bridged remote end may be unreachable (its bridge's Zenoh
+/// liveliness token gone: killed, or the link lost) before the local ends
+/// see it gone: Zenoh's reconnection takes about a second.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 
 impl BridgeOptions {
     /// Every name bridged, whatever its kind.
@@ -530,6 +539,7 @@ impl Bridge {
             bridge.add_ring(name, opts.ring)?;
         }
         let (session, stop) = (bridge.session.clone(), bridge.stop_tasks.subscribe());
+        let grace = opts.grace.unwrap_or(DEFAULT_GRACE);
         for name in &opts.channels_out {
             let rx = channel::open_out(name, opts.channel)?;
             bridge.declare_meta(name, &channel::channel_meta(origin, "out", &rx.stats()))?;
@@ -547,6 +557,7 @@ impl Bridge {
                 origin,
                 opts.channel,
                 tx,
+                grace,
                 c.clone(),
                 stop.clone(),
             );
@@ -577,7 +588,7 @@ impl Bridge {
                 session.clone(),
                 opts.service,
                 meta,
-                timeout,
+                (timeout, grace),
                 c.clone(),
                 stop.clone(),
             );

@@ -74,6 +74,11 @@ struct Args {
     /// sooner; either way the clients waiting see the server gone.
     #[arg(long, value_name = "SECS")]
     call_timeout: Option<f64>,
+    /// How long a remote end may be unreachable (its bridge killed, or the
+    /// link lost) before the local ends of a channel or service see it
+    /// gone, in seconds [2]; a link that recovers sooner is not seen.
+    #[arg(long, value_name = "SECS")]
+    grace: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -86,11 +91,15 @@ fn run(args: Args) -> Result<()> {
     if args.listen.is_empty() && args.connect.is_empty() {
         anyhow::bail!("give at least one --listen or --connect endpoint");
     }
-    let call_timeout = match args.call_timeout {
-        None => None,
-        Some(s) if s.is_finite() && s > 0.0 && s <= 1e9 => Some(Duration::from_secs_f64(s)),
-        Some(s) => anyhow::bail!("--call-timeout {s}: give a number of seconds above 0"),
+    let secs = |flag: &str, v: Option<f64>, zero: bool| match v {
+        None => Ok(None),
+        Some(s) if s.is_finite() && (s > 0.0 || (zero && s == 0.0)) && s <= 1e9 => {
+            Ok(Some(Duration::from_secs_f64(s)))
+        }
+        Some(s) => Err(anyhow::anyhow!("{flag} {s}: give a number of seconds")),
     };
+    let call_timeout = secs("--call-timeout", args.call_timeout, false)?;
+    let grace = secs("--grace", args.grace, true)?;
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     let opts = BridgeOptions {
         names: args.names,
@@ -119,6 +128,7 @@ fn run(args: Args) -> Result<()> {
             peers: Some(args.clients.unwrap_or(8)),
         },
         call_timeout,
+        grace,
     };
     let mut bridge = Bridge::start(&opts)?;
     eprintln!(

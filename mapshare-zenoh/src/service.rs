@@ -14,7 +14,8 @@
 //! `call` bridge takes the server role of its local service only while
 //! such a token exists and that bridge's service fits (the same largest
 //! message); when the last token goes (the bridge killed, or the link
-//! lost), it gives the role up, and local clients with requests in flight
+//! lost) and none is back within the grace period (`--grace`), it gives
+//! the role up, and local clients with requests in flight
 //! see `Disconnected`, as they do when a local server dies. A request whose
 //! server on the other host died (or that found none) is answered with a
 //! Zenoh error; the `call` bridge then gives the role up and takes it
@@ -212,7 +213,7 @@ pub(crate) async fn call_side(
     session: Session,
     spec: BytesSpec,
     meta: Meta,
-    timeout: Duration,
+    (timeout, grace): (Duration, Duration),
     counts: Arc<Counts>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -234,7 +235,11 @@ pub(crate) async fn call_side(
     let mut told = String::new();
     let mut fit = false;
     let mut claim_said = false;
+    // When the last serving bridge's token went: the role is given up at
+    // `drop_at` unless one is back first.
+    let mut drop_at: Option<tokio::time::Instant> = None;
     loop {
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         if server.is_none() && !servers.is_empty() {
             if !fit {
                 fit = check_remote(&session, &name, &meta, "serve", false, &mut told).await;
@@ -291,16 +296,29 @@ pub(crate) async fn call_side(
                 if s.kind() == SampleKind::Delete {
                     servers.remove(&k);
                     fit = false;
-                    if servers.is_empty() && server.take().is_some() {
-                        generation += 1;
+                    if servers.is_empty() && server.is_some() {
                         eprintln!(
-                            "mapshare-bridge: {name}: no serving bridge is reachable; \
-                             local clients see the server gone"
+                            "mapshare-bridge: {name}: no serving bridge is reachable; local \
+                             clients see the server gone in {grace:?} unless one is back"
                         );
+                        drop_at = Some(tokio::time::Instant::now() + grace);
                     }
                 } else {
                     servers.insert(k);
                     fit = false;
+                    if drop_at.take().is_some() {
+                        eprintln!("mapshare-bridge: {name}: a serving bridge is back");
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(drop_at.unwrap_or(far)), if drop_at.is_some() => {
+                drop_at = None;
+                if servers.is_empty() && server.take().is_some() {
+                    generation += 1;
+                    eprintln!(
+                        "mapshare-bridge: {name}: no serving bridge is reachable; \
+                         local clients see the server gone"
+                    );
                 }
             }
             () = tokio::time::sleep(if fit { CLAIM_RETRY } else { META_TIMEOUT }), if retry => {}
