@@ -102,6 +102,11 @@ pub fn pubsub_key(name: &str) -> String {
     format!("mapshare/{name}/pubsub")
 }
 
+/// The liveliness token of bridge `origin` for ring `name`.
+pub fn pubsub_live_key(name: &str, origin: u64) -> String {
+    format!("mapshare/{name}/pubsub/live/{origin:016x}")
+}
+
 /// The key of the metadata queryable of ring `name`.
 pub fn meta_key(name: &str) -> String {
     format!("mapshare/{name}/meta")
@@ -431,6 +436,8 @@ pub struct Bridge {
     threads: Vec<JoinHandle<()>>,
     /// Keeps the meta queryables declared.
     _meta: Vec<zenoh::query::Queryable<()>>,
+    /// Keeps the rings' liveliness tokens declared.
+    _tokens: Vec<zenoh::liveliness::LivelinessToken>,
     /// The channels' and services' tasks run here.
     runtime: tokio::runtime::Runtime,
     tasks: Vec<(String, tokio::task::JoinHandle<()>)>,
@@ -459,6 +466,11 @@ struct RingState {
     /// after a change.
     matching: Mutex<(bool, u64)>,
     wake: Condvar,
+    /// The remote bridges of this ring whose liveliness token has gone,
+    /// and since when (the token back: removed).
+    vanished: Mutex<HashMap<u64, Instant>>,
+    /// How long a vanished bridge we publish for is waited for.
+    grace: Duration,
 }
 
 impl RingState {
@@ -528,6 +540,7 @@ impl Bridge {
             rings: Vec::new(),
             threads: Vec::new(),
             _meta: Vec::new(),
+            _tokens: Vec::new(),
             runtime,
             tasks: Vec::new(),
             links: Vec::new(),
@@ -535,11 +548,11 @@ impl Bridge {
             failed,
             failures: Some(failures),
         };
+        let grace = opts.grace.unwrap_or(DEFAULT_GRACE);
         for name in &opts.names {
-            bridge.add_ring(name, opts.ring)?;
+            bridge.add_ring(name, opts.ring, grace)?;
         }
         let (session, stop) = (bridge.session.clone(), bridge.stop_tasks.subscribe());
-        let grace = opts.grace.unwrap_or(DEFAULT_GRACE);
         for name in &opts.channels_out {
             let rx = channel::open_out(name, opts.channel)?;
             bridge.declare_meta(name, &channel::channel_meta(origin, "out", &rx.stats()))?;
@@ -657,7 +670,7 @@ impl Bridge {
         Ok(())
     }
 
-    fn add_ring(&mut self, name: &str, spec: RingSpec) -> Result<()> {
+    fn add_ring(&mut self, name: &str, spec: RingSpec, grace: Duration) -> Result<()> {
         let sub = join(name, spec)?;
         let state = Arc::new(RingState {
             name: name.to_string(),
@@ -669,8 +682,44 @@ impl Bridge {
             received: AtomicU64::new(0),
             matching: Mutex::new((false, 0)),
             wake: Condvar::new(),
+            vanished: Mutex::new(HashMap::new()),
+            grace,
         });
         self.declare_meta(name, &state.meta)?;
+        // Who is alive: a receiving bridge gives the publisher role up when
+        // the token of the bridge it publishes for goes for good.
+        let token = self
+            .session
+            .liveliness()
+            .declare_token(pubsub_live_key(name, self.origin))
+            .wait()
+            .map_err(|e| anyhow::anyhow!("liveliness token of {name}: {e}"))?;
+        self._tokens.push(token);
+        let st = state.clone();
+        let prefix = pubsub_live_key(name, 0);
+        let prefix = prefix[..prefix.len() - 16].to_string();
+        self.session
+            .liveliness()
+            .declare_subscriber(format!("{prefix}*"))
+            .callback(move |s| {
+                let Some(o) = s
+                    .key_expr()
+                    .as_str()
+                    .strip_prefix(&prefix)
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                else {
+                    return;
+                };
+                let mut v = st.vanished.lock().unwrap_or_else(|e| e.into_inner());
+                if s.kind() == zenoh::sample::SampleKind::Delete {
+                    v.insert(o, Instant::now());
+                } else {
+                    v.remove(&o);
+                }
+            })
+            .background()
+            .wait()
+            .map_err(|e| anyhow::anyhow!("liveliness subscriber of {name}: {e}"))?;
 
         let key = pubsub_key(name);
         let zpub = self
@@ -924,8 +973,46 @@ fn recv_loop(
     // While a local publisher holds the ring, claims are tried this often
     // (each is an open of the segment), not per sample.
     let mut claim_at = Instant::now();
-    // Ends when the session closes (the FIFO's senders are dropped).
-    while let Ok(sample) = zsub.recv() {
+    // The remote bridge we publish for.
+    let mut importing_from: Option<u64> = None;
+    loop {
+        // While we publish for a remote bridge, look every slice whether
+        // its token has gone for longer than the grace: then it is dead (or
+        // unreachable), and local subscribers must see their publisher go.
+        let sample = if publisher.is_some() {
+            match zsub.recv_timeout(SLICE) {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    let gone = importing_from.is_some_and(|o| {
+                        let v = st.vanished.lock().unwrap_or_else(|e| e.into_inner());
+                        v.get(&o).is_some_and(|at| at.elapsed() >= st.grace)
+                    });
+                    if gone {
+                        eprintln!(
+                            "mapshare-bridge: {}: the sending bridge {:016x} is gone; \
+                             subscribers here see their publisher gone",
+                            st.name,
+                            importing_from.unwrap_or(0)
+                        );
+                        importing_from = None;
+                        if let Some(p) = publisher.take() {
+                            release(st, p);
+                        }
+                    }
+                    if st.stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    continue;
+                }
+                Err(_) => break, // the session closed
+            }
+        } else {
+            // Ends when the session closes (the FIFO's senders are dropped).
+            match zsub.recv() {
+                Ok(s) => s,
+                Err(_) => break,
+            }
+        };
         if st.stop.load(Ordering::Acquire) {
             break;
         }
@@ -942,9 +1029,11 @@ fn recv_loop(
                 if let Some(p) = publisher.take() {
                     release(st, p);
                 }
+                importing_from = None;
                 continue;
             }
         }
+        importing_from = Some(tag.origin);
         if publisher.is_none() {
             if Instant::now() < claim_at {
                 continue; // a local publisher held it a moment ago

@@ -364,3 +364,68 @@ fn publishers_on_both_hosts_conflict_and_nothing_loops() {
     }
     pair.assert_clean();
 }
+
+#[test]
+fn subscribers_see_their_publisher_gone_when_the_sending_bridge_dies() {
+    let pair = Pair::new("adies");
+    let name = unique("adies");
+    let bb = pair.bridge_b(&[&name]);
+    let ba = pair.bridge_a(&[&name]);
+    let sub = pair
+        .b
+        .cmd(cli())
+        .args(["sub", &name, "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    pair.b.wait_subscribers(&name, 2);
+    // A publisher on A that stays alive: its stdin stays open.
+    let mut publ = pair
+        .a
+        .cmd(cli())
+        .args(["pub", &name])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = publ.stdin.take().unwrap();
+    input.write_all(b"one\ntwo\nthree\n").unwrap();
+    input.flush().unwrap();
+    let until = Instant::now() + LIMIT;
+    while counts_so_far(&pair, &name) < 3 {
+        assert!(Instant::now() < until, "nothing crossed: {}", bb.text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A's bridge dies for good: B's subscriber must not wait forever for
+    // a publisher nobody relays; after the grace it sees it gone, exit 0.
+    ba.kill();
+    let out = sub.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "sub: {}\nbridge B: {}",
+        String::from_utf8_lossy(&out.stderr),
+        bb.text()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\nthree\n");
+    assert!(bb.text().contains("is gone"), "{}", bb.text());
+    drop(input);
+    assert!(publ.wait().unwrap().success());
+    bb.stop();
+    pair.assert_clean();
+}
+
+/// Messages B's subscribers of `name` have been sent so far: B's ring's
+/// publish count, through `mapshare info`.
+fn counts_so_far(pair: &Pair, name: &str) -> u64 {
+    let out = pair
+        .b
+        .cmd(cli())
+        .args(["--format", "json", "info", name])
+        .output()
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["queue"]["published"].as_u64())
+        .unwrap_or(0)
+}
