@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo build --release -p mapshare-zenoh      # the bench and the bridge beside it
-//! target/release/mapshare-bridge-bench [--quick] [--sizes 64,4K,64K,1M] [--rounds N]
+//! target/release/mapshare-bridge-bench [--quick] [--sizes 64,4K,64K,1M] [--rounds N] [--repeat N]
 //! ```
 //!
 //! Needs root: the two "hosts" are mount namespaces (`unshare -m
@@ -36,6 +36,13 @@
 //! number and length, and answers an end marker with its count; the time
 //! runs from A's first send to A's receipt of that answer (so it includes
 //! one trip back, a fraction of a millisecond in a second or more).
+//!
+//! Each contender runs `--repeat` times (3) at each size, each time in
+//! fresh processes (and fresh hosts and bridges), the contenders
+//! interleaved; the tables show the median run, and every run is listed
+//! below them. On 2 shared cores a blocking round trip depends on where the
+//! scheduler puts the two ends (a wake-up of an idle vCPU costs tens of
+//! microseconds): one run alone can mislead.
 //!
 //! Cleanup: every process started is killed when its guard drops (also on
 //! a panic or an error), and by the signal thread on SIGINT, SIGTERM or
@@ -95,6 +102,11 @@ struct Args {
     /// Timed round trips per contender and size [default: 2000; --quick: 300].
     #[arg(long)]
     rounds: Option<usize>,
+    /// Runs of each contender at each size, each in fresh processes (and
+    /// hosts and bridges), interleaved; the median run is shown
+    /// [default: 3; --quick: 1].
+    #[arg(long)]
+    repeat: Option<usize>,
     /// Leave out the bridged latency with polling ends.
     #[arg(long)]
     no_polling: bool,
@@ -1160,13 +1172,32 @@ fn watch_signals() -> Result<()> {
     Ok(())
 }
 
+/// A contender's runs at one size.
+struct Reps(Vec<Outcome>);
+
+impl Reps {
+    /// The run of the median median (the upper one of an even count).
+    fn lat(&self) -> &Outcome {
+        let mut v: Vec<&Outcome> = self.0.iter().collect();
+        v.sort_by_key(|o| o.median_ns);
+        v[v.len() / 2]
+    }
+
+    /// The throughput run of the median rate.
+    fn flood(&self) -> Option<&Flood> {
+        let mut v: Vec<&Flood> = self.0.iter().filter_map(|o| o.flood.as_ref()).collect();
+        v.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+        v.get(v.len() / 2).copied()
+    }
+}
+
 /// The three contenders at one size.
 struct Row {
     size: usize,
-    bridged: Outcome,
-    polling: Option<Outcome>,
-    zenoh: Outcome,
-    tcp: Outcome,
+    bridged: Reps,
+    polling: Option<Reps>,
+    zenoh: Reps,
+    tcp: Reps,
 }
 
 fn run(args: &Args) -> Result<()> {
@@ -1202,27 +1233,32 @@ fn run(args: &Args) -> Result<()> {
          TCP_NODELAY, length-prefixed frames.",
         env.bridge.display()
     );
+    let repeat = args.repeat.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let mut rows = Vec::new();
     for &size in &args.sizes {
         let plan = Plan::new(args, size);
-        eprintln!("mapshare-bridge-bench: {} ...", human(size));
-        let bridged_out = bridged(&mut env, size, plan, false)?;
-        let polling = if args.no_polling {
-            None
-        } else {
-            Some(bridged(&mut env, size, plan.latency_only(), true)?)
-        };
-        let zenoh_out = zenoh_direct(&mut env, size, plan)?;
-        let tcp_out = tcp(&mut env, size, plan)?;
-        rows.push(Row {
+        let mut row = Row {
             size,
-            bridged: bridged_out,
-            polling,
-            zenoh: zenoh_out,
-            tcp: tcp_out,
-        });
+            bridged: Reps(Vec::new()),
+            polling: (!args.no_polling).then(|| Reps(Vec::new())),
+            zenoh: Reps(Vec::new()),
+            tcp: Reps(Vec::new()),
+        };
+        for k in 1..=repeat {
+            eprintln!(
+                "mapshare-bridge-bench: {}, run {k} of {repeat} ...",
+                human(size)
+            );
+            row.bridged.0.push(bridged(&mut env, size, plan, false)?);
+            if let Some(p) = &mut row.polling {
+                p.0.push(bridged(&mut env, size, plan.latency_only(), true)?);
+            }
+            row.zenoh.0.push(zenoh_direct(&mut env, size, plan)?);
+            row.tcp.0.push(tcp(&mut env, size, plan)?);
+        }
+        rows.push(row);
     }
-    print!("{}", report(args, &rows));
+    print!("{}", report(args, repeat, &rows));
     println!("load average {} at the end", load());
     for n in &env.notes {
         println!("note: {n}");
@@ -1261,13 +1297,19 @@ fn rate(f: &Flood) -> f64 {
     f.received as f64 / (f.elapsed_ns.max(1) as f64 / 1e9)
 }
 
-fn report(args: &Args, rows: &[Row]) -> String {
+fn report(args: &Args, repeat: usize, rows: &[Row]) -> String {
     let mut s = String::new();
-    let rounds = rows.first().map_or(0, |r| r.bridged.rounds);
+    let first = rows.first().map(|r| Plan::new(args, r.size));
+    let runs = if repeat > 1 {
+        format!("; each contender ran {repeat} times (fresh processes, interleaved), the median run is shown")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "\nLatency: round trip A -> B -> A, {rounds} timed after {} warm-up, median / p99 (nearest rank), µs",
-        rows.first().map_or(0, |r| Plan::new(args, r.size).warmup)
+        "\nLatency: round trip A -> B -> A, {} timed after {} warm-up, median / p99 (nearest rank), µs{runs}",
+        first.map_or(0, |p| p.rounds),
+        first.map_or(0, |p| p.warmup),
     );
     let _ = writeln!(
         s,
@@ -1281,26 +1323,25 @@ fn report(args: &Args, rows: &[Row]) -> String {
         "bridged/tcp"
     );
     let cell = |o: &Outcome| format!("{:.1} / {:.1}", us(o.median_ns), us(o.p99_ns));
+    let ratios = |b: &Outcome, o: &Outcome| {
+        format!(
+            "{} / {}",
+            ratio(b.median_ns as f64, o.median_ns as f64),
+            ratio(b.p99_ns as f64, o.p99_ns as f64)
+        )
+    };
     for r in rows {
-        let (b, z, t) = (&r.bridged, &r.zenoh, &r.tcp);
+        let (b, z, t) = (r.bridged.lat(), r.zenoh.lat(), r.tcp.lat());
         let _ = writeln!(
             s,
             "{:<8} {:>20} {:>20} {:>20} {:>20} {:>16} {:>16}",
             human(r.size),
             cell(b),
-            r.polling.as_ref().map_or("-".into(), cell),
+            r.polling.as_ref().map_or("-".into(), |p| cell(p.lat())),
             cell(z),
             cell(t),
-            format!(
-                "{} / {}",
-                ratio(b.median_ns as f64, z.median_ns as f64),
-                ratio(b.p99_ns as f64, z.p99_ns as f64)
-            ),
-            format!(
-                "{} / {}",
-                ratio(b.median_ns as f64, t.median_ns as f64),
-                ratio(b.p99_ns as f64, t.p99_ns as f64)
-            ),
+            ratios(b, z),
+            ratios(b, t),
         );
     }
     let _ = writeln!(
@@ -1316,7 +1357,7 @@ fn report(args: &Args, rows: &[Row]) -> String {
     let _ = writeln!(
         s,
         "\nThroughput: A -> B flat out, numbered messages (B checks each), at least {least}{}; \
-         timed from A's first send to B's count back at A; messages/s and MB/s (10^6 bytes of payload)",
+         timed from A's first send to B's count back at A; messages/s and MB/s (10^6 bytes of payload){runs}",
         if args.quick { "" } else { ", and at least 1 s" },
     );
     let _ = writeln!(
@@ -1324,7 +1365,7 @@ fn report(args: &Args, rows: &[Row]) -> String {
         "{:<8} {:>22} {:>22} {:>22} {:>14} {:>14}",
         "size", "bridged", "direct Zenoh", "TCP", "bridged/zenoh", "bridged/tcp"
     );
-    let tcell = |o: &Outcome, size: usize| match &o.flood {
+    let tcell = |f: Option<&Flood>, size: usize| match f {
         Some(f) => format!(
             "{}/s {:.1} MB/s",
             count(rate(f)),
@@ -1332,17 +1373,18 @@ fn report(args: &Args, rows: &[Row]) -> String {
         ),
         None => "-".into(),
     };
-    let rate_of = |o: &Outcome| o.flood.as_ref().map_or(0.0, rate);
+    let rate_of = |f: Option<&Flood>| f.map_or(0.0, rate);
     for r in rows {
+        let (b, z, t) = (r.bridged.flood(), r.zenoh.flood(), r.tcp.flood());
         let _ = writeln!(
             s,
             "{:<8} {:>22} {:>22} {:>22} {:>14} {:>14}",
             human(r.size),
-            tcell(&r.bridged, r.size),
-            tcell(&r.zenoh, r.size),
-            tcell(&r.tcp, r.size),
-            ratio(rate_of(&r.bridged), rate_of(&r.zenoh)),
-            ratio(rate_of(&r.bridged), rate_of(&r.tcp)),
+            tcell(b, r.size),
+            tcell(z, r.size),
+            tcell(t, r.size),
+            ratio(rate_of(b), rate_of(z)),
+            ratio(rate_of(b), rate_of(t)),
         );
     }
     let _ = writeln!(
@@ -1350,7 +1392,11 @@ fn report(args: &Args, rows: &[Row]) -> String {
         "(ratios: messages/s of bridged over the other; below 1 the bridge is slower)"
     );
 
-    let _ = writeln!(s, "\nDetails (messages sent / counted by B / out of sequence or wrong length, seconds; probes until the path answered, ms):");
+    let _ = writeln!(
+        s,
+        "\nEvery run: round-trip median / p99 µs; messages sent / counted by B / out of sequence \
+         or wrong length, seconds, messages/s; probes until the path answered, ms"
+    );
     for r in rows {
         let mut contenders = vec![("bridged", &r.bridged)];
         if let Some(p) = &r.polling {
@@ -1358,24 +1404,30 @@ fn report(args: &Args, rows: &[Row]) -> String {
         }
         contenders.push(("direct Zenoh", &r.zenoh));
         contenders.push(("TCP", &r.tcp));
-        for (name, o) in contenders {
-            let flood = o.flood.as_ref().map_or("latency only".into(), |f| {
-                format!(
-                    "{} / {} / {}, {:.2} s",
-                    f.sent,
-                    f.received,
-                    f.bad,
-                    f.elapsed_ns as f64 / 1e9
-                )
-            });
-            let _ = writeln!(
-                s,
-                "  {:<8} {:<18} {flood}; {} probe(s), {:.0} ms",
-                human(r.size),
-                name,
-                o.probes,
-                o.setup_ms
-            );
+        for (name, reps) in contenders {
+            for (k, o) in reps.0.iter().enumerate() {
+                let flood = o.flood.as_ref().map_or("latency only".into(), |f| {
+                    format!(
+                        "{} / {} / {}, {:.2} s, {}/s",
+                        f.sent,
+                        f.received,
+                        f.bad,
+                        f.elapsed_ns as f64 / 1e9,
+                        count(rate(f))
+                    )
+                });
+                let _ = writeln!(
+                    s,
+                    "  {:<8} {:<18} run {}: {:.1} / {:.1}; {flood}; {} probe(s), {:.0} ms",
+                    human(r.size),
+                    name,
+                    k + 1,
+                    us(o.median_ns),
+                    us(o.p99_ns),
+                    o.probes,
+                    o.setup_ms
+                );
+            }
         }
     }
     s
