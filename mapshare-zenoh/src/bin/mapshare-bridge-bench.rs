@@ -690,6 +690,8 @@ struct Proc {
     stdout: Option<BufReader<ChildStdout>>,
     /// Its stderr so far, if captured.
     stderr: Option<Arc<Mutex<String>>>,
+    /// The thread that reads it (to its end: the process has exited).
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
@@ -701,10 +703,10 @@ impl Proc {
         let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
         live().push(child.id());
         let stdout = child.stdout.take().map(BufReader::new);
-        let stderr = child.stderr.take().map(|e| {
+        let (stderr, reader) = child.stderr.take().map_or((None, None), |e| {
             let text = Arc::new(Mutex::new(String::new()));
             let t = text.clone();
-            std::thread::spawn(move || {
+            let reader = std::thread::spawn(move || {
                 for line in BufReader::new(e).lines() {
                     let Ok(line) = line else { break };
                     let mut g = t.lock().unwrap_or_else(|e| e.into_inner());
@@ -712,13 +714,14 @@ impl Proc {
                     g.push('\n');
                 }
             });
-            text
+            (Some(text), Some(reader))
         });
         Ok(Proc {
             what: what.to_string(),
             child,
             stdout,
             stderr,
+            reader,
         })
     }
 
@@ -791,8 +794,10 @@ impl Proc {
     fn terminate(mut self) -> Result<String> {
         kill("TERM", &[self.child.id()]);
         let st = self.wait(Duration::from_secs(10))?;
-        // Its stderr reader ends with it: give it a moment to catch up.
-        std::thread::sleep(Duration::from_millis(20));
+        // Its stderr reader has read everything once the pipe is closed.
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
         let text = self.stderr_text();
         if !st.success() {
             bail!("{} exited {st}: {text}", self.what);
