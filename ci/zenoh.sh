@@ -15,5 +15,5 @@ if command -v cargo-nextest >/dev/null; then
 else
   cargo test -p mapshare-zenoh
 fi
-cargo run -q -p mapshare-zenoh --bin mapshare-bridge-bench -- --quick  # smoke run of the bench, debug: adds ~9 s
+cargo run -q -p mapshare-zenoh --features bench --bin mapshare-bridge-bench -- --quick  # smoke run of the bench, debug: adds ~9 s
 echo "zenoh: done in $(( $(date +%s) - start )) s"
