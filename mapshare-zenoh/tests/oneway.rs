@@ -223,6 +223,7 @@ fn channel_senders_on_a_reach_the_receiver_on_b_in_order() {
     let rx_ready = pair.dir.join("rx.ready");
     let rx = role(&pair.b, "chan-recv", &name, u64::MAX, 0, &rx_ready);
     wait_file(&rx_ready);
+    let started = Instant::now();
     let senders: Vec<Child> = (0..2)
         .map(|k| {
             role(
@@ -241,6 +242,11 @@ fn channel_senders_on_a_reach_the_receiver_on_b_in_order() {
     // The receiver ends by itself: the senders' end crosses the link.
     let out = checked(rx.wait_with_output().unwrap(), "receiver");
     let seen = parse_seen(&out);
+    eprintln!(
+        "{} messages from 2 senders in {:?}: {seen:?}",
+        2 * N,
+        started.elapsed()
+    );
     let text = format!("bridge A: {}\nbridge B: {}", ba.text(), bb.text());
     assert_eq!((seen.received, seen.lost), (2 * N, 0), "{out}\n{text}");
     assert_eq!(field(&out, "END"), "disconnected", "{out}");
@@ -286,6 +292,10 @@ fn killed_sending_bridge_is_seen_by_the_receiver_and_a_restart_resumes() {
     let second = parse_seen(&out2);
     let text = format!("bridge A: {}\nbridge B: {}", ba.text(), bb.text());
     eprintln!("first: {out1}second: {out2}{text}");
+    eprintln!(
+        "sending bridge killed: lost {} of {N}",
+        N - first.received - second.received
+    );
     assert_eq!(field(&out2, "END"), "disconnected", "{out2}");
     // Each receiver saw its messages in order (the child asserts it); the
     // stream resumed to its last message; what the killed bridge had in
@@ -323,6 +333,7 @@ fn channel_stream_survives_a_short_link_cut_unseen() {
     let seen = parse_seen(&out);
     let text = format!("bridge A: {}\nbridge B: {}", ba.text(), bb.text());
     eprintln!("{out}{text}");
+    eprintln!("link cut 500 ms: lost {} of {N}", seen.lost);
     assert_eq!(field(&out, "END"), "disconnected", "{out}");
     assert_eq!(field(&out, "NEXT"), format!("0:{N}"), "{out}\n{text}");
     assert_eq!(seen.received + seen.lost, N, "{out}");
@@ -386,6 +397,7 @@ fn clients_on_b_call_the_server_on_a_with_checked_answers() {
     let srv_ready = pair.dir.join("srv.ready");
     let srv = role(&pair.a, "server", &name, 2 * N, 0, &srv_ready);
     wait_file(&srv_ready);
+    let started = Instant::now();
     let clients: Vec<Child> = (0..2)
         .map(|k| {
             role(
@@ -404,6 +416,7 @@ fn clients_on_b_call_the_server_on_a_with_checked_answers() {
         assert_eq!(field(&out, "CALLS"), format!("ok={N}"), "{out}");
     }
     checked(srv.wait_with_output().unwrap(), "server");
+    eprintln!("{} calls from 2 clients in {:?}", 2 * N, started.elapsed());
     let (a, b) = (ba.stop(), bb.stop());
     assert_eq!(counts(&a, &name), (2 * N, 2 * N), "{a}");
     assert_eq!(counts(&b, &name), (2 * N, 2 * N), "{b}");
