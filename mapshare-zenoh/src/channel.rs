@@ -26,6 +26,7 @@
 //! `Disconnected`, and may receive again when the stream resumes (the `in`
 //! side takes a lane again), as with a restarted local sender.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,10 +39,8 @@ use zenoh::qos::CongestionControl;
 use zenoh::sample::{Locality, SampleKind};
 use zenoh::Session;
 
-use crate::{
-    check_remote, stopped, tag_of, Counts, Meta, Sequencer, Tag, Verdict, FIFO_SAMPLES,
-    META_TIMEOUT,
-};
+use crate::window::{ack_key, ack_payload, origin_at_end, parse_ack, Window, ACK_EVERY, FIFO};
+use crate::{check_remote, stopped, tag_of, Counts, Meta, Sequencer, Tag, Verdict, META_TIMEOUT};
 
 /// How often the `out` side looks for a sender again once every sender
 /// has gone (a receiver has no wait for a new sender), and the `in` side
@@ -111,6 +110,32 @@ pub(crate) fn channel_meta(origin: u64, role: &str, stats: &mapshare::ChannelSta
     Meta::bytes(origin, "channel", role, stats.capacity, stats.max_message)
 }
 
+/// The liveliness tokens of the `in` bridges of channel `name`.
+pub fn channel_reader_key(name: &str, origin: u64) -> String {
+    format!("mapshare/{name}/channel/reader/{origin:016x}")
+}
+
+/// A put that may wait for Zenoh's queue (congestion control `Block`):
+/// on a thread of its own, not the runtime's worker.
+pub(crate) fn put_blocking(
+    zpub: &zenoh::pubsub::Publisher<'_>,
+    payload: Vec<u8>,
+    tag: &Tag,
+) -> zenoh::Result<()> {
+    use zenoh::Wait;
+    tokio::task::block_in_place(|| zpub.put(payload).attachment(tag.encode().to_vec()).wait())
+}
+
+/// Takes the next message once every `in` side has room in its window.
+async fn recv_with_room(
+    window: &Window,
+    rx: &mut Receiver,
+    buf: &mut Vec<u8>,
+) -> Result<usize, RecvError> {
+    window.room().await;
+    rx.recv_into_async(buf).await
+}
+
 /// The `out` side: the local channel (this bridge its receiver) to Zenoh.
 pub(crate) async fn out_side(
     session: Session,
@@ -128,71 +153,99 @@ pub(crate) async fn out_side(
         .allowed_destination(Locality::Remote)
         .await
         .map_err(|e| anyhow!("declaring a publisher on {key}: {e}"))?;
-    let matching = zpub
-        .matching_listener()
-        .await
-        .map_err(|e| anyhow!("matching listener on {key}: {e}"))?;
     let _token = session
         .liveliness()
         .declare_token(channel_live_key(&name, origin))
         .await
         .map_err(|e| anyhow!("liveliness token for {key}: {e}"))?;
+    // The `in` sides, by their tokens, and their acknowledgements.
+    let readers_key = format!("mapshare/{name}/channel/reader/*");
+    let readers = session
+        .liveliness()
+        .declare_subscriber(&readers_key)
+        .history(true)
+        .await
+        .map_err(|e| anyhow!("liveliness subscriber on {readers_key}: {e}"))?;
+    let window = Arc::new(Window::default());
+    let w = window.clone();
+    session
+        .declare_subscriber(format!("mapshare/{name}/channel/ack/*"))
+        .allowed_origin(Locality::Remote)
+        .callback(move |s| {
+            let from = origin_at_end(s.key_expr().as_str());
+            if let (Some(from), Some((to, seq))) = (from, parse_ack(&s.payload().to_bytes())) {
+                if to == origin {
+                    w.ack(from, seq);
+                }
+            }
+        })
+        .background()
+        .await
+        .map_err(|e| anyhow!("acknowledgements of {key}: {e}"))?;
 
-    let mut matched = false;
+    let mut present: HashSet<u64> = HashSet::new();
     let mut fit = false;
     let mut told = String::new();
     let mut seq = 0u64;
+    // Every sender here has gone and the end was said (it is said again to
+    // an `in` side that joins or comes back meanwhile).
+    let mut ended = false;
     let mut sent_since_end = false;
     let mut buf = Vec::new();
     loop {
-        // Take nothing from the channel until an `in` side listens and fits.
-        while !(matched && fit) {
-            if matched {
-                fit = check_remote(&session, &name, &meta, "in", true, &mut told).await;
-                if fit {
-                    break;
-                }
-            }
-            tokio::select! {
-                () = stopped(&mut stop) => return Ok(()),
-                m = matching.recv_async() => {
-                    matched = m.map_err(|e| anyhow!("{key}: matching status: {e}"))?.matching();
-                    fit = false;
-                }
-                () = tokio::time::sleep(META_TIMEOUT), if matched => {}
-            }
+        // Take nothing from the channel until one `in` side listens and
+        // fits, and has room in its window.
+        if !present.is_empty() && !fit {
+            fit = check_remote(&session, &name, &meta, "in", true, &mut told).await;
         }
+        let ready = !present.is_empty() && fit;
         tokio::select! {
+            biased;
             () = stopped(&mut stop) => return Ok(()),
-            m = matching.recv_async() => {
-                // Listeners came or went: check them again before sending.
-                matched = m.map_err(|e| anyhow!("{key}: matching status: {e}"))?.matching();
+            r = readers.recv_async() => {
+                let Ok(r) = r else { return Ok(()) }; // the session closed
+                let Some(o) = origin_at_end(r.key_expr().as_str()) else { continue };
+                // Readers came or went: check them again before sending.
                 fit = false;
+                if r.kind() == SampleKind::Delete {
+                    present.remove(&o);
+                    window.leave(o);
+                    continue;
+                }
+                present.insert(o);
+                window.join(o);
+                if ended {
+                    // It may have missed the end (joined since, or the link
+                    // flapped): say it again, harmless to one that has it.
+                    let tag = Tag { origin, seq, end: true };
+                    if let Err(e) = put_blocking(&zpub, Vec::new(), &tag) {
+                        eprintln!("mapshare-bridge: {name}: sending the end: {e}");
+                    }
+                }
             }
-            got = rx.recv_into_async(&mut buf) => match got {
+            () = tokio::time::sleep(META_TIMEOUT), if !present.is_empty() && !fit => {}
+            got = recv_with_room(&window, &mut rx, &mut buf), if ready => match got {
                 Ok(_) => {
                     seq += 1;
                     let tag = Tag { origin, seq, end: false };
-                    let msg = std::mem::take(&mut buf);
-                    match zpub.put(msg).attachment(tag.encode().to_vec()).await {
+                    match put_blocking(&zpub, std::mem::take(&mut buf), &tag) {
                         Ok(()) => {
                             counts.sent.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(e) => eprintln!("mapshare-bridge: {name}: sending: {e}"),
                     }
+                    window.sent(seq);
                     sent_since_end = true;
+                    ended = false;
                 }
                 Err(RecvError::Disconnected) => {
                     if sent_since_end {
                         let tag = Tag { origin, seq, end: true };
-                        if let Err(e) = zpub
-                            .put(Vec::<u8>::new())
-                            .attachment(tag.encode().to_vec())
-                            .await
-                        {
+                        if let Err(e) = put_blocking(&zpub, Vec::new(), &tag) {
                             eprintln!("mapshare-bridge: {name}: sending the end: {e}");
                         }
                         sent_since_end = false;
+                        ended = true;
                     }
                     // Every sender has gone: the receiver answers at once
                     // until one attaches again (it has no wait for that).
@@ -201,12 +254,12 @@ pub(crate) async fn out_side(
                         () = tokio::time::sleep(RETRY) => {}
                     }
                 }
+                Err(RecvError::Fault(mapshare::Fault::Truncated)) => {
+                    return Err(anyhow!("{name}: the channel's segment was truncated"));
+                }
                 Err(e) => {
+                    // A corrupt message (skipped by mapshare): said, and on.
                     eprintln!("mapshare-bridge: {name}: receiving: {e}");
-                    tokio::select! {
-                        () = stopped(&mut stop) => return Ok(()),
-                        () = tokio::time::sleep(RETRY) => {}
-                    }
                 }
             }
         }
@@ -228,9 +281,23 @@ pub(crate) async fn in_side(
     let zsub = session
         .declare_subscriber(key.clone())
         .allowed_origin(Locality::Remote)
-        .with(FifoChannel::new(FIFO_SAMPLES))
+        .with(FifoChannel::new(FIFO))
         .await
         .map_err(|e| anyhow!("declaring a subscriber on {key}: {e}"))?;
+    // Who we are to the `out` sides (their window counts us), and where we
+    // acknowledge what we took.
+    let _token = session
+        .liveliness()
+        .declare_token(channel_reader_key(&name, origin))
+        .await
+        .map_err(|e| anyhow!("liveliness token for {key}: {e}"))?;
+    let ack_key = ack_key(&name, "channel", origin);
+    let acks = session
+        .declare_publisher(ack_key.clone())
+        .congestion_control(CongestionControl::Block)
+        .allowed_destination(Locality::Remote)
+        .await
+        .map_err(|e| anyhow!("declaring a publisher on {ack_key}: {e}"))?;
     let live_key = format!("mapshare/{name}/channel/live/*");
     let live = session
         .liveliness()
@@ -243,7 +310,6 @@ pub(crate) async fn in_side(
     // The `out` bridge whose stream the sender carries now.
     let mut relaying: Option<u64> = None;
     let mut seqs = Sequencer::default();
-    let mut said_busy = false;
     // When the relayed bridge's token went: its lane is dropped at
     // `drop_at` unless the token (or its data) comes back first.
     let mut drop_at: Option<tokio::time::Instant> = None;
@@ -295,70 +361,109 @@ pub(crate) async fn in_side(
         if tag.origin == origin {
             continue;
         }
-        match seqs.accept(&name, &tag) {
-            Verdict::Duplicate => continue,
-            Verdict::End => {
-                // Drop our lane: the receiver sees its senders gone once it
-                // has read everything (unless senders of its own remain).
-                tx = None;
-                relaying = None;
-                continue;
-            }
-            Verdict::Deliver => {}
+        let verdict = seqs.accept(&name, &tag);
+        if verdict == Verdict::End {
+            // Drop our lane: the receiver sees its senders gone once it
+            // has read everything (unless senders of its own remain).
+            tx = None;
+            relaying = None;
         }
-        let payload = sample.payload().to_bytes();
-        loop {
-            if tx.is_none() {
-                match open_in(&name, spec) {
-                    Ok(s) => {
-                        said_busy = false;
-                        tx = Some(s);
-                    }
-                    Err(e) => {
-                        if !said_busy {
-                            eprintln!(
-                                "mapshare-bridge: {name}: cannot take a sender lane here ({e}); \
+        if verdict == Verdict::Deliver {
+            deliver(
+                &name,
+                &sample,
+                &tag,
+                spec,
+                &mut tx,
+                &mut relaying,
+                &mut drop_at,
+                &mut stop,
+                &counts,
+            )
+            .await;
+        }
+        // What we took (delivered, dropped, or seen twice) frees the
+        // sender's window.
+        if verdict == Verdict::End || tag.seq % ACK_EVERY == 0 {
+            use zenoh::Wait;
+            let ack = ack_payload(tag.origin, tag.seq);
+            if let Err(e) = tokio::task::block_in_place(|| acks.put(ack.to_vec()).wait()) {
+                eprintln!("mapshare-bridge: {name}: acknowledging: {e}");
+            }
+        }
+        if *stop.borrow() {
+            return Ok(());
+        }
+    }
+}
+
+/// Sends one remote message into the local channel, taking a lane if we
+/// hold none, waiting (and holding the stream) while the receiver here is
+/// away; returns early only on a stop.
+#[allow(clippy::too_many_arguments)] // Reason: the in side's state, borrowed for one message.
+async fn deliver(
+    name: &str,
+    sample: &zenoh::sample::Sample,
+    tag: &Tag,
+    spec: BytesSpec,
+    tx: &mut Option<Sender>,
+    relaying: &mut Option<u64>,
+    drop_at: &mut Option<tokio::time::Instant>,
+    stop: &mut watch::Receiver<bool>,
+    counts: &Counts,
+) {
+    let mut said_busy = false;
+    let payload = sample.payload().to_bytes();
+    loop {
+        if tx.is_none() {
+            match open_in(name, spec) {
+                Ok(s) => {
+                    *tx = Some(s);
+                }
+                Err(e) => {
+                    if !said_busy {
+                        eprintln!(
+                            "mapshare-bridge: {name}: cannot take a sender lane here ({e}); \
                                  holding the stream until one is free"
-                            );
-                            said_busy = true;
-                        }
-                        tokio::select! {
-                            () = stopped(&mut stop) => return Ok(()),
-                            () = tokio::time::sleep(RETRY) => continue,
-                        }
+                        );
+                        said_busy = true;
+                    }
+                    tokio::select! {
+                        () = stopped(stop) => return,
+                        () = tokio::time::sleep(RETRY) => continue,
                     }
                 }
             }
-            if relaying != Some(tag.origin) {
-                drop_at = None; // another bridge's stream: the grace was for the last one
-            } else if drop_at.take().is_some() {
-                eprintln!(
-                    "mapshare-bridge: {name}: the sending bridge {:016x} is back",
-                    tag.origin
-                );
-            }
-            relaying = Some(tag.origin);
-            let s = tx.as_mut().expect("opened above");
-            tokio::select! {
-                () = stopped(&mut stop) => return Ok(()),
-                r = s.send_async(&payload) => match r {
-                    Ok(()) => {
-                        counts.received.fetch_add(1, Ordering::Relaxed);
-                        break;
+        }
+        if *relaying != Some(tag.origin) {
+            *drop_at = None; // another bridge's stream: the grace was for the last one
+        } else if drop_at.take().is_some() {
+            eprintln!(
+                "mapshare-bridge: {name}: the sending bridge {:016x} is back",
+                tag.origin
+            );
+        }
+        *relaying = Some(tag.origin);
+        let s = tx.as_mut().expect("opened above");
+        tokio::select! {
+            () = stopped(stop) => return,
+            r = s.send_async(&payload) => match r {
+                Ok(()) => {
+                    counts.received.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(SendError::Disconnected(_)) => {
+                    // The receiver here came and went: hold the stream
+                    // (and, through Zenoh, the senders there) until the
+                    // next one attaches.
+                    tokio::select! {
+                        () = stopped(stop) => return,
+                        () = tokio::time::sleep(RETRY) => {}
                     }
-                    Err(SendError::Disconnected(_)) => {
-                        // The receiver here came and went: hold the stream
-                        // (and, through Zenoh, the senders there) until the
-                        // next one attaches.
-                        tokio::select! {
-                            () = stopped(&mut stop) => return Ok(()),
-                            () = tokio::time::sleep(RETRY) => {}
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("mapshare-bridge: {name}: sending locally: {e}; dropped");
-                        break;
-                    }
+                }
+                Err(e) => {
+                    eprintln!("mapshare-bridge: {name}: sending locally: {e}; dropped");
+                    break;
                 }
             }
         }

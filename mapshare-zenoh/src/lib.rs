@@ -58,8 +58,9 @@
 
 mod channel;
 mod service;
+mod window;
 
-pub use channel::{channel_key, channel_live_key, BytesSpec};
+pub use channel::{channel_key, channel_live_key, channel_reader_key, BytesSpec};
 pub use service::{service_key, service_live_key};
 
 use std::collections::HashMap;
@@ -86,9 +87,10 @@ use zenoh::{Session, Wait};
 /// the end of the wait.
 pub const SLICE: Duration = Duration::from_millis(200);
 
-/// Samples the receiving side buffers between Zenoh and the local ring
-/// before back-pressure reaches the link.
-pub const FIFO_SAMPLES: usize = 256;
+/// Samples the receiving side buffers between Zenoh and the local ring or
+/// channel: room for the senders' windows of unacknowledged messages, so
+/// Zenoh's receive task never waits on it (see the `window` module).
+pub const FIFO_SAMPLES: usize = window::FIFO;
 
 /// How often a receiving bridge tries to take a ring's publisher role
 /// while a local publisher holds it (samples meanwhile are dropped).
@@ -471,6 +473,8 @@ struct RingState {
     vanished: Mutex<HashMap<u64, Instant>>,
     /// How long a vanished bridge we publish for is waited for.
     grace: Duration,
+    /// What the other bridges have acknowledged of what we sent.
+    window: window::Window,
 }
 
 impl RingState {
@@ -684,6 +688,7 @@ impl Bridge {
             wake: Condvar::new(),
             vanished: Mutex::new(HashMap::new()),
             grace,
+            window: window::Window::default(),
         });
         self.declare_meta(name, &state.meta)?;
         // Who is alive: a receiving bridge gives the publisher role up when
@@ -710,16 +715,52 @@ impl Bridge {
                 else {
                     return;
                 };
+                let gone = s.kind() == zenoh::sample::SampleKind::Delete;
                 let mut v = st.vanished.lock().unwrap_or_else(|e| e.into_inner());
-                if s.kind() == zenoh::sample::SampleKind::Delete {
+                if gone {
                     v.insert(o, Instant::now());
                 } else {
                     v.remove(&o);
                 }
+                drop(v);
+                // Every other bridge of the ring takes our samples: our
+                // window waits for the live ones.
+                match (o == st.origin, gone) {
+                    (true, _) => {}
+                    (false, true) => st.window.leave(o),
+                    (false, false) => st.window.join(o),
+                }
             })
+            .history(true)
             .background()
             .wait()
             .map_err(|e| anyhow::anyhow!("liveliness subscriber of {name}: {e}"))?;
+
+        let st = state.clone();
+        self.session
+            .declare_subscriber(format!("mapshare/{name}/pubsub/ack/*"))
+            .allowed_origin(Locality::Remote)
+            .callback(move |s| {
+                let from = window::origin_at_end(s.key_expr().as_str());
+                if let (Some(from), Some((to, seq))) =
+                    (from, window::parse_ack(&s.payload().to_bytes()))
+                {
+                    if to == st.origin {
+                        st.window.ack(from, seq);
+                    }
+                }
+            })
+            .background()
+            .wait()
+            .map_err(|e| anyhow::anyhow!("acknowledgements of {name}: {e}"))?;
+        let ack_key = window::ack_key(name, "pubsub", self.origin);
+        let acks = self
+            .session
+            .declare_publisher(ack_key.clone())
+            .congestion_control(CongestionControl::Block)
+            .allowed_destination(Locality::Remote)
+            .wait()
+            .map_err(|e| anyhow::anyhow!("declaring a publisher on {ack_key}: {e}"))?;
 
         let key = pubsub_key(name);
         let zpub = self
@@ -752,7 +793,7 @@ impl Bridge {
         let st = state.clone();
         let t_in = std::thread::Builder::new()
             .name(format!("in-{name}"))
-            .spawn(move || recv_loop(&st, zsub))
+            .spawn(move || recv_loop(&st, zsub, &acks))
             .context("spawning a thread")?;
         self.threads.push(t_out);
         self.threads.push(t_in);
@@ -827,6 +868,10 @@ fn send_loop(
         let importing = st.importing.load(Ordering::Acquire);
         if !importing {
             st.wait_listener();
+            // Read nothing more while a remote bridge has a full window.
+            if !st.window.wait_room(SLICE) {
+                continue;
+            }
         }
         let got = sub.recv_into_deadline(&mut buf, Instant::now() + SLICE);
         match got {
@@ -848,7 +893,9 @@ fn send_loop(
                     end: false,
                 };
                 let msg = std::mem::take(&mut buf);
-                match zpub.put(msg).attachment(tag.encode().to_vec()).wait() {
+                let put = zpub.put(msg).attachment(tag.encode().to_vec()).wait();
+                st.window.sent(seq);
+                match put {
                     Ok(()) => {
                         st.sent.fetch_add(1, Ordering::Relaxed);
                     }
@@ -966,6 +1013,7 @@ fn tag_of(name: &str, sample: &zenoh::sample::Sample) -> Option<Tag> {
 fn recv_loop(
     st: &RingState,
     zsub: zenoh::pubsub::Subscriber<zenoh::handlers::FifoChannelHandler<zenoh::sample::Sample>>,
+    acks: &zenoh::pubsub::Publisher<'_>,
 ) {
     let mut publisher: Option<Publisher> = None;
     let mut seqs = Sequencer::default();
@@ -1021,6 +1069,16 @@ fn recv_loop(
         };
         if tag.origin == st.origin {
             continue; // ours, routed back
+        }
+        // Taken from the FIFO: what the sender may send next (whatever we
+        // do with it: publish, drop as a duplicate or in a conflict).
+        if tag.end || tag.seq % window::ACK_EVERY == 0 {
+            if let Err(e) = acks
+                .put(window::ack_payload(tag.origin, tag.seq).to_vec())
+                .wait()
+            {
+                eprintln!("mapshare-bridge: {}: acknowledging: {e}", st.name);
+            }
         }
         match seqs.accept(&st.name, &tag) {
             Verdict::Deliver => {}

@@ -49,6 +49,10 @@ fn child_role() {
             let (mut received, mut lost, mut next) = (0u64, 0u64, 0u64);
             let mut first_gap = (0, 0);
             let mut buf = Vec::new();
+            // Stalls this long after its first message, if set.
+            let mut stall = std::env::var("MAPSHARE_ZENOH_STALL_MS")
+                .ok()
+                .map(|ms| Duration::from_millis(ms.parse().unwrap()));
             while next < count {
                 assert!(Instant::now() < until, "timed out at {next} of {count}");
                 match s.recv_into_timeout(&mut buf, Duration::from_millis(100)) {
@@ -65,6 +69,9 @@ fn child_role() {
                         lost += i - next;
                         next = i + 1;
                         received += 1;
+                        if let Some(d) = stall.take() {
+                            std::thread::sleep(d);
+                        }
                     }
                     // A killed bridge was our publisher: a new one takes over.
                     Err(RecvTimeoutError::Disconnected) => {
@@ -167,6 +174,36 @@ fn hundred_thousand_messages_cross_in_order_with_checksums() {
         ba.text(),
         bb.text()
     );
+    let (a, b) = (ba.stop(), bb.stop());
+    assert_eq!(counts(&a, &name), (N, 0), "{a}");
+    assert_eq!(counts(&b, &name), (0, N), "{b}");
+    pair.assert_clean();
+}
+
+#[test]
+fn a_subscriber_stalled_longer_than_zenohs_lease_loses_nothing() {
+    // A lossless subscriber on B that stops reading for 12 s: B's bridge
+    // cannot publish, and without the bridge's window it would block
+    // Zenoh's receive task until Zenoh closed the link (its lease, 10 s),
+    // losing what was buffered. With it, A's publisher is held back.
+    const N: u64 = 20_000;
+    let pair = Pair::new("stall");
+    let name = unique("stall");
+    let bb = pair.bridge_b(&[&name]);
+    let ba = pair.bridge_a(&[&name]);
+    let sub_ready = pair.dir.join("sub.ready");
+    let sub = child(&pair.b, "sub", &name, N, 0, &sub_ready)
+        .env("MAPSHARE_ZENOH_STALL_MS", "12000")
+        .spawn()
+        .unwrap();
+    wait_file(&sub_ready);
+    let publ = child(&pair.a, "pub", &name, N, 0, &pair.dir.join("pub.ready"))
+        .spawn()
+        .unwrap();
+    checked(publ.wait_with_output().unwrap(), "publisher");
+    let seen = parse_seen(&checked(sub.wait_with_output().unwrap(), "subscriber"));
+    let text = format!("bridge A: {}\nbridge B: {}", ba.text(), bb.text());
+    assert_eq!((seen.received, seen.lost), (N, 0), "{text}");
     let (a, b) = (ba.stop(), bb.stop());
     assert_eq!(counts(&a, &name), (N, 0), "{a}");
     assert_eq!(counts(&b, &name), (0, N), "{b}");

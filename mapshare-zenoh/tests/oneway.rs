@@ -257,6 +257,39 @@ fn channel_senders_on_a_reach_the_receiver_on_b_in_order() {
 }
 
 #[test]
+fn a_receiver_away_longer_than_zenohs_lease_loses_nothing() {
+    // Zenoh has no back-pressure from a subscriber: without the bridge's
+    // window, B's bridge would block Zenoh's receive task while B has no
+    // receiver, and Zenoh would close the link after its lease (10 s),
+    // losing what it buffered. With it, A's senders are held back instead.
+    const N: u64 = 20_000;
+    let pair = Pair::new("chanaway");
+    let name = unique("chanaway");
+    let (ba, bb) = bridges(&pair, &["--channel-out", &name], &["--channel-in", &name]);
+    let tx = role(
+        &pair.a,
+        "chan-send",
+        &name,
+        N,
+        0,
+        &pair.dir.join("tx.ready"),
+    );
+    std::thread::sleep(Duration::from_secs(12));
+    let rx_ready = pair.dir.join("rx.ready");
+    let rx = role(&pair.b, "chan-recv", &name, u64::MAX, 0, &rx_ready);
+    checked(tx.wait_with_output().unwrap(), "sender");
+    let out = checked(rx.wait_with_output().unwrap(), "receiver");
+    let seen = parse_seen(&out);
+    let text = format!("bridge A: {}\nbridge B: {}", ba.text(), bb.text());
+    assert_eq!((seen.received, seen.lost), (N, 0), "{out}\n{text}");
+    assert_eq!(field(&out, "END"), "disconnected", "{out}");
+    let (a, b) = (ba.stop(), bb.stop());
+    assert_eq!(counts(&a, &name), (N, 0), "{a}");
+    assert_eq!(counts(&b, &name), (0, N), "{b}");
+    pair.assert_clean();
+}
+
+#[test]
 fn killed_sending_bridge_is_seen_by_the_receiver_and_a_restart_resumes() {
     const N: u64 = 6000;
     let pair = Pair::new("chankill");
