@@ -26,7 +26,7 @@
 //! `Disconnected`, and may receive again when the stream resumes (the `in`
 //! side takes a lane again), as with a restarted local sender.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -306,14 +306,14 @@ pub(crate) async fn in_side(
         .await
         .map_err(|e| anyhow!("liveliness subscriber on {live_key}: {e}"))?;
 
-    let mut tx = Some(first);
-    // The `out` bridge whose stream the sender carries now.
-    let mut relaying: Option<u64> = None;
+    // A lane per sending bridge (several hosts may send into one channel),
+    // each dropped on its own end, or when its bridge has been unreachable
+    // for the grace; the lane taken at start goes to the first of them.
+    let mut lanes: HashMap<u64, Lane> = HashMap::new();
+    let mut spare = Some(first);
     let mut seqs = Sequencer::default();
-    // When the relayed bridge's token went: its lane is dropped at
-    // `drop_at` unless the token (or its data) comes back first.
-    let mut drop_at: Option<tokio::time::Instant> = None;
     loop {
+        let next_drop = lanes.values().filter_map(|l| l.drop_at).min();
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         // Biased: the samples a bridge sent before its token went are all
         // in the FIFO before the token's removal (one link, in order), and
@@ -327,31 +327,31 @@ pub(crate) async fn in_side(
             },
             s = live.recv_async() => {
                 let Ok(s) = s else { return Ok(()) }; // the session closed
-                let Some(o) = relaying else { continue };
-                if s.key_expr().as_str() != channel_live_key(&name, o) {
-                    continue;
-                }
+                let Some(o) = origin_at_end(s.key_expr().as_str()) else { continue };
+                let Some(lane) = lanes.get_mut(&o) else { continue };
                 if s.kind() == SampleKind::Delete {
                     eprintln!(
                         "mapshare-bridge: {name}: the sending bridge {o:016x} is unreachable; \
-                         the receiver here sees its senders gone in {grace:?} unless it is back"
+                         the receiver here sees it gone in {grace:?} unless it is back"
                     );
-                    drop_at = Some(tokio::time::Instant::now() + grace);
-                } else if drop_at.take().is_some() {
+                    lane.drop_at = Some(tokio::time::Instant::now() + grace);
+                } else if lane.drop_at.take().is_some() {
                     eprintln!("mapshare-bridge: {name}: the sending bridge {o:016x} is back");
                 }
                 continue;
             }
-            () = tokio::time::sleep_until(drop_at.unwrap_or(far)), if drop_at.is_some() => {
-                drop_at = None;
-                if tx.take().is_some() {
-                    eprintln!(
-                        "mapshare-bridge: {name}: the sending bridge {:016x} is gone; \
-                         the receiver here sees its senders gone",
-                        relaying.unwrap_or(0)
-                    );
-                }
-                relaying = None;
+            () = tokio::time::sleep_until(next_drop.unwrap_or(far)), if next_drop.is_some() => {
+                let now = tokio::time::Instant::now();
+                lanes.retain(|o, l| {
+                    let keep = l.drop_at.is_none_or(|t| t > now);
+                    if !keep {
+                        eprintln!(
+                            "mapshare-bridge: {name}: the sending bridge {o:016x} is gone; \
+                             the receiver here sees its lane gone"
+                        );
+                    }
+                    keep
+                });
                 continue;
             }
         };
@@ -363,24 +363,26 @@ pub(crate) async fn in_side(
         }
         let verdict = seqs.accept(&name, &tag);
         if verdict == Verdict::End {
-            // Drop our lane: the receiver sees its senders gone once it
-            // has read everything (unless senders of its own remain).
-            tx = None;
-            relaying = None;
+            // Drop its lane: the receiver sees its senders gone once it has
+            // read everything, unless other senders remain.
+            lanes.remove(&tag.origin);
+            if lanes.is_empty() {
+                spare = None;
+            }
         }
         if verdict == Verdict::Deliver {
-            deliver(
-                &name,
-                &sample,
-                &tag,
-                spec,
-                &mut tx,
-                &mut relaying,
-                &mut drop_at,
-                &mut stop,
-                &counts,
-            )
-            .await;
+            let lane = lanes.entry(tag.origin).or_insert_with(|| Lane {
+                tx: spare.take(),
+                drop_at: None,
+            });
+            if lane.drop_at.take().is_some() {
+                eprintln!(
+                    "mapshare-bridge: {name}: the sending bridge {:016x} is back",
+                    tag.origin
+                );
+            }
+            let payload = sample.payload().to_bytes();
+            deliver(&name, &payload, spec, &mut lane.tx, &mut stop, &counts).await;
         }
         // What we took (delivered, dropped, or seen twice) frees the
         // sender's window.
@@ -397,23 +399,27 @@ pub(crate) async fn in_side(
     }
 }
 
+/// The `in` side's lane for one sending bridge.
+#[derive(Debug)]
+struct Lane {
+    /// Our sender handle (`None` until a lane is free here).
+    tx: Option<Sender>,
+    /// Its bridge's token went: the lane is dropped then, unless it is back.
+    drop_at: Option<tokio::time::Instant>,
+}
+
 /// Sends one remote message into the local channel, taking a lane if we
 /// hold none, waiting (and holding the stream) while the receiver here is
-/// away; returns early only on a stop.
-#[allow(clippy::too_many_arguments)] // Reason: the in side's state, borrowed for one message.
+/// away or no lane is free; returns early only on a stop.
 async fn deliver(
     name: &str,
-    sample: &zenoh::sample::Sample,
-    tag: &Tag,
+    payload: &[u8],
     spec: BytesSpec,
     tx: &mut Option<Sender>,
-    relaying: &mut Option<u64>,
-    drop_at: &mut Option<tokio::time::Instant>,
     stop: &mut watch::Receiver<bool>,
     counts: &Counts,
 ) {
     let mut said_busy = false;
-    let payload = sample.payload().to_bytes();
     loop {
         if tx.is_none() {
             match open_in(name, spec) {
@@ -435,19 +441,10 @@ async fn deliver(
                 }
             }
         }
-        if *relaying != Some(tag.origin) {
-            *drop_at = None; // another bridge's stream: the grace was for the last one
-        } else if drop_at.take().is_some() {
-            eprintln!(
-                "mapshare-bridge: {name}: the sending bridge {:016x} is back",
-                tag.origin
-            );
-        }
-        *relaying = Some(tag.origin);
         let s = tx.as_mut().expect("opened above");
         tokio::select! {
             () = stopped(stop) => return,
-            r = s.send_async(&payload) => match r {
+            r = s.send_async(payload) => match r {
                 Ok(()) => {
                     counts.received.fetch_add(1, Ordering::Relaxed);
                     break;

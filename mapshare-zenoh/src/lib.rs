@@ -311,9 +311,15 @@ impl Tag {
         if b.len() != Tag::LEN || b[16] > 1 {
             return None;
         }
+        let seq = u64::from_le_bytes(b[8..16].try_into().ok()?);
+        // No stream reaches u64::MAX; a peer that says so is not believed
+        // (the receiving side counts one past it).
+        if seq == u64::MAX {
+            return None;
+        }
         Some(Tag {
             origin: u64::from_le_bytes(b[..8].try_into().ok()?),
-            seq: u64::from_le_bytes(b[8..16].try_into().ok()?),
+            seq,
             end: b[16] == 1,
         })
     }
@@ -486,6 +492,11 @@ impl RingState {
         self.wake.notify_all();
     }
 
+    /// Marks the remote bridges to be checked again before the next send.
+    fn recheck(&self) {
+        self.matching.lock().unwrap_or_else(|e| e.into_inner()).1 += 1;
+    }
+
     /// Wakes the sending thread after `importing` or `stop` changed (under
     /// the lock, so that the wake-up cannot fall between its look and its
     /// sleep).
@@ -532,7 +543,7 @@ impl Bridge {
         let stop = Arc::new(AtomicBool::new(false));
         let (failed, failures) = std::sync::mpsc::channel();
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(2)
             .thread_name("mapshare-bridge")
             .enable_all() // time, and IO for mapshare's io_uring waits
             .build()
@@ -728,7 +739,13 @@ impl Bridge {
                 match (o == st.origin, gone) {
                     (true, _) => {}
                     (false, true) => st.window.leave(o),
-                    (false, false) => st.window.join(o),
+                    (false, false) => {
+                        st.window.join(o);
+                        // A bridge joined: check the remote rings again
+                        // before the next send (Zenoh's matching status
+                        // changes only when the first comes or the last goes).
+                        st.recheck();
+                    }
                 }
             })
             .history(true)
@@ -1293,6 +1310,13 @@ mod tests {
         };
         assert_eq!(Tag::decode(&t.encode()), Some(t));
         assert_eq!(Tag::decode(&[0; 16]), None);
+        let mut max = t.encode();
+        max[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            Tag::decode(&max),
+            None,
+            "a sequence number that would overflow"
+        );
         let mut b = t.encode();
         b[16] = 7;
         assert_eq!(Tag::decode(&b), None);

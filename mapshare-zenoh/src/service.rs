@@ -39,14 +39,22 @@ use mapshare::{Client, RecvError, ReplyTo, Server, TrySendError, WaitStrategy};
 use tokio::sync::{mpsc, watch};
 use zenoh::query::{ConsolidationMode, Query, QueryTarget};
 use zenoh::sample::{Locality, SampleKind};
-use zenoh::Session;
+use zenoh::{Session, Wait};
 
 use crate::channel::BytesSpec;
 use crate::{check_remote, stopped, Counts, Meta, META_TIMEOUT};
 
 /// How often a `call` bridge tries again to take the server role while a
 /// local server holds it.
-const CLAIM_RETRY: Duration = Duration::from_secs(1);
+const ROLE_RETRY: Duration = Duration::from_secs(1);
+
+/// How often a `serve` bridge tries again to send a request into a full
+/// request lane.
+const LANE_RETRY: Duration = Duration::from_millis(5);
+
+/// Requests a `serve` bridge queues beyond the service's capacity before
+/// it refuses more (a busy answer, not an unbounded queue).
+const MAX_WAITING: usize = 4096;
 
 /// The key of the queries of service `name`.
 pub fn service_key(name: &str) -> String {
@@ -121,6 +129,9 @@ pub(crate) async fn serve_side(
     let max = client.max_message();
     loop {
         // As many waiting queries as the client has room for go out now.
+        // The request lane full with room in flight (requests a dead server
+        // left there): try again shortly, nothing else would wake us.
+        let mut lane_full = false;
         while client.in_flight() < client.capacity() {
             let Some(q) = waiting.pop_front() else { break };
             let body = q.payload().map(|p| p.to_bytes()).unwrap_or_default();
@@ -131,6 +142,7 @@ pub(crate) async fn serve_side(
                 }
                 Err(TrySendError::Full(_)) => {
                     waiting.push_front(q);
+                    lane_full = true;
                     break;
                 }
                 Err(TrySendError::TooLarge(_)) => {
@@ -158,19 +170,31 @@ pub(crate) async fn serve_side(
         tokio::select! {
             () = stopped(&mut stop) => break,
             q = queryable.recv_async() => match q {
+                Ok(q) if waiting.len() >= MAX_WAITING => {
+                    refuse(&name, &q, &format!(
+                        "the serving bridge of {name} has {MAX_WAITING} requests waiting; try again"
+                    )).await;
+                }
                 Ok(q) => waiting.push_back(q),
                 Err(_) => break, // the session closed
             },
+            () = tokio::time::sleep(LANE_RETRY), if lane_full => {}
             r = client.recv_response_async(), if !pending.is_empty() => match r {
                 Ok(resp) => {
                     let Some(q) = pending.remove(&resp.id()) else { continue };
                     let key = q.key_expr().clone();
-                    match q.reply(key, resp.into_data()).await {
+                    let data = resp.into_data();
+                    match tokio::task::block_in_place(|| q.reply(key, data).wait()) {
                         Ok(()) => {
                             counts.sent.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(e) => eprintln!("mapshare-bridge: {name}: replying: {e}"),
                     }
+                }
+                Err(RecvError::Fault(f)) if f != mapshare::Fault::Truncated => {
+                    // One corrupt response (mapshare skipped it): said; its
+                    // caller waits on, as a local one would.
+                    eprintln!("mapshare-bridge: {name}: a response: {f}");
                 }
                 Err(e) => {
                     // The server went with our requests: each caller is told.
@@ -199,7 +223,7 @@ pub(crate) async fn serve_side(
 }
 
 async fn refuse(name: &str, q: &Query, why: &str) {
-    if let Err(e) = q.reply_err(why.to_string()).await {
+    if let Err(e) = tokio::task::block_in_place(|| q.reply_err(why.to_string()).wait()) {
         eprintln!("mapshare-bridge: {name}: answering an error: {e}");
     }
 }
@@ -240,24 +264,27 @@ pub(crate) async fn call_side(
     let mut drop_at: Option<tokio::time::Instant> = None;
     loop {
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
-        if server.is_none() && !servers.is_empty() {
-            if !fit {
-                fit = check_remote(&session, &name, &meta, "serve", false, &mut told).await;
+        if !fit && !servers.is_empty() {
+            fit = check_remote(&session, &name, &meta, "serve", false, &mut told).await;
+            if !fit && server.take().is_some() {
+                // A serving bridge that does not fit joined: its answers
+                // could not reach our clients; they see the server gone.
+                generation += 1;
             }
-            if fit {
-                match claim(&name, spec) {
-                    Ok(s) => {
-                        claim_said = false;
-                        server = Some(s);
-                    }
-                    Err(e) => {
-                        if !claim_said {
-                            eprintln!(
-                                "mapshare-bridge: {name}: cannot take the server role here ({e}); \
-                                 local clients are served by the local server meanwhile"
-                            );
-                            claim_said = true;
-                        }
+        }
+        if fit && server.is_none() && !servers.is_empty() {
+            match claim(&name, spec) {
+                Ok(s) => {
+                    claim_said = false;
+                    server = Some(s);
+                }
+                Err(e) => {
+                    if !claim_said {
+                        eprintln!(
+                            "mapshare-bridge: {name}: cannot take the server role here ({e}); \
+                             local clients are served by the local server meanwhile"
+                        );
+                        claim_said = true;
                     }
                 }
             }
@@ -279,7 +306,16 @@ pub(crate) async fn call_side(
                             counts.received.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(TrySendError::Disconnected(_)) => {} // the client went
-                        Err(e) => eprintln!("mapshare-bridge: {name}: responding: {e}; dropped"),
+                        Err(e) => {
+                            // The answer cannot reach its client (too large, or a
+                            // client that broke the protocol): rather than leave it
+                            // waiting forever, the clients waiting see the server go.
+                            eprintln!(
+                                "mapshare-bridge: {name}: responding: {e}; giving the server role up"
+                            );
+                            server = None;
+                            generation += 1;
+                        }
                     },
                     Err(why) => {
                         // No server answered there: the local clients waiting
@@ -321,7 +357,7 @@ pub(crate) async fn call_side(
                     );
                 }
             }
-            () = tokio::time::sleep(if fit { CLAIM_RETRY } else { META_TIMEOUT }), if retry => {}
+            () = tokio::time::sleep(if fit { ROLE_RETRY } else { META_TIMEOUT }), if retry => {}
             r = recv_request(&mut server) => match r {
                 Ok(req) => {
                     counts.sent.fetch_add(1, Ordering::Relaxed);
@@ -337,12 +373,16 @@ pub(crate) async fn call_side(
                             .consolidation(ConsolidationMode::None)
                             .allowed_destination(Locality::Remote)
                             .timeout(timeout);
-                        let answer = match get.await {
+                        let asked = tokio::time::Instant::now();
+                        let answer = match tokio::task::block_in_place(|| get.wait()) {
                             Ok(replies) => match replies.recv_async().await {
                                 Ok(reply) => match reply.result() {
                                     Ok(sample) => Ok(sample.payload().to_bytes().into_owned()),
                                     Err(e) => Err(String::from_utf8_lossy(&e.payload().to_bytes()).into_owned()),
                                 },
+                                Err(_) if asked.elapsed() >= timeout => Err(format!(
+                                    "no answer from the server of {name} within --call-timeout ({timeout:?})"
+                                )),
                                 Err(_) => Err(format!(
                                     "no answer from a serving bridge of {name} (gone, or the link lost)"
                                 )),
@@ -352,11 +392,12 @@ pub(crate) async fn call_side(
                         let _ = tx.send((g, to, answer));
                     });
                 }
+                Err(RecvError::Fault(f)) if f != mapshare::Fault::Truncated => {
+                    // One corrupt request (mapshare skipped it): said, and on.
+                    eprintln!("mapshare-bridge: {name}: a request: {f}");
+                }
                 Err(e) => {
-                    eprintln!("mapshare-bridge: {name}: taking requests: {e}; giving the server role up");
-                    server = None;
-                    generation += 1;
-                    tokio::time::sleep(CLAIM_RETRY).await;
+                    return Err(anyhow!("{name}: taking requests: {e}"));
                 }
             },
         }
