@@ -170,6 +170,17 @@ fn child_role() {
                 }
             };
             println!("CALLS ok={ok} END {end}");
+            // Then, if told, one more request once the file appears (the
+            // same client, so the service stays alive meanwhile).
+            if let Ok(go) = std::env::var(ENV_GO) {
+                wait_file(Path::new(&go));
+                let after = match c.request(b"after") {
+                    Err(SendError::Disconnected(_)) => "gone",
+                    Ok(_) => "sent",
+                    Err(e) => panic!("{e}"),
+                };
+                println!("AFTER {after}");
+            }
         }
         other => panic!("unknown role {other}"),
     }
@@ -302,9 +313,10 @@ fn killed_sending_bridge_is_seen_by_the_receiver_and_a_restart_resumes() {
     let tx_ready = pair.dir.join("tx.ready");
     let tx = paced(&pair.a, "chan-send", &name, N, 0, 500, &tx_ready);
     wait_file(&tx_ready);
-    std::thread::sleep(Duration::from_secs(1)); // a third of the way
-                                                // Bridge A (the receiver of A's channel, the sender of B's) dies: B's
-                                                // receiver must see its sender gone, not wait forever.
+    // A third of the way, bridge A (the receiver of A's channel, the
+    // sender of B's) dies: B's receiver must see its sender gone, not wait
+    // forever.
+    std::thread::sleep(Duration::from_secs(1));
     ba.kill();
     let out1 = checked(rx1.wait_with_output().unwrap(), "first receiver");
     assert_eq!(
@@ -519,6 +531,80 @@ fn killed_serving_bridge_is_seen_gone_by_clients_on_b() {
 }
 
 #[test]
+fn an_idle_call_side_gives_the_server_role_up_after_the_grace() {
+    // Nothing in flight when A's bridge dies (so no query ends to say so):
+    // the token's removal, after the grace, makes B give the role up; the
+    // client's next request then finds the server gone (`Disconnected`).
+    let pair = Pair::new("svcidle");
+    let name = unique("svcidle");
+    let (ba, bb) = bridges(
+        &pair,
+        &["--serve", &name],
+        &["--call", &name, "--grace", "1"],
+    );
+    let srv = role(&pair.a, "server", &name, 0, 0, &pair.dir.join("srv.ready"));
+    let go = pair.dir.join("go");
+    let c = child(&pair.b, "client", &name, 5, 0, &pair.dir.join("c.ready"))
+        .env(ENV_GO, &go)
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + LIMIT;
+    while counts_of(&pair, &name) < 5 {
+        assert!(
+            Instant::now() < until,
+            "the calls never came through: {}",
+            bb.text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ba.kill();
+    while !bb.text().contains("local clients see the server gone\n") {
+        assert!(
+            Instant::now() < until,
+            "the role was never given up: {}",
+            bb.text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fs::write(&go, b"").unwrap();
+    let out = checked(c.wait_with_output().unwrap(), "client");
+    assert_eq!(field(&out, "END"), "done", "{out}");
+    assert_eq!(
+        field(&out, "AFTER"),
+        "gone",
+        "{out}\nbridge B: {}",
+        bb.text()
+    );
+    let mut srv = srv;
+    let _ = srv.kill();
+    let _ = srv.wait();
+    bb.stop();
+    // A's bridge and server were both killed: what they left on A is for
+    // `gc`, as after any crash.
+    let gc = pair.a.cmd(cli()).arg("gc").output().unwrap();
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    pair.assert_clean();
+}
+
+/// Requests sent through B's service `name` so far (`mapshare info`).
+fn counts_of(pair: &Pair, name: &str) -> u64 {
+    let out = pair
+        .b
+        .cmd(cli())
+        .args(["--format", "json", "info", name])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["queue"]["clients"].as_array().map_or(0, |c| {
+        c.iter().filter_map(|x| x["requests_sent"].as_u64()).sum()
+    })
+}
+
+#[test]
 fn a_channel_refuses_a_receiver_side_of_another_size_naming_both() {
     let pair = Pair::new("chanmeta");
     let name = unique("chanmeta");
@@ -527,6 +613,16 @@ fn a_channel_refuses_a_receiver_side_of_another_size_naming_both() {
         &["--channel-out", &name, "--max-message", "1024"],
         &["--channel-in", &name, "--max-message", "2048"],
     );
+    // Messages sent on A wait in its lane: nothing crosses.
+    let tx = role(
+        &pair.a,
+        "chan-send",
+        &name,
+        5,
+        0,
+        &pair.dir.join("tx.ready"),
+    );
+    checked(tx.wait_with_output().unwrap(), "sender");
     let until = Instant::now() + LIMIT;
     while !ba.text().contains("refusing to send") {
         assert!(Instant::now() < until, "no refusal: {}", ba.text());
@@ -537,6 +633,7 @@ fn a_channel_refuses_a_receiver_side_of_another_size_naming_both() {
         said.contains("max message 1024") && said.contains("max message 2048"),
         "both layouts named: {said}"
     );
+    std::thread::sleep(Duration::from_millis(500)); // time to send, were it wrong
     let (a, b) = (ba.stop(), bb.stop());
     assert_eq!(counts(&a, &name), (0, 0), "{a}");
     assert_eq!(counts(&b, &name), (0, 0), "{b}");
