@@ -1,22 +1,34 @@
-//! Bridges mapshare pub/sub rings between hosts over [Zenoh](https://zenoh.io):
-//! a ring named NAME on one host appears under the same name on the other,
-//! with the same API on both sides (a plain [`mapshare::Publisher`] here, plain
-//! [`mapshare::Subscriber`]s there). No home-made network protocol: Zenoh
-//! carries the samples, over TCP between peers.
+//! Bridges mapshare pub/sub rings, channels and request/response services
+//! between hosts over [Zenoh](https://zenoh.io): a segment named NAME on one
+//! host appears under the same name on the other, with the same API on both
+//! sides (a [`mapshare::Publisher`] here, [`mapshare::Subscriber`]s there; a
+//! channel's `Sender`s here, its `Receiver` there; a `Server` here,
+//! `Client`s there). No home-made network protocol: Zenoh carries the
+//! samples and the queries, over TCP between peers.
+//!
+//! A ring is bridged both ways (its one publisher may be on either host);
+//! channels (`channel` module docs: `--channel-out` / `--channel-in`) and
+//! services (`service` module docs: `--serve` / `--call`) one way. This
+//! crate's README.md gives the rules and the measured figures.
 //!
 //! # Keys
-//! For a ring NAME, every bridge declares:
+//! For a name NAME of kind KIND (`pubsub`, `channel`, `service`):
 //!
 //! | key | what |
 //! | --- | --- |
-//! | `mapshare/NAME/pubsub` | a publisher (messages read from the local ring) and a subscriber (messages from other hosts) |
-//! | `mapshare/NAME/meta` | a queryable answering this bridge's [`Meta`] as JSON: kind, layout fingerprint, capacity, largest message, policy, origin id |
+//! | `mapshare/NAME/pubsub` | a ring's samples: each bridge publishes what its local publisher publishes and subscribes to the others' |
+//! | `mapshare/NAME/channel` | a channel's samples, from the `--channel-out` bridge to the `--channel-in` one |
+//! | `mapshare/NAME/service` | a service's requests as queries, answered by the `--serve` bridge |
+//! | `mapshare/NAME/KIND/{live,reader}/ORIGIN` | liveliness tokens: every ring bridge, channel `out` bridges (`live`), channel `in` bridges (`reader`), `--serve` bridges (`live`) |
+//! | `mapshare/NAME/KIND/ack/ORIGIN` | flow control: what a receiving bridge has taken of each sender's stream (see [`FIFO_SAMPLES`]) |
+//! | `mapshare/NAME/meta` | a queryable answering this bridge's [`Meta`] as JSON: kind, role, layout fingerprint, capacity, largest message, policy, origin id |
 //!
-//! Every sample carries a [`Tag`] as its attachment: the sending bridge's
-//! origin id (random, per bridge process), its sequence number (1, 2, ...
-//! per origin) and whether it marks the end of the local publisher.
+//! Every ring or channel sample carries a [`Tag`] as its attachment: the
+//! sending bridge's origin id (random, per bridge process), its sequence
+//! number (1, 2, ... per origin) and whether it marks the end of the local
+//! publisher (or of every local sender).
 //!
-//! # Who publishes where
+//! # Who publishes where (rings)
 //! A ring has one publisher, across hosts too. Each bridge joins its local
 //! ring as a subscriber and forwards what a local publisher publishes (the
 //! *sending* side). When samples come from another host and no local
@@ -24,35 +36,41 @@
 //! publishes them (the *receiving* side); messages it reads back from its
 //! own subscriber meanwhile are its own, and are not forwarded (with the
 //! origin id this is what keeps two bridges of one name from looping). When
-//! the remote publisher leaves (an end tag), the bridge gives the role up:
-//! local subscribers see [`Disconnected`](mapshare::RecvError::Disconnected)
-//! once they have read everything, as with a local publisher.
+//! the remote publisher leaves (an end tag), or the sending bridge's token
+//! has been gone for the grace ([`DEFAULT_GRACE`]), the bridge gives the
+//! role up: local subscribers see
+//! [`Disconnected`](mapshare::RecvError::Disconnected) once they have read
+//! everything, as with a local publisher.
 //!
 //! Both hosts with a live publisher on the same ring is a conflict: the
 //! receiving bridge says so and drops the remote samples.
 //!
 //! # Delivery
-//! While the link is up a lossless ring stays lossless end to end: Zenoh's
-//! reliable channel with congestion control `Block`, a blocking FIFO on the
-//! receiving side, and a lossless local publish. Back-pressure runs all the
-//! way back: a slow remote subscriber holds the remote publisher (the
-//! bridge) back, which stops reading the FIFO, which stops Zenoh reading
-//! the socket, which blocks our `put`, which stops us reading the local
-//! ring, which holds the local publisher back. The sending bridge also
-//! reads nothing while no remote bridge listens (Zenoh's matching status),
-//! so a lossless local publisher is held back while the link is down.
+//! While the link is up a lossless ring or a channel stays lossless end to
+//! end: Zenoh's reliable channel with congestion control `Block`, and a
+//! window per receiving bridge. Zenoh has no back-pressure from a
+//! subscriber to its publisher, so a sender keeps at most a window of
+//! messages unacknowledged by each live receiving bridge; a slow or absent
+//! receiver on the far host thus holds the sending bridge back, which stops
+//! reading its local ring or channel, which holds the local publisher or
+//! senders back, and Zenoh's receive task never waits (had it waited,
+//! Zenoh would close the link after its lease). The sending bridge also
+//! reads nothing while no remote bridge listens, so a lossless local
+//! publisher is held back while the link is down.
 //!
 //! What a link drop or a killed bridge can lose is what was in flight:
-//! read from the ring, handed to Zenoh, not yet published on the other
-//! host. The receiving side counts gaps by sequence number and drops
+//! read from the ring or channel, handed to Zenoh, not yet delivered on the
+//! other host. The receiving side counts gaps by sequence number and drops
 //! duplicates; a restarted sending bridge is a new origin (its sequence
-//! restarts), so nothing is replayed. This crate's README.md gives the
-//! measured figures.
+//! restarts), so nothing is replayed.
 //!
 //! # Waiting
-//! Idle, the bridge sleeps: its threads block on the local ring's doorbell
-//! (wait strategy `Block`) and on Zenoh's FIFO. The ring wait is cut in
-//! slices of [`SLICE`] to notice a stop (as the `mapshare` CLI does).
+//! Idle, the bridge sleeps: its ring threads block on the local ring's
+//! doorbell (wait strategy `Block`) and on Zenoh's FIFO, cut in slices of
+//! [`SLICE`] to notice a stop (as the `mapshare` CLI does); its channel and
+//! service tasks wait on mapshare's async waits and Zenoh's futures. One
+//! state polls: a channel whose every sender has gone is looked at every
+//! 50 ms for a new one (a receiver has no wait for that).
 
 #![forbid(unsafe_code)]
 
@@ -280,9 +298,10 @@ fn policy_name(p: Policy) -> &'static str {
     }
 }
 
-/// The attachment of every sample on `mapshare/NAME/pubsub`: 17 bytes,
-/// origin (u64 LE), sequence (u64 LE), flags (bit 0: end of the local
-/// publisher; such a sample has an empty payload).
+/// The attachment of every sample on `mapshare/NAME/pubsub` and
+/// `mapshare/NAME/channel`: 17 bytes, origin (u64 LE), sequence (u64 LE,
+/// never `u64::MAX`), flags (bit 0: the end of the local publisher, or of
+/// every local sender; such a sample has an empty payload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tag {
     /// The sending bridge's origin id.
@@ -358,14 +377,19 @@ pub struct BridgeOptions {
     /// earlier, with the server seen gone).
     pub call_timeout: Option<Duration>,
     /// How long a remote end may be unreachable before the local ends see
-    /// it gone (`None`: [`DEFAULT_GRACE`]): a link that recovers sooner is
-    /// not seen at all.
+    /// it gone (`None`: [`DEFAULT_GRACE`], whose docs say what it covers).
     pub grace: Option<Duration>,
 }
 
 /// How long a bridged remote end may be unreachable (its bridge's Zenoh
 /// liveliness token gone: killed, or the link lost) before the local ends
-/// see it gone: Zenoh's reconnection takes about a second.
+/// see it gone. A link that recovers sooner goes unseen by a ring's
+/// subscribers and a channel's receiver; Zenoh retries a lost connection
+/// after 1 s, then backing off to 4 s, so a longer cut may outlast it. A
+/// service's requests in flight are not covered: Zenoh ends a query whose
+/// link goes, and the clients waiting see the server gone at once. A host
+/// that vanishes without closing its connections is noticed only after
+/// Zenoh's lease (10 s), plus the grace.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 
 impl BridgeOptions {
@@ -602,13 +626,15 @@ impl Bridge {
             bridge.spawn(c, t);
         }
         for name in &opts.call {
-            // The service's geometry, read through a client handle (which,
-            // unlike a server, leaves no trace when dropped).
-            let meta = service::service_meta(
-                origin,
-                "call",
-                &service::open_serve(name, opts.service)?.stats(),
-            );
+            // The service's geometry, read without taking a role; a service
+            // not made yet is created through a client handle (which, unlike
+            // a server, leaves no trace when dropped).
+            let stats = match mapshare::service_stats(&mapshare::Location::shm(name)?) {
+                Ok(s) => s,
+                Err(SegmentError::NotFound(_)) => service::open_serve(name, opts.service)?.stats(),
+                Err(e) => bail!("{name}: reading the service: {e}"),
+            };
+            let meta = service::service_meta(origin, "call", &stats);
             bridge.declare_meta(name, &meta)?;
             let c = Counts::new(name);
             let timeout = opts.call_timeout.unwrap_or(Duration::from_secs(86_400));

@@ -75,8 +75,9 @@ struct Args {
     #[arg(long, value_name = "SECS")]
     call_timeout: Option<f64>,
     /// How long a remote end may be unreachable (its bridge killed, or the
-    /// link lost) before the local ends of a channel or service see it
-    /// gone, in seconds [2]; a link that recovers sooner is not seen.
+    /// link lost) before the local ends see it gone, in seconds [2]: a
+    /// shorter cut goes unseen by a ring's subscribers and a channel's
+    /// receiver (a service's requests in flight fail at once).
     #[arg(long, value_name = "SECS")]
     grace: Option<f64>,
 }
