@@ -355,6 +355,67 @@ fn killed_sending_bridge_is_seen_by_the_receiver_and_a_restart_resumes() {
 }
 
 #[test]
+fn senders_on_two_hosts_feed_one_receiver_each_ended_on_its_own() {
+    // Hosts A and C both send into B's channel: B's bridge takes a lane per
+    // sending bridge, so A's senders ending does not end C's stream, and
+    // B's receiver sees its senders gone only when both have ended.
+    let pair = Pair::new("twoout");
+    let name = unique("twoout");
+    let c = Host::new();
+    let (ba, bb) = bridges(
+        &pair,
+        &["--channel-out", &name],
+        &["--channel-in", &name, "--senders", "2"],
+    );
+    let bc = Bridge::start_with(
+        &c,
+        &[],
+        &["--channel-out", &name],
+        "--connect",
+        pair.port,
+        pair.dir.join("c.log"),
+    );
+    let rx_ready = pair.dir.join("rx.ready");
+    let rx = role(&pair.b, "chan-recv", &name, u64::MAX, 0, &rx_ready);
+    wait_file(&rx_ready);
+    let ta = role(
+        &pair.a,
+        "chan-send",
+        &name,
+        1000,
+        0,
+        &pair.dir.join("ta.ready"),
+    );
+    let tc = paced(
+        &c,
+        "chan-send",
+        &name,
+        3000,
+        RANGE,
+        500,
+        &pair.dir.join("tc.ready"),
+    );
+    checked(ta.wait_with_output().unwrap(), "sender on A");
+    checked(tc.wait_with_output().unwrap(), "sender on C");
+    let out = checked(rx.wait_with_output().unwrap(), "receiver");
+    let seen = parse_seen(&out);
+    let text = format!(
+        "bridge A: {}\nbridge B: {}\nbridge C: {}",
+        ba.text(),
+        bb.text(),
+        bc.text()
+    );
+    assert_eq!((seen.received, seen.lost), (4000, 0), "{out}\n{text}");
+    assert_eq!(field(&out, "END"), "disconnected", "{out}");
+    let (a, b, cc) = (ba.stop(), bb.stop(), bc.stop());
+    assert_eq!(counts(&a, &name), (1000, 0), "{a}");
+    assert_eq!(counts(&cc, &name), (3000, 0), "{cc}");
+    assert_eq!(counts(&b, &name), (0, 4000), "{b}");
+    assert_eq!(c.shm(), Vec::<String>::new(), "host C /dev/shm");
+    pair.assert_clean();
+}
+
+#[test]
 fn channel_stream_survives_a_short_link_cut_unseen() {
     const N: u64 = 6000;
     let pair = Pair::with_relay("chancut");
