@@ -39,7 +39,7 @@ use zenoh::qos::CongestionControl;
 use zenoh::sample::{Locality, SampleKind};
 use zenoh::Session;
 
-use crate::window::{ack_key, ack_payload, origin_at_end, parse_ack, Window, ACK_EVERY, FIFO};
+use crate::window::{ack_key, ack_payload, origin_at_end, parse_ack, AckClock, Window, FIFO};
 use crate::{check_remote, stopped, tag_of, Counts, Meta, Sequencer, Tag, Verdict, META_TIMEOUT};
 
 /// How often the `out` side looks for a sender again once every sender
@@ -228,13 +228,14 @@ pub(crate) async fn out_side(
                 Ok(_) => {
                     seq += 1;
                     let tag = Tag { origin, seq, end: false };
+                    let len = buf.len();
                     match put_blocking(&zpub, std::mem::take(&mut buf), &tag) {
                         Ok(()) => {
                             counts.sent.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(e) => eprintln!("mapshare-bridge: {name}: sending: {e}"),
                     }
-                    window.sent(seq);
+                    window.sent(seq, len);
                     sent_since_end = true;
                     ended = false;
                 }
@@ -312,6 +313,7 @@ pub(crate) async fn in_side(
     let mut lanes: HashMap<u64, Lane> = HashMap::new();
     let mut spare = Some(first);
     let mut seqs = Sequencer::default();
+    let mut clock = AckClock::default();
     loop {
         let next_drop = lanes.values().filter_map(|l| l.drop_at).min();
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -386,7 +388,12 @@ pub(crate) async fn in_side(
         }
         // What we took (delivered, dropped, or seen twice) frees the
         // sender's window.
-        if verdict == Verdict::End || tag.seq % ACK_EVERY == 0 {
+        if clock.take(
+            tag.origin,
+            tag.seq,
+            sample.payload().len(),
+            verdict == Verdict::End,
+        ) {
             use zenoh::Wait;
             let ack = ack_payload(tag.origin, tag.seq);
             if let Err(e) = tokio::task::block_in_place(|| acks.put(ack.to_vec()).wait()) {

@@ -936,8 +936,9 @@ fn send_loop(
                     end: false,
                 };
                 let msg = std::mem::take(&mut buf);
+                let len = msg.len();
                 let put = zpub.put(msg).attachment(tag.encode().to_vec()).wait();
-                st.window.sent(seq);
+                st.window.sent(seq, len);
                 match put {
                     Ok(()) => {
                         st.sent.fetch_add(1, Ordering::Relaxed);
@@ -1060,6 +1061,7 @@ fn recv_loop(
 ) {
     let mut publisher: Option<Publisher> = None;
     let mut seqs = Sequencer::default();
+    let mut clock = window::AckClock::default();
     let mut conflict_told = false;
     // While a local publisher holds the ring, claims are tried this often
     // (each is an open of the segment), not per sample.
@@ -1115,7 +1117,7 @@ fn recv_loop(
         }
         // Taken from the FIFO: what the sender may send next (whatever we
         // do with it: publish, drop as a duplicate or in a conflict).
-        if tag.end || tag.seq % window::ACK_EVERY == 0 {
+        if clock.take(tag.origin, tag.seq, sample.payload().len(), tag.end) {
             if let Err(e) = acks
                 .put(window::ack_payload(tag.origin, tag.seq).to_vec())
                 .wait()

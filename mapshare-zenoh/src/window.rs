@@ -1,5 +1,6 @@
 //! End-to-end flow control: a sending bridge keeps at most [`WINDOW`]
-//! messages unacknowledged by each live receiving bridge.
+//! messages and [`WINDOW_BYTES`] bytes unacknowledged by each live
+//! receiving bridge.
 //!
 //! Why: Zenoh has no back-pressure from a subscriber to its publisher. A
 //! receiving bridge that stops taking samples (its local receiver away, a
@@ -12,7 +13,8 @@
 //!
 //! Each receiving bridge puts, on `mapshare/NAME/KIND/ack/RECEIVER`, the
 //! sending origin and the last sequence number it has taken (delivered, or
-//! dropped on purpose) every [`ACK_EVERY`] messages. The sender counts the
+//! dropped on purpose) every quarter window, in messages or bytes
+//! ([`AckClock`]). The sender counts the
 //! receivers by their liveliness tokens: a receiver that appears is owed
 //! nothing yet (its window starts at the sender's current sequence), one
 //! that goes is no longer waited for.
@@ -23,16 +25,46 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-/// Messages a sender may have unacknowledged per receiver.
-pub(crate) const WINDOW: u64 = 128;
+/// Messages a sender may have unacknowledged per receiver: enough for
+/// small messages to stream at Zenoh's pace across an acknowledgement's
+/// round trip (a few hundred µs here).
+pub(crate) const WINDOW: u64 = 4096;
 
-/// A receiver acknowledges every this many messages (and at each end).
-pub(crate) const ACK_EVERY: u64 = WINDOW / 4;
+/// Bytes a sender may have unacknowledged per receiver: what a receiving
+/// bridge may hold in its FIFO for one sender.
+pub(crate) const WINDOW_BYTES: u64 = 8 << 20;
 
-/// The FIFO between Zenoh and a receiving bridge: room for a whole window
-/// and what else may come meanwhile (end tags, a restarted sender's first
-/// window), so Zenoh's receive task never waits on it.
+/// The FIFO between Zenoh and a receiving bridge, in samples: a whole
+/// window from each of a few senders, so Zenoh's receive task never waits
+/// on it (its memory is bounded by the windows' bytes).
 pub(crate) const FIFO: usize = 4 * WINDOW as usize;
+
+/// When a receiving bridge acknowledges: every quarter window, in
+/// messages or in bytes, per sending origin, and at each end.
+#[derive(Debug, Default)]
+pub(crate) struct AckClock {
+    /// Per origin: the last sequence number acknowledged, and the bytes
+    /// taken since.
+    last: HashMap<u64, (u64, u64)>,
+}
+
+impl AckClock {
+    /// Message `seq` of `origin`, `len` bytes, was taken: whether to
+    /// acknowledge up to it now.
+    pub(crate) fn take(&mut self, origin: u64, seq: u64, len: usize, end: bool) -> bool {
+        let (last, bytes) = self
+            .last
+            .entry(origin)
+            .or_insert((seq.saturating_sub(1), 0));
+        *bytes += len as u64;
+        let due = end || seq.saturating_sub(*last) >= WINDOW / 4 || *bytes >= WINDOW_BYTES / 4;
+        if due {
+            *last = seq;
+            *bytes = 0;
+        }
+        due
+    }
+}
 
 /// The key a receiving bridge `receiver` acknowledges on.
 pub(crate) fn ack_key(name: &str, kind: &str, receiver: u64) -> String {
@@ -69,10 +101,38 @@ pub(crate) fn origin_at_end(key: &str) -> Option<u64> {
 
 #[derive(Debug, Default)]
 struct State {
-    /// The last sequence number sent.
+    /// The last sequence number sent, and the bytes sent through it.
     sent: u64,
+    total: u64,
+    /// The bytes sent through each sequence number from `base + 1` to
+    /// `sent`; through `base`: `base_total` (older ones are dropped once
+    /// every receiver has acknowledged them).
+    totals: std::collections::VecDeque<u64>,
+    base: u64,
+    base_total: u64,
     /// Per live receiver: the last sequence number it acknowledged.
     acked: HashMap<u64, u64>,
+}
+
+impl State {
+    fn total_at(&self, seq: u64) -> u64 {
+        match seq.checked_sub(self.base + 1) {
+            None => self.base_total,
+            Some(i) => self.totals.get(i as usize).copied().unwrap_or(self.total),
+        }
+    }
+
+    /// Forgets the totals every receiver is past.
+    fn prune(&mut self) {
+        let min = self.acked.values().copied().min().unwrap_or(self.sent);
+        while self.base < min {
+            let Some(t) = self.totals.pop_front() else {
+                break;
+            };
+            self.base += 1;
+            self.base_total = t;
+        }
+    }
 }
 
 /// A sender's window, updated from Zenoh callbacks, waited on by a thread
@@ -115,7 +175,10 @@ impl Window {
 
     /// A receiver's token went: no longer waited for.
     pub(crate) fn leave(&self, receiver: u64) {
-        self.lock().acked.remove(&receiver);
+        let mut s = self.lock();
+        s.acked.remove(&receiver);
+        s.prune();
+        drop(s);
         self.wake();
     }
 
@@ -129,17 +192,25 @@ impl Window {
                 *a = seq;
             }
         }
+        s.prune();
         drop(s);
         self.wake();
     }
 
     fn has_room(s: &State) -> bool {
-        s.acked.values().all(|&a| s.sent - a < WINDOW)
+        s.acked
+            .values()
+            .all(|&a| s.sent - a < WINDOW && s.total - s.total_at(a) < WINDOW_BYTES)
     }
 
-    /// Counts message `seq` as sent (call after a put).
-    pub(crate) fn sent(&self, seq: u64) {
-        self.lock().sent = seq;
+    /// Counts message `seq` (the one after the last), `len` bytes, as sent.
+    pub(crate) fn sent(&self, seq: u64, len: usize) {
+        let mut s = self.lock();
+        s.sent = seq;
+        s.total += len as u64;
+        let t = s.total;
+        s.totals.push_back(t);
+        s.prune();
     }
 
     /// Waits (a thread) until every live receiver has room, at most
@@ -178,9 +249,10 @@ mod tests {
         let w = Window::default();
         assert!(w.wait_room(Duration::ZERO), "nobody to wait for");
         w.join(1);
-        w.sent(WINDOW - 1);
+        let send = |from: u64, to: u64| (from..=to).for_each(|q| w.sent(q, 8));
+        send(1, WINDOW - 1);
         assert!(w.wait_room(Duration::ZERO));
-        w.sent(WINDOW);
+        send(WINDOW, WINDOW);
         assert!(!w.wait_room(Duration::from_millis(1)), "a full window");
         w.ack(1, WINDOW + 5); // beyond what was sent: ignored
         assert!(!w.wait_room(Duration::ZERO));
@@ -188,13 +260,41 @@ mod tests {
         assert!(w.wait_room(Duration::ZERO));
         w.ack(1, WINDOW);
         w.join(2); // a newcomer is owed nothing sent before
-        w.sent(2 * WINDOW - 1);
+        send(WINDOW + 1, 2 * WINDOW - 1);
         assert!(w.wait_room(Duration::ZERO));
         w.ack(1, 2 * WINDOW - 1);
-        w.sent(2 * WINDOW);
+        send(2 * WINDOW, 2 * WINDOW);
         assert!(!w.wait_room(Duration::ZERO), "receiver 2 holds it");
         w.leave(2);
         assert!(w.wait_room(Duration::ZERO));
+        // Bytes count too: a few large messages fill it.
+        let big = (WINDOW_BYTES / 3) as usize;
+        let s = 2 * WINDOW;
+        (1..=3).for_each(|k| w.sent(s + k, big));
+        assert!(!w.wait_room(Duration::ZERO), "a window full of bytes");
+        w.ack(1, s + 1);
+        assert!(w.wait_room(Duration::ZERO));
+        assert!(
+            w.lock().totals.len() <= 3,
+            "acknowledged totals are forgotten"
+        );
+    }
+
+    #[test]
+    fn acks_come_every_quarter_window_in_messages_or_bytes() {
+        let mut c = AckClock::default();
+        let acks: Vec<u64> = (1..=WINDOW).filter(|&q| c.take(7, q, 1, false)).collect();
+        assert_eq!(acks, vec![WINDOW / 4, WINDOW / 2, 3 * WINDOW / 4, WINDOW]);
+        let big = (WINDOW_BYTES / 4) as usize;
+        assert!(
+            c.take(7, WINDOW + 1, big, false),
+            "a quarter window of bytes"
+        );
+        assert!(c.take(7, WINDOW + 2, 0, true), "an end");
+        assert!(
+            !c.take(8, 100, 1, false),
+            "another origin counts on its own"
+        );
     }
 
     #[test]
