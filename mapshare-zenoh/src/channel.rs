@@ -8,12 +8,14 @@
 //! plain API on both hosts: `Sender`s here, the `Receiver` there.
 //!
 //! While the link is up nothing is lost: Zenoh's reliable channel with
-//! congestion control `Block`, a FIFO on the `in` side, and blocking local
-//! sends (a receiver that is slow, or absent for a while, holds the stream
-//! back up to the senders on the other host). The `out` side takes nothing
-//! from the channel while no `in` side listens (Zenoh's matching status)
-//! or while the `in` side does not fit (the [`Meta`] check): the senders'
-//! messages wait in their lanes, as for a local receiver that is away.
+//! congestion control `Block`, the window of `crate::window`, and blocking
+//! local sends (a receiver that is slow, or absent however long, holds the
+//! stream back up to the senders on the other host). The `out` side takes
+//! nothing from the channel while no `in` side listens (their reader
+//! tokens), while one does not fit (the [`Meta`] check, made again whenever
+//! an `in` side comes or goes), or while two do (a channel has one
+//! receiver): the senders' messages wait in their lanes, as for a local
+//! receiver that is away.
 //!
 //! The end crosses: once every sender on the `out` host has gone and the
 //! lanes are drained, an end tag tells the `in` side, which drops its

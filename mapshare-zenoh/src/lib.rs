@@ -728,15 +728,6 @@ impl Bridge {
             window: window::Window::default(),
         });
         self.declare_meta(name, &state.meta)?;
-        // Who is alive: a receiving bridge gives the publisher role up when
-        // the token of the bridge it publishes for goes for good.
-        let token = self
-            .session
-            .liveliness()
-            .declare_token(pubsub_live_key(name, self.origin))
-            .wait()
-            .map_err(|e| anyhow::anyhow!("liveliness token of {name}: {e}"))?;
-        self._tokens.push(token);
         let st = state.clone();
         let prefix = pubsub_live_key(name, 0);
         let prefix = prefix[..prefix.len() - 16].to_string();
@@ -826,6 +817,18 @@ impl Bridge {
             .with(FifoChannel::new(FIFO_SAMPLES))
             .wait()
             .map_err(|e| anyhow::anyhow!("declaring a subscriber on {key}: {e}"))?;
+        // Who is alive: a receiving bridge gives the publisher role up when
+        // the token of the bridge it publishes for goes for good, and a
+        // sending one counts the live receivers in its window. Declared
+        // after our subscriber, so that a sender that sees it is already
+        // routed to us (else it could fill a window we never acknowledge).
+        let token = self
+            .session
+            .liveliness()
+            .declare_token(pubsub_live_key(name, self.origin))
+            .wait()
+            .map_err(|e| anyhow::anyhow!("liveliness token of {name}: {e}"))?;
+        self._tokens.push(token);
 
         let st = state.clone();
         let session = self.session.clone();
