@@ -28,7 +28,7 @@
 //! `Disconnected`, and may receive again when the stream resumes (the `in`
 //! side takes a lane again), as with a restarted local sender.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -230,14 +230,15 @@ pub(crate) async fn out_side(
                 Ok(_) => {
                     seq += 1;
                     let tag = Tag { origin, seq, end: false };
-                    let len = buf.len();
+                    // Counted before the put: an acknowledgement may come
+                    // back before the put returns.
+                    window.sent(seq, buf.len());
                     match put_blocking(&zpub, std::mem::take(&mut buf), &tag) {
                         Ok(()) => {
                             counts.sent.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(e) => eprintln!("mapshare-bridge: {name}: sending: {e}"),
                     }
-                    window.sent(seq, len);
                     sent_since_end = true;
                     ended = false;
                 }
@@ -316,8 +317,20 @@ pub(crate) async fn in_side(
     let mut spare = Some(first);
     let mut seqs = Sequencer::default();
     let mut clock = AckClock::default();
+    // Per sending origin, the last sequence number taken; whether some are
+    // not acknowledged yet (acknowledged when the stream pauses).
+    let mut taken: HashMap<u64, u64> = HashMap::new();
+    let mut unacked = false;
+    let ack = |o: u64, seq: u64| {
+        use zenoh::Wait;
+        let b = ack_payload(o, seq);
+        if let Err(e) = tokio::task::block_in_place(|| acks.put(b.to_vec()).wait()) {
+            eprintln!("mapshare-bridge: {name}: acknowledging: {e}");
+        }
+    };
     loop {
         let next_drop = lanes.values().filter_map(|l| l.drop_at).min();
+        let parked = lanes.values().any(|l| !l.parked.is_empty());
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         // Biased: the samples a bridge sent before its token went are all
         // in the FIFO before the token's removal (one link, in order), and
@@ -358,6 +371,33 @@ pub(crate) async fn in_side(
                 });
                 continue;
             }
+            () = tokio::time::sleep(RETRY), if parked => {
+                // Lanes may have come free: deliver what waits, in order.
+                for (o, lane) in &mut lanes {
+                    while let Some((tag, payload)) = lane.parked.front() {
+                        if !take_lane(&name, spec, &mut lane.tx, &mut lane.said_busy) {
+                            break;
+                        }
+                        let (tag, payload) = (*tag, payload.clone());
+                        deliver(&name, &payload, &mut lane.tx, &mut stop, &counts).await;
+                        lane.parked.pop_front();
+                        taken.insert(*o, tag.seq);
+                        unacked = true;
+                        if clock.take(*o, tag.seq, payload.len(), false) {
+                            ack(*o, tag.seq);
+                        }
+                    }
+                }
+                lanes.retain(|_, l| !(l.ended && l.parked.is_empty()));
+                continue;
+            }
+            () = tokio::time::sleep(RETRY), if unacked && !parked => {
+                for (o, seq) in clock.flush(&taken) {
+                    ack(o, seq);
+                }
+                unacked = false;
+                continue;
+            }
         };
         let Some(tag) = tag_of(&name, &sample) else {
             continue;
@@ -367,9 +407,23 @@ pub(crate) async fn in_side(
         }
         let verdict = seqs.accept(&name, &tag);
         if verdict == Verdict::End {
-            // Drop its lane: the receiver sees its senders gone once it has
-            // read everything, unless other senders remain.
-            lanes.remove(&tag.origin);
+            // Drop its lane (once what waits for a lane is delivered): the
+            // receiver sees its senders gone once it has read everything,
+            // unless other senders remain.
+            match lanes.get_mut(&tag.origin) {
+                Some(l) if !l.parked.is_empty() => l.ended = true,
+                _ => {
+                    // A sender waiting for a lane gets this one, with no
+                    // moment where the receiver could see no sender.
+                    let tx = lanes.remove(&tag.origin).and_then(|l| l.tx);
+                    if let Some(w) = lanes
+                        .values_mut()
+                        .find(|l| l.tx.is_none() && !l.parked.is_empty())
+                    {
+                        w.tx = tx;
+                    }
+                }
+            }
             if lanes.is_empty() {
                 spare = None;
             }
@@ -378,6 +432,9 @@ pub(crate) async fn in_side(
             let lane = lanes.entry(tag.origin).or_insert_with(|| Lane {
                 tx: spare.take(),
                 drop_at: None,
+                parked: VecDeque::new(),
+                ended: false,
+                said_busy: false,
             });
             if lane.drop_at.take().is_some() {
                 eprintln!(
@@ -385,22 +442,27 @@ pub(crate) async fn in_side(
                     tag.origin
                 );
             }
-            let payload = sample.payload().to_bytes();
-            deliver(&name, &payload, spec, &mut lane.tx, &mut stop, &counts).await;
+            let payload = sample.payload().to_bytes().into_owned();
+            // No lane free here: this sender's messages wait (unacknowledged,
+            // so its window holds it back) while the others go on.
+            if !lane.parked.is_empty() || !take_lane(&name, spec, &mut lane.tx, &mut lane.said_busy)
+            {
+                lane.parked.push_back((tag, payload));
+                continue;
+            }
+            deliver(&name, &payload, &mut lane.tx, &mut stop, &counts).await;
         }
         // What we took (delivered, dropped, or seen twice) frees the
         // sender's window.
+        taken.insert(tag.origin, tag.seq);
+        unacked = true;
         if clock.take(
             tag.origin,
             tag.seq,
             sample.payload().len(),
             verdict == Verdict::End,
         ) {
-            use zenoh::Wait;
-            let ack = ack_payload(tag.origin, tag.seq);
-            if let Err(e) = tokio::task::block_in_place(|| acks.put(ack.to_vec()).wait()) {
-                eprintln!("mapshare-bridge: {name}: acknowledging: {e}");
-            }
+            ack(tag.origin, tag.seq);
         }
         if *stop.borrow() {
             return Ok(());
@@ -415,42 +477,52 @@ struct Lane {
     tx: Option<Sender>,
     /// Its bridge's token went: the lane is dropped then, unless it is back.
     drop_at: Option<tokio::time::Instant>,
+    /// Messages waiting for a lane to come free here, oldest first.
+    parked: VecDeque<(Tag, Vec<u8>)>,
+    /// Its end came while messages wait: dropped once they are delivered.
+    ended: bool,
+    /// "No lane free" was said.
+    said_busy: bool,
 }
 
-/// Sends one remote message into the local channel, taking a lane if we
-/// hold none, waiting (and holding the stream) while the receiver here is
-/// away or no lane is free; returns early only on a stop.
+/// Makes sure `tx` holds a sender lane, taking one if it is free; says
+/// once when none is.
+fn take_lane(name: &str, spec: BytesSpec, tx: &mut Option<Sender>, said: &mut bool) -> bool {
+    if tx.is_some() {
+        return true;
+    }
+    match open_in(name, spec) {
+        Ok(s) => {
+            *tx = Some(s);
+            *said = false;
+            true
+        }
+        Err(e) => {
+            if !*said {
+                eprintln!(
+                    "mapshare-bridge: {name}: cannot take a sender lane here ({e}); \
+                     this sender's stream waits until one is free (give the channel more \
+                     senders)"
+                );
+                *said = true;
+            }
+            false
+        }
+    }
+}
+
+/// Sends one remote message into the local channel through the lane in
+/// `tx` (taken: see [`take_lane`]), waiting (and holding the stream) while
+/// the receiver here is away; returns early only on a stop.
 async fn deliver(
     name: &str,
     payload: &[u8],
-    spec: BytesSpec,
     tx: &mut Option<Sender>,
     stop: &mut watch::Receiver<bool>,
     counts: &Counts,
 ) {
-    let mut said_busy = false;
+    let Some(s) = tx.as_mut() else { return };
     loop {
-        if tx.is_none() {
-            match open_in(name, spec) {
-                Ok(s) => {
-                    *tx = Some(s);
-                }
-                Err(e) => {
-                    if !said_busy {
-                        eprintln!(
-                            "mapshare-bridge: {name}: cannot take a sender lane here ({e}); \
-                                 holding the stream until one is free"
-                        );
-                        said_busy = true;
-                    }
-                    tokio::select! {
-                        () = stopped(stop) => return,
-                        () = tokio::time::sleep(RETRY) => continue,
-                    }
-                }
-            }
-        }
-        let s = tx.as_mut().expect("opened above");
         tokio::select! {
             () = stopped(stop) => return,
             r = s.send_async(payload) => match r {

@@ -939,9 +939,10 @@ fn send_loop(
                     end: false,
                 };
                 let msg = std::mem::take(&mut buf);
-                let len = msg.len();
+                // Counted before the put: an acknowledgement may come back
+                // before the put returns.
+                st.window.sent(seq, msg.len());
                 let put = zpub.put(msg).attachment(tag.encode().to_vec()).wait();
-                st.window.sent(seq, len);
                 match put {
                     Ok(()) => {
                         st.sent.fetch_add(1, Ordering::Relaxed);
@@ -1065,6 +1066,8 @@ fn recv_loop(
     let mut publisher: Option<Publisher> = None;
     let mut seqs = Sequencer::default();
     let mut clock = window::AckClock::default();
+    // Per sending origin, the last sequence number taken.
+    let mut taken: HashMap<u64, u64> = HashMap::new();
     let mut conflict_told = false;
     // While a local publisher holds the ring, claims are tried this often
     // (each is an open of the segment), not per sample.
@@ -1075,39 +1078,40 @@ fn recv_loop(
         // While we publish for a remote bridge, look every slice whether
         // its token has gone for longer than the grace: then it is dead (or
         // unreachable), and local subscribers must see their publisher go.
-        let sample = if publisher.is_some() {
-            match zsub.recv_timeout(SLICE) {
-                Ok(Some(s)) => s,
-                Ok(None) => {
-                    let gone = importing_from.is_some_and(|o| {
-                        let v = st.vanished.lock().unwrap_or_else(|e| e.into_inner());
-                        v.get(&o).is_some_and(|at| at.elapsed() >= st.grace)
-                    });
-                    if gone {
-                        eprintln!(
-                            "mapshare-bridge: {}: the sending bridge {:016x} is gone; \
-                             subscribers here see their publisher gone",
-                            st.name,
-                            importing_from.unwrap_or(0)
-                        );
-                        importing_from = None;
-                        if let Some(p) = publisher.take() {
-                            release(st, p);
-                        }
-                    }
-                    if st.stop.load(Ordering::Acquire) {
-                        break;
-                    }
-                    continue;
+        // Each slice without a sample: what was taken since the last
+        // acknowledgement is acknowledged (a stream that pauses must not
+        // leave its sender's window short), and, while we publish for a
+        // remote bridge, whether its token has gone for longer than the
+        // grace: then it is dead (or unreachable), and local subscribers
+        // must see their publisher go.
+        let sample = match zsub.recv_timeout(SLICE) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                for (o, seq) in clock.flush(&taken) {
+                    ack(st, acks, o, seq);
                 }
-                Err(_) => break, // the session closed
+                let gone = importing_from.is_some_and(|o| {
+                    let v = st.vanished.lock().unwrap_or_else(|e| e.into_inner());
+                    v.get(&o).is_some_and(|at| at.elapsed() >= st.grace)
+                });
+                if gone {
+                    eprintln!(
+                        "mapshare-bridge: {}: the sending bridge {:016x} is gone; \
+                         subscribers here see their publisher gone",
+                        st.name,
+                        importing_from.unwrap_or(0)
+                    );
+                    importing_from = None;
+                    if let Some(p) = publisher.take() {
+                        release(st, p);
+                    }
+                }
+                if st.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                continue;
             }
-        } else {
-            // Ends when the session closes (the FIFO's senders are dropped).
-            match zsub.recv() {
-                Ok(s) => s,
-                Err(_) => break,
-            }
+            Err(_) => break, // the session closed
         };
         if st.stop.load(Ordering::Acquire) {
             break;
@@ -1120,13 +1124,9 @@ fn recv_loop(
         }
         // Taken from the FIFO: what the sender may send next (whatever we
         // do with it: publish, drop as a duplicate or in a conflict).
+        taken.insert(tag.origin, tag.seq);
         if clock.take(tag.origin, tag.seq, sample.payload().len(), tag.end) {
-            if let Err(e) = acks
-                .put(window::ack_payload(tag.origin, tag.seq).to_vec())
-                .wait()
-            {
-                eprintln!("mapshare-bridge: {}: acknowledging: {e}", st.name);
-            }
+            ack(st, acks, tag.origin, tag.seq);
         }
         match seqs.accept(&st.name, &tag) {
             Verdict::Deliver => {}
@@ -1179,6 +1179,13 @@ fn recv_loop(
                 }
             }
         }
+    }
+}
+
+/// Acknowledges `origin`'s stream up to `seq` (see `window`).
+fn ack(st: &RingState, acks: &zenoh::pubsub::Publisher<'_>, origin: u64, seq: u64) {
+    if let Err(e) = acks.put(window::ack_payload(origin, seq).to_vec()).wait() {
+        eprintln!("mapshare-bridge: {}: acknowledging: {e}", st.name);
     }
 }
 

@@ -51,31 +51,31 @@ struct Args {
     #[arg(long, value_name = "ENDPOINT")]
     connect: Vec<String>,
     /// Messages a ring holds (a channel: per sender; a service: requests
-    /// in flight per client), if this creates it [rings: 256; channels:
-    /// mapshare's default; services: 4, as `mapshare serve`].
+    /// in flight per client), if this creates it (default: rings: 256; channels:
+    /// mapshare's default; services: 4, as `mapshare serve`).
     #[arg(long, value_name = "N")]
     capacity: Option<usize>,
     /// Largest message in bytes, if this creates the ring, channel or
-    /// service [rings: 4096; channels: mapshare's default; services:
-    /// 65536, as `mapshare serve`].
+    /// service (default: rings: 4096; channels: mapshare's default; services:
+    /// 65536, as `mapshare serve`).
     #[arg(long, value_name = "BYTES")]
     max_message: Option<usize>,
     /// What a slow subscriber does, if this creates the ring.
     #[arg(long, value_enum, default_value_t = PolicyArg::Lossless)]
     policy: PolicyArg,
-    /// Senders at once, if this creates a channel [mapshare's default].
+    /// Senders at once, if this creates a channel (default: mapshare's own).
     #[arg(long, value_name = "N")]
     senders: Option<usize>,
-    /// Clients at once, if this creates a service [8, as `mapshare serve`].
+    /// Clients at once, if this creates a service (default: 8, as `mapshare serve`).
     #[arg(long, value_name = "N")]
     clients: Option<usize>,
     /// How long a --call bridge waits for the answer to one request, in
-    /// seconds [a day]. A lost link or a dead serving bridge ends the wait
+    /// seconds (default: a day). A lost link or a dead serving bridge ends the wait
     /// sooner; either way the clients waiting see the server gone.
     #[arg(long, value_name = "SECS")]
     call_timeout: Option<f64>,
     /// How long a remote end may be unreachable (its bridge killed, or the
-    /// link lost) before the local ends see it gone, in seconds [2]: a
+    /// link lost) before the local ends see it gone, in seconds (default: 2): a
     /// shorter cut goes unseen by a ring's subscribers and a channel's
     /// receiver (a service's requests in flight fail at once).
     #[arg(long, value_name = "SECS")]

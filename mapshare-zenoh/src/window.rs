@@ -35,9 +35,9 @@ pub(crate) const WINDOW: u64 = 4096;
 pub(crate) const WINDOW_BYTES: u64 = 8 << 20;
 
 /// The FIFO between Zenoh and a receiving bridge, in samples: a whole
-/// window from each of a few senders, so Zenoh's receive task never waits
-/// on it (its memory is bounded by the windows' bytes).
-pub(crate) const FIFO: usize = 4 * WINDOW as usize;
+/// window from each of up to 16 senders, so Zenoh's receive task never
+/// waits on it (its memory is bounded by the windows' bytes).
+pub(crate) const FIFO: usize = 16 * WINDOW as usize;
 
 /// When a receiving bridge acknowledges: every quarter window, in
 /// messages or in bytes, per sending origin, and at each end.
@@ -52,15 +52,32 @@ impl AckClock {
     /// Message `seq` of `origin`, `len` bytes, was taken: whether to
     /// acknowledge up to it now.
     pub(crate) fn take(&mut self, origin: u64, seq: u64, len: usize, end: bool) -> bool {
-        let (last, bytes) = self
-            .last
-            .entry(origin)
-            .or_insert((seq.saturating_sub(1), 0));
+        // The first message of a sender is acknowledged at once: whatever
+        // the sender counted before we were routed is then settled.
+        let first = !self.last.contains_key(&origin);
+        let (last, bytes) = self.last.entry(origin).or_insert((0, 0));
         *bytes += len as u64;
-        let due = end || seq.saturating_sub(*last) >= WINDOW / 4 || *bytes >= WINDOW_BYTES / 4;
+        let due =
+            first || end || seq.saturating_sub(*last) >= WINDOW / 4 || *bytes >= WINDOW_BYTES / 4;
         if due {
-            *last = seq;
+            *last = (*last).max(seq);
             *bytes = 0;
+        }
+        due
+    }
+
+    /// What to acknowledge when the stream pauses: per origin, the last
+    /// sequence number taken (`taken`) if it is not acknowledged yet.
+    pub(crate) fn flush(&mut self, taken: &HashMap<u64, u64>) -> Vec<(u64, u64)> {
+        let mut due = Vec::new();
+        for (&o, &seq) in taken {
+            if let Some((last, bytes)) = self.last.get_mut(&o) {
+                if seq > *last {
+                    *last = seq;
+                    *bytes = 0;
+                    due.push((o, seq));
+                }
+            }
         }
         due
     }
@@ -284,7 +301,11 @@ mod tests {
     fn acks_come_every_quarter_window_in_messages_or_bytes() {
         let mut c = AckClock::default();
         let acks: Vec<u64> = (1..=WINDOW).filter(|&q| c.take(7, q, 1, false)).collect();
-        assert_eq!(acks, vec![WINDOW / 4, WINDOW / 2, 3 * WINDOW / 4, WINDOW]);
+        assert_eq!(
+            acks,
+            vec![1, WINDOW / 4 + 1, WINDOW / 2 + 1, 3 * WINDOW / 4 + 1],
+            "the first at once"
+        );
         let big = (WINDOW_BYTES / 4) as usize;
         assert!(
             c.take(7, WINDOW + 1, big, false),
@@ -292,9 +313,13 @@ mod tests {
         );
         assert!(c.take(7, WINDOW + 2, 0, true), "an end");
         assert!(
-            !c.take(8, 100, 1, false),
-            "another origin counts on its own"
+            c.take(8, 100, 1, false),
+            "another origin: its first at once"
         );
+        assert!(!c.take(8, 101, 1, false));
+        let taken = HashMap::from([(8, 101), (7, WINDOW + 2)]);
+        assert_eq!(c.flush(&taken), vec![(8, 101)], "what a pause settles");
+        assert_eq!(c.flush(&taken), vec![]);
     }
 
     #[test]

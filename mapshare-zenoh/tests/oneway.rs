@@ -354,18 +354,14 @@ fn killed_sending_bridge_is_seen_by_the_receiver_and_a_restart_resumes() {
     pair.assert_clean();
 }
 
-#[test]
-fn senders_on_two_hosts_feed_one_receiver_each_ended_on_its_own() {
-    // Hosts A and C both send into B's channel: B's bridge takes a lane per
-    // sending bridge, so A's senders ending does not end C's stream, and
-    // B's receiver sees its senders gone only when both have ended.
-    let pair = Pair::new("twoout");
-    let name = unique("twoout");
+fn two_sending_hosts(test: &str, lanes: &str) {
+    let pair = Pair::new(test);
+    let name = unique(test);
     let c = Host::new();
     let (ba, bb) = bridges(
         &pair,
         &["--channel-out", &name],
-        &["--channel-in", &name, "--senders", "2"],
+        &["--channel-in", &name, "--senders", lanes],
     );
     let bc = Bridge::start_with(
         &c,
@@ -378,12 +374,14 @@ fn senders_on_two_hosts_feed_one_receiver_each_ended_on_its_own() {
     let rx_ready = pair.dir.join("rx.ready");
     let rx = role(&pair.b, "chan-recv", &name, u64::MAX, 0, &rx_ready);
     wait_file(&rx_ready);
-    let ta = role(
+    // Both paced, so that their streams overlap.
+    let ta = paced(
         &pair.a,
         "chan-send",
         &name,
         1000,
         0,
+        500,
         &pair.dir.join("ta.ready"),
     );
     let tc = paced(
@@ -407,12 +405,34 @@ fn senders_on_two_hosts_feed_one_receiver_each_ended_on_its_own() {
     );
     assert_eq!((seen.received, seen.lost), (4000, 0), "{out}\n{text}");
     assert_eq!(field(&out, "END"), "disconnected", "{out}");
+    if lanes == "1" {
+        assert!(
+            bb.text().contains("cannot take a sender lane"),
+            "one waited: {text}"
+        );
+    }
     let (a, b, cc) = (ba.stop(), bb.stop(), bc.stop());
     assert_eq!(counts(&a, &name), (1000, 0), "{a}");
     assert_eq!(counts(&cc, &name), (3000, 0), "{cc}");
     assert_eq!(counts(&b, &name), (0, 4000), "{b}");
     assert_eq!(c.shm(), Vec::<String>::new(), "host C /dev/shm");
     pair.assert_clean();
+}
+
+#[test]
+fn senders_on_two_hosts_feed_one_receiver_each_ended_on_its_own() {
+    // Hosts A and C both send into B's channel: B's bridge takes a lane per
+    // sending bridge, so A's senders ending does not end C's stream, and
+    // B's receiver sees its senders gone only when both have ended.
+    two_sending_hosts("twoout", "2");
+}
+
+#[test]
+fn a_sending_host_without_a_lane_waits_and_the_others_go_on() {
+    // One lane on B for two sending hosts: C's messages wait (its window
+    // holds C back) until A's stream ends and hands its lane over; nothing
+    // is lost, and the receiver never sees its senders gone in between.
+    two_sending_hosts("onelane", "1");
 }
 
 #[test]
