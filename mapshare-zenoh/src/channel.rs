@@ -71,21 +71,34 @@ pub struct BytesSpec {
     pub peers: Option<usize>,
 }
 
+impl BytesSpec {
+    /// `o` with this geometry (what is set) and blocking waits.
+    pub(crate) fn apply<K>(self, mut o: mapshare::Options<K>) -> mapshare::Options<K>
+    where
+        K: mapshare::options::Attach
+            + mapshare::options::HasCapacity
+            + mapshare::options::HasMaxMessage
+            + mapshare::options::HasSenders,
+    {
+        if let Some(c) = self.capacity {
+            o = o.capacity(c);
+        }
+        if let Some(m) = self.max_message {
+            o = o.max_message(m);
+        }
+        if let Some(p) = self.peers {
+            o = o.senders(p);
+        }
+        o.wait_strategy(WaitStrategy::Block)
+    }
+}
+
 /// Joins channel `name` as its receiver (creating it if needed): the
 /// `out` side's local end. Done before the bridge says `ready`, so a
 /// receiver already attached is an error at start.
 pub(crate) fn open_out(name: &str, spec: BytesSpec) -> Result<Receiver> {
-    let mut o = Receiver::options(name).wait_strategy(WaitStrategy::Block);
-    if let Some(c) = spec.capacity {
-        o = o.capacity(c);
-    }
-    if let Some(m) = spec.max_message {
-        o = o.max_message(m);
-    }
-    if let Some(p) = spec.peers {
-        o = o.senders(p);
-    }
-    o.open_or_create()
+    spec.apply(Receiver::options(name))
+        .open_or_create()
         .map_err(|e| anyhow!("{name}: joining the channel as its receiver: {e}"))
 }
 
@@ -94,17 +107,7 @@ pub(crate) fn open_out(name: &str, spec: BytesSpec) -> Result<Receiver> {
 /// remote senders end, so a receiver here waits for them as for local
 /// senders that have not come yet.
 pub(crate) fn open_in(name: &str, spec: BytesSpec) -> Result<Sender, mapshare::SegmentError> {
-    let mut o = Sender::options(name).wait_strategy(WaitStrategy::Block);
-    if let Some(c) = spec.capacity {
-        o = o.capacity(c);
-    }
-    if let Some(m) = spec.max_message {
-        o = o.max_message(m);
-    }
-    if let Some(p) = spec.peers {
-        o = o.senders(p);
-    }
-    o.open_or_create()
+    spec.apply(Sender::options(name)).open_or_create()
 }
 
 /// What a bridge says of its channel on `mapshare/NAME/meta`.

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use mapshare::{Client, RecvError, ReplyTo, Server, TrySendError, WaitStrategy};
+use mapshare::{Client, RecvError, ReplyTo, Server, TrySendError};
 use tokio::sync::{mpsc, watch};
 use zenoh::query::{ConsolidationMode, Query, QueryTarget};
 use zenoh::sample::{Locality, SampleKind};
@@ -71,35 +71,16 @@ pub(crate) fn service_meta(origin: u64, role: &str, stats: &mapshare::ServiceSta
     Meta::bytes(origin, "service", role, stats.capacity, stats.max_message)
 }
 
-fn options<K>(mut o: mapshare::Options<K>, spec: BytesSpec) -> mapshare::Options<K>
-where
-    K: mapshare::options::Attach
-        + mapshare::options::HasCapacity
-        + mapshare::options::HasMaxMessage
-        + mapshare::options::HasSenders,
-{
-    if let Some(c) = spec.capacity {
-        o = o.capacity(c);
-    }
-    if let Some(m) = spec.max_message {
-        o = o.max_message(m);
-    }
-    if let Some(p) = spec.peers {
-        o = o.senders(p);
-    }
-    o.wait_strategy(WaitStrategy::Block)
-}
-
 /// Joins service `name` as a client (creating it if needed): the `serve`
 /// side's local end, taken before the bridge says `ready`.
 pub(crate) fn open_serve(name: &str, spec: BytesSpec) -> Result<Client> {
-    options(Client::options(name), spec)
+    spec.apply(Client::options(name))
         .open_or_create()
         .map_err(|e| anyhow!("{name}: joining the service as a client: {e}"))
 }
 
 fn claim(name: &str, spec: BytesSpec) -> Result<Server, mapshare::SegmentError> {
-    options(Server::options(name), spec).open_or_create()
+    spec.apply(Server::options(name)).open_or_create()
 }
 
 /// The `serve` side: queries from other hosts to the local server.
